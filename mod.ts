@@ -1,0 +1,45 @@
+/**
+ * Wisp: a WebSocket server (RFC 6455) for Deno and Bun, written on the runtimes' raw TCP
+ * sockets with web-standard APIs and no dependencies.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./mod.ts";
+ *
+ * const server = serve({
+ *   port: 0,
+ *   protocols: ["chat"],
+ *   upgrade(request) {
+ *     return { data: { user: new URL(request.url).searchParams.get("user") ?? "anonymous" } };
+ *   },
+ *   websocket: {
+ *     open(ws) {
+ *       ws.send(`hello, ${ws.data.user}`);
+ *     },
+ *     message(ws, data) {
+ *       ws.send(data);
+ *     },
+ *   },
+ * });
+ * await server.close();
+ * ```
+ * @module
+ */
+
+export { serve } from "./src/server.ts";
+export type { Server } from "./src/server.ts";
+export type {
+  ConnectionInfo,
+  ProtocolSelector,
+  ServeOptions,
+  UpgradeInfo,
+  UpgradeResult,
+} from "./src/options.ts";
+export { ReadyState, ServerWebSocket } from "./src/websocket.ts";
+export type { MessageData, SendStatus, WebSocketHandler } from "./src/websocket.ts";
+export { CloseCode } from "./src/close.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./src/cli.ts");
+  main();
+}

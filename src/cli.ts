@@ -1,0 +1,85 @@
+/**
+ * The command line: `deno run -A mod.ts [flags]` or `bun run mod.ts [flags]`.
+ * @module
+ */
+
+import { runtimeArgs, runtimeExit } from "./runtime/mod.ts";
+import { serve, type Server } from "./server.ts";
+
+/** Parsed command-line flags. */
+export interface CliOptions {
+  port: number;
+  hostname: string;
+  echo: boolean;
+  help: boolean;
+}
+
+/** The `--help` text. */
+export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--help]
+
+  --port N          port to listen on (default 3368)
+  --hostname HOST   address to listen on (default 127.0.0.1)
+  --echo            echo every text and binary message back, on any path
+  --help            show this help
+`;
+
+/** Parses flags; throws a `TypeError` whose message says what is wrong. */
+export function parseArgs(args: readonly string[]): CliOptions {
+  const options: CliOptions = { port: 3368, hostname: "127.0.0.1", echo: false, help: false };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    const value = () => {
+      const next = inline ?? args[++i];
+      if (next === undefined) throw new TypeError(`${flag} needs a value`);
+      return next;
+    };
+    if (flag === "--port") {
+      const text = value();
+      const port = Number(text);
+      if (!/^\d+$/.test(text) || port > 65535) throw new TypeError(`--port must be 0-65535, got "${text}"`);
+      options.port = port;
+    } else if (flag === "--hostname") {
+      options.hostname = value();
+    } else if (flag === "--echo" && inline === undefined) {
+      options.echo = true;
+    } else if ((flag === "--help" || flag === "-h") && inline === undefined) {
+      options.help = true;
+    } else {
+      throw new TypeError(`unknown argument "${args[i]}"`);
+    }
+  }
+  return options;
+}
+
+/** Starts the server the flags describe. */
+export function startFromCli(options: CliOptions): Server {
+  return serve({
+    port: options.port,
+    hostname: options.hostname,
+    // Echo mode talks to any client, so it agrees to the first subprotocol offered.
+    protocols: (offered) => offered[0],
+    websocket: {
+      message(ws, data) {
+        ws.send(data);
+      },
+    },
+  });
+}
+
+/** Runs the command line: parses the process's flags and starts the server (exit 2 on bad flags). */
+export function main(): void {
+  let options: CliOptions;
+  try {
+    options = parseArgs(runtimeArgs());
+  } catch (error) {
+    console.error(`wisp: ${(error as Error).message}\n\n${USAGE}`);
+    runtimeExit(2);
+  }
+  if (options.help) {
+    console.log(USAGE);
+    return;
+  }
+  const server = startFromCli(options);
+  const mode = options.echo ? "echo" : "chat";
+  console.log(`Wisp ${mode} server listening on ${server.url.replace("http", "ws")}`);
+}

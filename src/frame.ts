@@ -1,0 +1,313 @@
+/**
+ * WebSocket framing (RFC 6455 §5): a streaming parser for client frames and an encoder for
+ * server frames. Pure: bytes in, callbacks out, no I/O and no timers.
+ * @module
+ */
+
+import { CloseCode } from "./close.ts";
+
+/** Frame opcodes. */
+export const Opcode = {
+  Continuation: 0x0,
+  Text: 0x1,
+  Binary: 0x2,
+  Close: 0x8,
+  Ping: 0x9,
+  Pong: 0xa,
+} as const;
+
+/** The RSV1 bit, which permessage-deflate uses to mark a compressed message. */
+export const RSV1 = 0x40;
+
+/** Largest payload of a control frame. */
+export const MAX_CONTROL_PAYLOAD = 125;
+
+/** Receives what {@linkcode FrameParser} reads. Each method returns 0, or a close code to fail with. */
+export interface FrameHandler {
+  /** A data frame (opcode 0, 1 or 2) begins; its payload follows through `onDataPayload`. */
+  onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number;
+  /**
+   * The next unmasked bytes of the current data frame, a view into the pushed chunk. `end` is
+   * true on the frame's last piece, which is empty for an empty frame.
+   */
+  onDataPayload(bytes: Uint8Array, end: boolean): number;
+  /** A whole, unmasked control frame. The payload is a view that is only valid during the call. */
+  onControlFrame(opcode: number, payload: Uint8Array): number;
+}
+
+const EMPTY = new Uint8Array(0);
+const enum State {
+  Header,
+  Payload,
+}
+
+/**
+ * Reads client frames from a byte stream, in any split: the calls it makes are the same whether
+ * the bytes come whole or one at a time (payload may only come in more pieces). Data payloads are
+ * unmasked in place and handed on as views, never copied; only a header or a control payload
+ * split across chunks is gathered in a small fixed buffer.
+ *
+ * It enforces the rules that need no connection state: masking, reserved bits and opcodes,
+ * control-frame length and FIN, and 64-bit lengths. The first violation is kept in
+ * {@linkcode FrameParser.error} and all later input is ignored.
+ */
+export class FrameParser {
+  #handler: FrameHandler;
+  #allowedRsv: number;
+  #state = State.Header;
+  /** A header split across chunks (at most 14 bytes). */
+  #head = new Uint8Array(14);
+  #headFilled = 0;
+  #opcode = 0;
+  #remaining = 0;
+  #mask = new Uint8Array(4);
+  #maskOffset = 0;
+  /** A control payload split across chunks. */
+  #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
+  #controlFilled = 0;
+  #controlLength = 0;
+  #error = 0;
+  #paused = false;
+
+  /**
+   * @param handler receives frames and payload.
+   * @param allowedRsv the RSV bits a negotiated extension defines (`RSV1` for deflate), else 0.
+   */
+  constructor(handler: FrameHandler, allowedRsv = 0) {
+    this.#handler = handler;
+    this.#allowedRsv = allowedRsv;
+  }
+
+  /** The close code of the first violation, or 0. */
+  get error(): number {
+    return this.#error;
+  }
+
+  /** Stops the current `push` after the callback that calls it; `push` then returns the bytes used. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /**
+   * Parses `chunk` (unmasking its payload bytes in place). Returns how many bytes were used:
+   * all of them unless the handler paused the parser, in which case the caller pushes the rest
+   * again later.
+   */
+  push(chunk: Uint8Array): number {
+    this.#paused = false;
+    const length = chunk.length;
+    let pos = 0;
+    while (pos < length && this.#error === 0 && !this.#paused) {
+      if (this.#state === State.Header) {
+        pos = this.#readHeader(chunk, pos);
+      } else {
+        pos = this.#readPayload(chunk, pos);
+      }
+    }
+    return this.#error === 0 ? pos : length;
+  }
+
+  #fail(code: number): void {
+    this.#error = code;
+  }
+
+  #readHeader(chunk: Uint8Array, pos: number): number {
+    const available = chunk.length - pos;
+    if (this.#headFilled === 0 && available >= 2) {
+      const size = this.#checkFirstBytes(chunk[pos], chunk[pos + 1]);
+      if (size === 0) return pos;
+      if (available >= size) {
+        this.#startFrame(chunk, pos);
+        return pos + size;
+      }
+    }
+    // Gather a split header: first the two fixed bytes, then the rest.
+    const head = this.#head;
+    if (this.#headFilled < 2) {
+      const take = Math.min(2 - this.#headFilled, available);
+      head.set(chunk.subarray(pos, pos + take), this.#headFilled);
+      this.#headFilled += take;
+      pos += take;
+      if (this.#headFilled < 2) return pos;
+      if (this.#checkFirstBytes(head[0], head[1]) === 0) return pos;
+    }
+    const size = headerSize(head[1]);
+    const take = Math.min(size - this.#headFilled, chunk.length - pos);
+    head.set(chunk.subarray(pos, pos + take), this.#headFilled);
+    this.#headFilled += take;
+    pos += take;
+    if (this.#headFilled === size) {
+      this.#headFilled = 0;
+      this.#startFrame(head, 0);
+    }
+    return pos;
+  }
+
+  /** Checks the first two header bytes; returns the header size, or 0 after failing. */
+  #checkFirstBytes(b0: number, b1: number): number {
+    const opcode = b0 & 0x0f;
+    if ((b0 & 0x70 & ~this.#allowedRsv) !== 0) return this.#failHeader();
+    if ((b1 & 0x80) === 0) return this.#failHeader(); // client frames must be masked
+    if (opcode >= 0x8) {
+      if (opcode > Opcode.Pong) return this.#failHeader();
+      // Control frames: FIN set, short payload, no extension bits.
+      if ((b0 & 0x80) === 0 || (b1 & 0x7f) > MAX_CONTROL_PAYLOAD || (b0 & 0x70) !== 0) {
+        return this.#failHeader();
+      }
+    } else if (opcode > Opcode.Binary) {
+      return this.#failHeader();
+    }
+    return headerSize(b1);
+  }
+
+  #failHeader(): number {
+    this.#fail(CloseCode.ProtocolError);
+    return 0;
+  }
+
+  /** Reads a complete header at `src[at]` and announces the frame. */
+  #startFrame(src: Uint8Array, at: number): void {
+    const b0 = src[at];
+    const len7 = src[at + 1] & 0x7f;
+    let length = len7;
+    let maskAt = at + 2;
+    if (len7 === 126) {
+      length = (src[at + 2] << 8) | src[at + 3];
+      maskAt = at + 4;
+    } else if (len7 === 127) {
+      const high = ((src[at + 2] << 24) | (src[at + 3] << 16) | (src[at + 4] << 8) | src[at + 5]) >>> 0;
+      if (high >= 0x80000000) return this.#fail(CloseCode.ProtocolError);
+      const low = ((src[at + 6] << 24) | (src[at + 7] << 16) | (src[at + 8] << 8) | src[at + 9]) >>> 0;
+      // Beyond 2^53 the value is inexact, but it is then far above any message limit anyway.
+      length = high * 0x100000000 + low;
+      maskAt = at + 10;
+    }
+    const mask = this.#mask;
+    mask[0] = src[maskAt];
+    mask[1] = src[maskAt + 1];
+    mask[2] = src[maskAt + 2];
+    mask[3] = src[maskAt + 3];
+    this.#maskOffset = 0;
+    this.#remaining = length;
+    const opcode = b0 & 0x0f;
+    this.#opcode = opcode;
+    if (opcode >= 0x8) {
+      this.#controlLength = length;
+      this.#controlFilled = 0;
+      if (length === 0) this.#report(this.#handler.onControlFrame(opcode, EMPTY));
+      else this.#state = State.Payload;
+      return;
+    }
+    const code = this.#handler.onDataFrame(opcode, (b0 & 0x80) !== 0, (b0 & RSV1) !== 0, length);
+    if (code !== 0) return this.#fail(code);
+    if (length === 0) this.#report(this.#handler.onDataPayload(EMPTY, true));
+    else this.#state = State.Payload;
+  }
+
+  #readPayload(chunk: Uint8Array, pos: number): number {
+    const take = Math.min(this.#remaining, chunk.length - pos);
+    const piece = chunk.subarray(pos, pos + take);
+    unmask(piece, this.#mask, this.#maskOffset);
+    this.#maskOffset = (this.#maskOffset + take) & 3;
+    this.#remaining -= take;
+    const end = this.#remaining === 0;
+    if (end) this.#state = State.Header;
+    if (this.#opcode < 0x8) {
+      this.#report(this.#handler.onDataPayload(piece, end));
+    } else if (end && this.#controlFilled === 0) {
+      this.#report(this.#handler.onControlFrame(this.#opcode, piece));
+    } else {
+      this.#control.set(piece, this.#controlFilled);
+      this.#controlFilled += take;
+      if (end) {
+        const payload = this.#control.subarray(0, this.#controlLength);
+        this.#report(this.#handler.onControlFrame(this.#opcode, payload));
+      }
+    }
+    return pos + take;
+  }
+
+  #report(code: number): void {
+    if (code !== 0) this.#fail(code);
+  }
+}
+
+/** Header size implied by the second header byte: 2, plus 2 or 8 length bytes, plus the mask. */
+function headerSize(b1: number): number {
+  const len7 = b1 & 0x7f;
+  return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) !== 0 ? 4 : 0);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * XORs `bytes` in place with the 4-byte `mask`, starting at mask position `offset` (0–3).
+ * Long runs go a 32-bit word at a time.
+ */
+export function unmask(bytes: Uint8Array, mask: Uint8Array, offset: number): void {
+  const length = bytes.length;
+  let i = 0;
+  if (length >= 32) {
+    while (((bytes.byteOffset + i) & 3) !== 0) {
+      bytes[i] ^= mask[(offset + i) & 3];
+      i++;
+    }
+    const words = (length - i) >>> 2;
+    const k = (offset + i) & 3;
+    const m0 = mask[k], m1 = mask[(k + 1) & 3], m2 = mask[(k + 2) & 3], m3 = mask[(k + 3) & 3];
+    const word = LITTLE_ENDIAN
+      ? (m0 | (m1 << 8) | (m2 << 16) | (m3 << 24))
+      : ((m0 << 24) | (m1 << 16) | (m2 << 8) | m3);
+    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] ^= word;
+    i += words << 2;
+  }
+  for (; i < length; i++) bytes[i] ^= mask[(offset + i) & 3];
+}
+
+/** Size of the header of an unmasked server frame with a payload of `length` bytes. */
+export function frameHeaderSize(length: number): number {
+  return length < 126 ? 2 : length < 0x10000 ? 4 : 10;
+}
+
+/**
+ * Writes the header of an unmasked, final server frame into `target` at `at`; returns where the
+ * payload goes. `rsv1` marks a compressed message.
+ */
+export function writeFrameHeader(
+  target: Uint8Array,
+  at: number,
+  opcode: number,
+  length: number,
+  rsv1 = false,
+): number {
+  target[at] = 0x80 | (rsv1 ? RSV1 : 0) | opcode;
+  if (length < 126) {
+    target[at + 1] = length;
+    return at + 2;
+  }
+  if (length < 0x10000) {
+    target[at + 1] = 126;
+    target[at + 2] = length >>> 8;
+    target[at + 3] = length & 0xff;
+    return at + 4;
+  }
+  target[at + 1] = 127;
+  const high = Math.floor(length / 0x100000000);
+  target[at + 2] = high >>> 24;
+  target[at + 3] = (high >>> 16) & 0xff;
+  target[at + 4] = (high >>> 8) & 0xff;
+  target[at + 5] = high & 0xff;
+  target[at + 6] = length >>> 24;
+  target[at + 7] = (length >>> 16) & 0xff;
+  target[at + 8] = (length >>> 8) & 0xff;
+  target[at + 9] = length & 0xff;
+  return at + 10;
+}
+
+/** Encodes one unmasked, final server frame (header and payload in one buffer). */
+export function encodeFrame(opcode: number, payload: Uint8Array, rsv1 = false): Uint8Array {
+  const frame = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
+  frame.set(payload, writeFrameHeader(frame, 0, opcode, payload.length, rsv1));
+  return frame;
+}

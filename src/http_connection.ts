@@ -1,0 +1,250 @@
+/**
+ * The HTTP phase of every connection: read the request head, then either answer it as plain
+ * HTTP (the `fetch` handler) or complete a WebSocket handshake and hand the connection over.
+ * @module
+ */
+
+import {
+  acceptKey,
+  encodeResponse,
+  errorResponse,
+  type HttpError,
+  isUpgradeRequest,
+  offeredProtocols,
+  parseRequestHead,
+  type RequestHead,
+  switchingProtocols,
+  validateUpgrade,
+} from "./handshake.ts";
+import type { ResolvedOptions, UpgradeResult } from "./options.ts";
+import type { Transport, TransportEvents } from "./runtime/types.ts";
+
+/** What an {@linkcode HttpConnection} needs from its server. */
+export interface HttpHost<T> {
+  options: ResolvedOptions<T>;
+  /** Takes over a connection whose handshake succeeded. */
+  adopt(
+    transport: Transport,
+    init: { url: string; protocol: string; data: T },
+    early: Uint8Array | null,
+  ): void;
+  /** The HTTP phase ended, whatever the outcome. */
+  released(connection: HttpConnection<T>): void;
+}
+
+const enum Stage {
+  /** Reading the head (and, for plain HTTP, the body). */
+  Reading,
+  /** Waiting on hooks; further bytes are kept as early frames. */
+  Deciding,
+  /** Answered or handed over. */
+  Done,
+}
+
+/** One connection in its HTTP phase. */
+export class HttpConnection<T> implements TransportEvents {
+  readonly #transport: Transport;
+  readonly #host: HttpHost<T>;
+  #buffer = new Uint8Array(1024);
+  #length = 0;
+  #stage = Stage.Reading;
+  #head: RequestHead | null = null;
+  #timer: ReturnType<typeof setTimeout>;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(transport: Transport, host: HttpHost<T>) {
+    this.#transport = transport;
+    this.#host = host;
+    this.#timer = setTimeout(
+      () => this.refuse({ status: 408, message: "the request took too long" }),
+      host.options.handshakeTimeout,
+    );
+  }
+
+  data(chunk: Uint8Array): boolean {
+    if (this.#stage === Stage.Done) return false;
+    const options = this.#host.options;
+    // Whatever arrives is bounded: head plus body, or head plus early frames.
+    if (this.#length + chunk.length > options.maxHeadSize + Math.max(options.maxBodySize, 65536)) {
+      this.refuse({ status: 413, message: "the request is too large" });
+      return false;
+    }
+    this.#append(chunk);
+    if (this.#stage === Stage.Reading) this.#read();
+    return false;
+  }
+
+  drain(): void {}
+
+  close(): void {
+    clearTimeout(this.#lingerTimer);
+    this.#end();
+  }
+
+  /** Drops the connection (server shutdown). */
+  abort(): void {
+    this.#transport.destroy();
+  }
+
+  #append(chunk: Uint8Array): void {
+    const needed = this.#length + chunk.length;
+    if (needed > this.#buffer.length) {
+      const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(chunk, this.#length);
+    this.#length = needed;
+  }
+
+  #read(): void {
+    const options = this.#host.options;
+    if (this.#head === null) {
+      const parsed = parseRequestHead(this.#buffer.subarray(0, this.#length), options);
+      if (parsed === null) return;
+      if ("status" in parsed) return this.refuse(parsed);
+      this.#head = parsed;
+    }
+    const head = this.#head;
+    if (isUpgradeRequest(head.headers)) {
+      this.#stage = Stage.Deciding;
+      this.#upgrade(head).catch((error) => this.#internalError(error));
+      return;
+    }
+    if (head.headers.has("transfer-encoding")) {
+      return this.refuse({ status: 501, message: "chunked request bodies are not supported" });
+    }
+    const declared = head.headers.get("content-length");
+    const bodyLength = declared === null ? 0 : Number(declared);
+    if (!/^\d+$/.test(declared ?? "0")) {
+      return this.refuse({ status: 400, message: "invalid Content-Length" });
+    }
+    if (bodyLength > options.maxBodySize) {
+      return this.refuse({
+        status: 413,
+        message: `request bodies are limited to ${options.maxBodySize} bytes`,
+      });
+    }
+    if (this.#length < head.size + bodyLength) return; // the body is still coming
+    this.#stage = Stage.Deciding;
+    const body = this.#buffer.slice(head.size, head.size + bodyLength);
+    this.#answer(head, body).catch((error) => this.#internalError(error));
+  }
+
+  /** The request as a web `Request`, or the 400 to answer when its URL is unusable. */
+  #request(head: RequestHead, body: Uint8Array<ArrayBuffer> | null): Request | HttpError {
+    const host = head.headers.get("host");
+    if (host === null && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
+    let url: URL;
+    try {
+      url = new URL(head.target, `http://${host ?? this.#host.options.hostname}`);
+    } catch {
+      return { status: 400, message: "invalid request target" };
+    }
+    const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
+    return new Request(url, { method: head.method, headers: head.headers, body: hasBody ? body : null });
+  }
+
+  async #answer(head: RequestHead, body: Uint8Array<ArrayBuffer>): Promise<void> {
+    const request = this.#request(head, body);
+    if (!(request instanceof Request)) return this.refuse(request);
+    const transport = this.#transport;
+    const fetch = this.#host.options.fetch;
+    const response = fetch === null
+      ? new Response("This is a WebSocket server.\n", {
+        status: 426,
+        headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
+      })
+      : await fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort });
+    if (!(response instanceof Response)) {
+      throw new TypeError("the fetch handler must return a Response");
+    }
+    this.#send(await encodeResponse(response, head.method));
+  }
+
+  async #upgrade(head: RequestHead): Promise<void> {
+    const options = this.#host.options;
+    const key = validateUpgrade(head);
+    if (typeof key !== "string") return this.refuse(key);
+    const request = this.#request(head, null);
+    if (!(request instanceof Request)) return this.refuse(request);
+    if (options.path !== null && new URL(request.url).pathname !== options.path) {
+      return this.refuse({ status: 404, message: "no WebSocket endpoint at this path" });
+    }
+    const origin = head.headers.get("origin");
+    if (options.origins !== null && origin !== null && !options.origins.has(origin)) {
+      return this.refuse({ status: 403, message: "origin not allowed" });
+    }
+    const offered = offeredProtocols(head.headers);
+    if (offered === null) return this.refuse({ status: 400, message: "malformed Sec-WebSocket-Protocol" });
+
+    const transport = this.#transport;
+    let decision: UpgradeResult<T> = true;
+    if (options.upgrade !== null) {
+      decision = await options.upgrade(request, {
+        remoteAddress: transport.remoteAddress,
+        remotePort: transport.remotePort,
+        protocols: offered,
+      });
+    }
+    if (this.#done) return; // timed out or dropped while the hook ran
+    if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
+    if (decision instanceof Response) return this.#send(await encodeResponse(decision, head.method));
+    const accepted = typeof decision === "object" && decision !== null ? decision : {};
+    const protocol = accepted.protocol ?? chooseProtocol(options.protocols, offered, request) ?? "";
+    if (protocol !== "" && !offered.includes(protocol)) {
+      throw new TypeError(
+        `subprotocol "${protocol}" was chosen but the client offered ${JSON.stringify(offered)}`,
+      );
+    }
+    const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
+    const accept = await acceptKey(key);
+    if (this.#done) return;
+    this.#end();
+    transport.write(switchingProtocols(accept, protocol, "", extra));
+    const early = this.#length > head.size ? this.#buffer.subarray(head.size, this.#length) : null;
+    this.#host.adopt(transport, { url: request.url, protocol, data: accepted.data as T }, early);
+  }
+
+  /** Whether the connection was answered, handed over or dropped (checked after each await). */
+  get #done(): boolean {
+    return this.#stage === Stage.Done;
+  }
+
+  #internalError(error: unknown): void {
+    console.error("wisp: a request handler failed:", error);
+    this.refuse({ status: 500, message: "internal server error" });
+  }
+
+  /** Answers with an error status and closes. */
+  refuse(error: HttpError): void {
+    this.#send(errorResponse(error));
+  }
+
+  /** Writes a final response and closes the connection after it. */
+  #send(response: Uint8Array): void {
+    if (this.#stage === Stage.Done) return;
+    this.#end();
+    const transport = this.#transport;
+    transport.write(response);
+    transport.end();
+    // A client that never closes its side is dropped once it has had time to read the answer.
+    this.#lingerTimer = setTimeout(() => transport.destroy(), this.#host.options.closeTimeout);
+  }
+
+  #end(): void {
+    if (this.#stage === Stage.Done) return;
+    this.#stage = Stage.Done;
+    clearTimeout(this.#timer);
+    this.#host.released(this);
+  }
+}
+
+function chooseProtocol(
+  protocols: ResolvedOptions<unknown>["protocols"],
+  offered: string[],
+  request: Request,
+): string | null | undefined {
+  if (typeof protocols === "function") return protocols(offered, request);
+  return protocols.find((protocol) => offered.includes(protocol));
+}

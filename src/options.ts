@@ -1,0 +1,254 @@
+/**
+ * `serve` options: their types, their defaults, and the checks that turn a mistake into a
+ * `TypeError` or `RangeError` naming the option.
+ * @module
+ */
+
+import type { WebSocketHandler } from "./websocket.ts";
+
+/** Facts about a connection that a web `Request` does not carry. */
+export interface ConnectionInfo {
+  /** The client's IP address. */
+  remoteAddress: string;
+  /** The client's port. */
+  remotePort: number;
+}
+
+/** What the `upgrade` hook sees besides the request. */
+export interface UpgradeInfo extends ConnectionInfo {
+  /** The subprotocols the client offered, in its order of preference. */
+  protocols: string[];
+}
+
+/**
+ * What the `upgrade` hook returns:
+ * - `false` refuses with 403, a `Response` refuses with that response;
+ * - `true`, nothing, or an object accepts; the object may carry the socket's `data`, the
+ *   `protocol` to agree on (one the client offered), and extra response `headers`.
+ */
+export type UpgradeResult<T> =
+  | boolean
+  | Response
+  | void
+  | undefined
+  | { data?: T; protocol?: string; headers?: HeadersInit };
+
+/** Chooses a subprotocol from the client's offer; `null`/`undefined` agrees on none. */
+export type ProtocolSelector = (offered: string[], request: Request) => string | null | undefined;
+
+/** Options of {@linkcode serve}. Every one is optional. */
+export interface ServeOptions<T = undefined> {
+  /** Port to listen on; 0 picks a free one. Default 3368. */
+  port?: number;
+  /** Address to listen on. Default `"127.0.0.1"`; use `"0.0.0.0"` to accept other hosts. */
+  hostname?: string;
+  /** Accept upgrades only for this path (e.g. `"/chat"`); others get 404. Default: any path. */
+  path?: string;
+  /**
+   * Browser origins allowed to connect (e.g. `["https://example.com"]`); an upgrade with another
+   * `Origin` gets 403. Requests without `Origin` (non-browser clients) are allowed. Default: any.
+   */
+  origins?: readonly string[];
+  /**
+   * Subprotocols the server speaks, in its order of preference (the first one the client also
+   * offered is agreed), or a function that chooses. Default: none.
+   */
+  protocols?: readonly string[] | ProtocolSelector;
+  /** Decides on each upgrade request; see {@linkcode UpgradeResult}. Default: accept all. */
+  upgrade?(request: Request, info: UpgradeInfo): UpgradeResult<T> | Promise<UpgradeResult<T>>;
+  /**
+   * Answers plain HTTP requests (those that do not ask for a WebSocket). The connection closes
+   * after each response. Default: 426 Upgrade Required.
+   */
+  fetch?(request: Request, info: ConnectionInfo): Response | Promise<Response>;
+  /** WebSocket event handlers. */
+  websocket?: WebSocketHandler<T>;
+  /** Largest message accepted, in bytes (inclusive); larger ones close with 1009. Default 16 MiB. */
+  maxPayloadLength?: number;
+  /**
+   * Largest send backlog per socket, in bytes, before the socket is dropped (a peer that does not
+   * read cannot exhaust memory). Default 32 MiB.
+   */
+  maxBufferedAmount?: number;
+  /** Largest HTTP request head, in bytes; larger gets 431. Default 16 KiB. */
+  maxHeadSize?: number;
+  /** Most header fields in a request head; more gets 431. Default 100. */
+  maxHeaderCount?: number;
+  /** Largest plain-HTTP request body, in bytes; larger gets 413. Default 1 MiB. */
+  maxBodySize?: number;
+  /** Most connections still in their HTTP phase at once; more get 503. Default 1024. */
+  maxPendingHandshakes?: number;
+  /** Milliseconds a client has to complete its request before 408. Default 10,000. */
+  handshakeTimeout?: number;
+  /** Milliseconds to wait for the peer's close frame and FIN before dropping. Default 5,000. */
+  closeTimeout?: number;
+  /**
+   * Milliseconds without any data from a client after which it is pinged (with `sendPings`), and
+   * after half as long again with still nothing, dropped (`close` reports 1006). 0 disables.
+   * Default 120,000.
+   */
+  idleTimeout?: number;
+  /** Whether idle connections get a ping before being dropped. Default true. */
+  sendPings?: boolean;
+}
+
+/** Options with every default filled in. */
+export interface ResolvedOptions<T> {
+  port: number;
+  hostname: string;
+  path: string | null;
+  origins: ReadonlySet<string> | null;
+  protocols: readonly string[] | ProtocolSelector;
+  upgrade: NonNullable<ServeOptions<T>["upgrade"]> | null;
+  fetch: NonNullable<ServeOptions<T>["fetch"]> | null;
+  websocket: WebSocketHandler<T>;
+  maxPayloadLength: number;
+  maxBufferedAmount: number;
+  maxHeadSize: number;
+  maxHeaderCount: number;
+  maxBodySize: number;
+  maxPendingHandshakes: number;
+  handshakeTimeout: number;
+  closeTimeout: number;
+  idleTimeout: number;
+  sendPings: boolean;
+}
+
+const MiB = 1024 * 1024;
+const MAX_BYTES = 2 ** 32 - 1;
+const MAX_DELAY = 2 ** 31 - 1;
+const HANDLER_NAMES = ["open", "message", "close", "drain", "ping", "pong", "error"] as const;
+const KNOWN = new Set([
+  "port",
+  "hostname",
+  "path",
+  "origins",
+  "protocols",
+  "upgrade",
+  "fetch",
+  "websocket",
+  "maxPayloadLength",
+  "maxBufferedAmount",
+  "maxHeadSize",
+  "maxHeaderCount",
+  "maxBodySize",
+  "maxPendingHandshakes",
+  "handshakeTimeout",
+  "closeTimeout",
+  "idleTimeout",
+  "sendPings",
+]);
+
+/** Validates `options` and fills in defaults; throws `TypeError`/`RangeError` naming the option. */
+export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("serve() takes an options object");
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) throw new TypeError(`unknown option "${name}"`);
+  }
+  return {
+    port: integer(options.port, "port", 3368, 0, 65535),
+    hostname: text(options.hostname, "hostname", "127.0.0.1"),
+    path: path(options.path),
+    origins: origins(options.origins),
+    protocols: protocols(options.protocols),
+    upgrade: optionalFunction(options.upgrade, "upgrade"),
+    fetch: optionalFunction(options.fetch, "fetch"),
+    websocket: handlers(options.websocket),
+    maxPayloadLength: integer(options.maxPayloadLength, "maxPayloadLength", 16 * MiB, 1, MAX_BYTES),
+    maxBufferedAmount: integer(options.maxBufferedAmount, "maxBufferedAmount", 32 * MiB, 1, MAX_BYTES),
+    maxHeadSize: integer(options.maxHeadSize, "maxHeadSize", 16 * 1024, 256, MAX_BYTES),
+    maxHeaderCount: integer(options.maxHeaderCount, "maxHeaderCount", 100, 1, 100_000),
+    maxBodySize: integer(options.maxBodySize, "maxBodySize", MiB, 0, MAX_BYTES),
+    maxPendingHandshakes: integer(options.maxPendingHandshakes, "maxPendingHandshakes", 1024, 1, 1e9),
+    handshakeTimeout: integer(options.handshakeTimeout, "handshakeTimeout", 10_000, 1, MAX_DELAY),
+    closeTimeout: integer(options.closeTimeout, "closeTimeout", 5_000, 1, MAX_DELAY),
+    idleTimeout: integer(options.idleTimeout, "idleTimeout", 120_000, 0, MAX_DELAY),
+    sendPings: boolean(options.sendPings, "sendPings", true),
+  };
+}
+
+function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(`option "${name}" must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`option "${name}" must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function text(value: unknown, name: string, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || value === "") {
+    throw new TypeError(`option "${name}" must be a non-empty string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new TypeError(`option "${name}" must be true or false, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function path(value: unknown): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== "string" || !value.startsWith("/")) {
+    throw new TypeError(`option "path" must be a string starting with "/", got ${describe(value)}`);
+  }
+  return value;
+}
+
+function origins(value: unknown): ReadonlySet<string> | null {
+  if (value === undefined) return null;
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+    throw new TypeError(`option "origins" must be an array of origin strings, got ${describe(value)}`);
+  }
+  return new Set(value);
+}
+
+function protocols(value: unknown): readonly string[] | ProtocolSelector {
+  if (value === undefined) return [];
+  if (typeof value === "function") return value as ProtocolSelector;
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string" && item !== "")) {
+    throw new TypeError(
+      `option "protocols" must be an array of subprotocol names or a function, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+function optionalFunction<F>(value: F | undefined, name: string): F | null {
+  if (value === undefined) return null;
+  if (typeof value !== "function") {
+    throw new TypeError(`option "${name}" must be a function, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function handlers<T>(value: WebSocketHandler<T> | undefined): WebSocketHandler<T> {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`option "websocket" must be an object of handlers, got ${describe(value)}`);
+  }
+  for (const name of Object.keys(value)) {
+    if (!(HANDLER_NAMES as readonly string[]).includes(name)) {
+      throw new TypeError(
+        `unknown handler "websocket.${name}"; the handlers are ${HANDLER_NAMES.join(", ")}`,
+      );
+    }
+    optionalFunction((value as Record<string, unknown>)[name], `websocket.${name}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) return "an array";
+  return value === null ? "null" : typeof value === "object" ? "an object" : String(value);
+}

@@ -1,0 +1,140 @@
+/**
+ * Transport adapter over `Bun.listen`.
+ * @module
+ */
+
+import type { Listen, Transport, TransportEvents, TransportListener } from "./types.ts";
+
+/** The part of Bun's socket this adapter uses. */
+interface BunSocket {
+  readonly remoteAddress: string;
+  readonly remotePort?: number;
+  data: BunTransport;
+  write(bytes: Uint8Array): number;
+  end(): void;
+  terminate(): void;
+  setNoDelay?(enabled: boolean): void;
+}
+
+class BunTransport implements Transport {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  events!: TransportEvents;
+  pending = 0;
+  #socket: BunSocket;
+  /** Bytes the kernel did not take yet; Bun's `write` does not queue them for us. */
+  #queue: Uint8Array[] = [];
+  #ending = false;
+  #peerEnded = false;
+  #closed = false;
+
+  constructor(socket: BunSocket) {
+    this.#socket = socket;
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort ?? 0;
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.#closed || this.#ending) return false;
+    if (this.#queue.length === 0) {
+      const n = this.#socket.write(bytes);
+      if (n === bytes.length) return false;
+      bytes = bytes.subarray(Math.max(n, 0));
+    }
+    this.#queue.push(bytes);
+    this.pending += bytes.length;
+    return true;
+  }
+
+  /** Bun says the socket is writable again: push out what is queued. */
+  onWritable(): void {
+    const queue = this.#queue;
+    while (queue.length > 0) {
+      const bytes = queue[0];
+      const n = this.#socket.write(bytes);
+      if (n > 0) this.pending -= n;
+      if (n < bytes.length) {
+        if (n > 0) queue[0] = bytes.subarray(n);
+        return;
+      }
+      queue.shift();
+    }
+    if (this.#ending) this.#halfClose();
+    else this.events.drain();
+  }
+
+  /** The peer sent FIN. */
+  onPeerEnd(): void {
+    this.#peerEnded = true;
+    // A peer that half-closed after its last frame still gets what the core queued in reply.
+    if (!this.#ending || this.#queue.length === 0) this.destroy();
+  }
+
+  end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    if (this.#queue.length === 0) this.#halfClose();
+  }
+
+  #halfClose(): void {
+    if (this.#peerEnded) return this.destroy();
+    this.#socket.end();
+  }
+
+  destroy(): void {
+    if (this.#closed) return;
+    this.#socket.terminate();
+    this.onClosed();
+  }
+
+  onClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.pending = 0;
+    this.events.close();
+  }
+}
+
+/** Listens with `Bun.listen`. */
+export const listen: Listen = (options, accept) => {
+  // deno-lint-ignore no-explicit-any
+  const bun = (globalThis as any).Bun;
+  const listener = bun.listen({
+    hostname: options.hostname,
+    port: options.port,
+    allowHalfOpen: true,
+    socket: {
+      open(socket: BunSocket) {
+        socket.setNoDelay?.(true);
+        const transport = new BunTransport(socket);
+        socket.data = transport;
+        accept(transport);
+      },
+      data(socket: BunSocket, chunk: Uint8Array) {
+        // A plain Uint8Array view, so handlers never see Bun's Buffer subclass.
+        socket.data.events.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      },
+      drain(socket: BunSocket) {
+        socket.data.onWritable();
+      },
+      end(socket: BunSocket) {
+        socket.data.onPeerEnd();
+      },
+      close(socket: BunSocket) {
+        socket.data?.onClosed();
+      },
+      error(socket: BunSocket) {
+        socket.data?.destroy();
+      },
+    },
+  });
+  const result: TransportListener = {
+    port: listener.port,
+    hostname: listener.hostname,
+    close() {
+      listener.stop(false);
+    },
+  };
+  return result;
+};

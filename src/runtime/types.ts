@@ -1,0 +1,65 @@
+/**
+ * The small TCP interface the core sees. Each runtime adapter implements it and nothing more:
+ * adapters hold no protocol logic.
+ * @module
+ */
+
+/** What the core does with one connection's events. */
+export interface TransportEvents {
+  /**
+   * Bytes arrived. The chunk now belongs to the core, which may keep views into it; the return
+   * value says whether it did (true) so that an adapter may reuse the buffer when not (false).
+   */
+  data(chunk: Uint8Array): boolean;
+  /** All queued bytes were handed to the operating system. */
+  drain(): void;
+  /** The connection is gone (peer closed, error, or destroyed); no event follows. */
+  close(): void;
+}
+
+/** One accepted TCP connection. */
+export interface Transport {
+  /** The peer's IP address. */
+  readonly remoteAddress: string;
+  /** The peer's port. */
+  readonly remotePort: number;
+  /** Bytes accepted by `write` but not yet handed to the operating system. */
+  readonly pending: number;
+  /** Where events go; the core sets it once when it takes the connection. */
+  events: TransportEvents;
+  /**
+   * Writes `bytes`, queueing what the operating system does not take now. The adapter may keep a
+   * reference to `bytes` until written, so the caller must not change them afterwards. Returns
+   * true when it kept one (the bytes are queued), false when they are already written.
+   */
+  write(bytes: Uint8Array): boolean;
+  /** Writes what is queued, then half-closes (FIN); reading goes on until the peer closes. */
+  end(): void;
+  /** Closes at once, dropping queued bytes. */
+  destroy(): void;
+}
+
+/** A listening socket. */
+export interface TransportListener {
+  /** The bound port (useful when 0 was asked for). */
+  readonly port: number;
+  /** The bound address. */
+  readonly hostname: string;
+  /** Stops accepting; open connections are left alone. */
+  close(): void;
+}
+
+/** Options for {@linkcode Listen}. */
+export interface ListenOptions {
+  hostname: string;
+  port: number;
+}
+
+/**
+ * Starts listening and hands each new connection to `accept`, which sets its events. Throws
+ * synchronously when the address cannot be bound.
+ */
+export type Listen = (
+  options: ListenOptions,
+  accept: (transport: Transport) => void,
+) => TransportListener;

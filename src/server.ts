@@ -1,0 +1,176 @@
+/**
+ * `serve`: validates options, listens through the runtime's adapter, runs each connection's HTTP
+ * phase, keeps track of open WebSockets, and shuts everything down in order.
+ * @module
+ */
+
+import { CloseCode } from "./close.ts";
+import { HttpConnection, type HttpHost } from "./http_connection.ts";
+import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
+import { runtimeListen } from "./runtime/mod.ts";
+import type { Transport, TransportListener } from "./runtime/types.ts";
+import { Connection, type ConnectionContext } from "./websocket.ts";
+
+/** A running server, as returned by {@linkcode serve}. */
+export interface Server {
+  /** The bound port (the real one when 0 was asked for). */
+  readonly port: number;
+  /** The bound address. */
+  readonly hostname: string;
+  /** `http://hostname:port/`. */
+  readonly url: string;
+  /** Open WebSockets (those that have not finished closing). */
+  readonly connections: number;
+  /**
+   * Stops accepting, drops connections still in their HTTP phase, and closes every WebSocket with
+   * 1001 after what was already sent to it. Resolves once every connection is closed (each waits
+   * at most `closeTimeout` for its peer).
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a WebSocket server on Deno or Bun.
+ *
+ * Throws a `TypeError` or `RangeError` naming the option when an option is wrong, and an `Error`
+ * when the address cannot be bound (for example, the port is in use).
+ *
+ * @example An echo server
+ * ```ts
+ * import { serve } from "../mod.ts";
+ *
+ * const server = serve({
+ *   port: 0,
+ *   websocket: {
+ *     message(ws, data) {
+ *       ws.send(data);
+ *     },
+ *   },
+ * });
+ * console.log(`listening on ${server.url}`);
+ * await server.close();
+ * ```
+ */
+export function serve<T = undefined>(options: ServeOptions<T> = {}): Server {
+  return new WispServer(resolveOptions(options));
+}
+
+class WispServer<T> implements Server, HttpHost<T> {
+  readonly options: ResolvedOptions<T>;
+  readonly #listener: TransportListener;
+  readonly #pending = new Set<HttpConnection<T>>();
+  readonly #sockets = new Set<Connection<T>>();
+  readonly #context: ConnectionContext<T>;
+  readonly #sweep: ReturnType<typeof setInterval> | undefined;
+  #closed: Promise<void> | null = null;
+  #resolveClosed: (() => void) | null = null;
+
+  constructor(options: ResolvedOptions<T>) {
+    this.options = options;
+    this.#context = {
+      handler: options.websocket,
+      maxPayloadLength: options.maxPayloadLength,
+      maxBufferedAmount: options.maxBufferedAmount,
+      closeTimeout: options.closeTimeout,
+      release: (connection) => {
+        this.#sockets.delete(connection);
+        this.#checkClosed();
+      },
+    };
+    this.#listener = listenOrExplain(options, (transport) => this.#accept(transport));
+    if (options.idleTimeout > 0) {
+      const sendPings = options.sendPings;
+      this.#sweep = setInterval(() => {
+        for (const connection of this.#sockets) connection.keepAlive(sendPings);
+      }, Math.max(1, Math.floor(options.idleTimeout / 2)));
+    }
+  }
+
+  get port(): number {
+    return this.#listener.port;
+  }
+
+  get hostname(): string {
+    return this.#listener.hostname;
+  }
+
+  get url(): string {
+    const host = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
+    return `http://${host}:${this.port}/`;
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  #accept(transport: Transport): void {
+    if (this.#closed !== null) {
+      transport.events = { data: () => false, drain() {}, close() {} };
+      transport.destroy();
+      return;
+    }
+    const http = new HttpConnection(transport, this);
+    transport.events = http;
+    if (this.#pending.size >= this.options.maxPendingHandshakes) {
+      http.refuse({ status: 503, message: "too many pending handshakes; try again" });
+      return;
+    }
+    this.#pending.add(http);
+  }
+
+  adopt(
+    transport: Transport,
+    init: { url: string; protocol: string; data: T },
+    early: Uint8Array | null,
+  ): void {
+    const connection = new Connection(transport, this.#context, { ...init, extensions: "" });
+    transport.events = connection;
+    this.#sockets.add(connection);
+    connection.start(early);
+  }
+
+  released(http: HttpConnection<T>): void {
+    this.#pending.delete(http);
+    this.#checkClosed();
+  }
+
+  close(): Promise<void> {
+    if (this.#closed === null) {
+      this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+      this.#listener.close();
+      clearInterval(this.#sweep);
+      for (const http of this.#pending) http.abort();
+      for (const connection of this.#sockets) {
+        connection.socket.close(CloseCode.GoingAway, "server shutting down");
+      }
+      this.#checkClosed();
+    }
+    return this.#closed;
+  }
+
+  #checkClosed(): void {
+    if (this.#resolveClosed !== null && this.#pending.size === 0 && this.#sockets.size === 0) {
+      this.#resolveClosed();
+      this.#resolveClosed = null;
+    }
+  }
+}
+
+/** Listens, turning the runtimes' different "address in use" errors into one clear message. */
+function listenOrExplain<T>(
+  options: ResolvedOptions<T>,
+  accept: (transport: Transport) => void,
+): TransportListener {
+  try {
+    return runtimeListen()({ hostname: options.hostname, port: options.port }, accept);
+  } catch (error) {
+    const { name, code, message } = error as { name?: string; code?: string; message?: string };
+    if (name === "AddrInUse" || code === "EADDRINUSE" || /in use/i.test(message ?? "")) {
+      throw new Error(
+        `port ${options.port} on ${options.hostname} is already in use; stop the other server or choose another "port"`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,558 @@
+/**
+ * The server side of one WebSocket connection: message assembly, the send queue with
+ * backpressure, and the closing handshake.
+ * @module
+ */
+
+import {
+  CloseCode,
+  encodeClosePayload,
+  isValidWireCloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  parseClosePayload,
+} from "./close.ts";
+import {
+  encodeFrame,
+  type FrameHandler,
+  frameHeaderSize,
+  FrameParser,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  writeFrameHeader,
+} from "./frame.ts";
+import { Utf8Validator } from "./utf8.ts";
+import type { Transport, TransportEvents } from "./runtime/types.ts";
+
+/** The `readyState` values, as in the browser's `WebSocket`. */
+export const ReadyState = {
+  CONNECTING: 0,
+  OPEN: 1,
+  CLOSING: 2,
+  CLOSED: 3,
+} as const;
+
+/**
+ * What `send` did with a message:
+ * - `"sent"`: handed on with no backlog; it goes out at the end of this turn of the event loop.
+ * - `"queued"`: accepted, but earlier data is still waiting for the peer to read; `drain` fires
+ *   when the backlog is gone.
+ * - `"dropped"`: not sent, because the socket is closing or closed, or the backlog passed
+ *   `maxBufferedAmount` (the connection is then closed).
+ */
+export type SendStatus = "sent" | "queued" | "dropped";
+
+/** Data that `send` accepts: text, or bytes in any buffer form. */
+export type MessageData = string | ArrayBuffer | ArrayBufferView;
+
+/**
+ * Event handlers for a server's WebSockets. Each may be async; a handler that throws or rejects
+ * calls `error` and closes that socket with 1011, and never affects other sockets.
+ */
+export interface WebSocketHandler<T = undefined> {
+  /** The handshake is complete; the socket is open. */
+  open?(ws: ServerWebSocket<T>): void | Promise<void>;
+  /** A whole message arrived: text as a string, binary as a `Uint8Array`. */
+  message?(ws: ServerWebSocket<T>, data: string | Uint8Array): void | Promise<void>;
+  /**
+   * The socket closed. `code` is the peer's close code (1005 when its close frame had none), the
+   * code Wisp failed the connection with, or 1006 when it ended without a closing handshake.
+   */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
+  /** The send backlog that made `send` return `"queued"` is gone. */
+  drain?(ws: ServerWebSocket<T>): void | Promise<void>;
+  /** A ping arrived (Wisp has already answered it with a pong). */
+  ping?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
+  /** A pong arrived. */
+  pong?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
+  /** Another handler threw or rejected with `error`; the socket is being closed with 1011. */
+  error?(ws: ServerWebSocket<T>, error: unknown): void | Promise<void>;
+}
+
+/** What the server shares with all its connections (one object per server). */
+export interface ConnectionContext<T> {
+  handler: WebSocketHandler<T>;
+  maxPayloadLength: number;
+  maxBufferedAmount: number;
+  closeTimeout: number;
+  /** Called once when a connection's transport has closed. */
+  release(connection: Connection<T>): void;
+}
+
+/** The per-connection facts fixed by the handshake. */
+export interface ConnectionInit<T> {
+  url: string;
+  protocol: string;
+  extensions: string;
+  data: T;
+}
+
+const encoder = new TextEncoder();
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8");
+
+/** Reasons sent with the close codes Wisp fails connections with, to help whoever debugs the peer. */
+const FAILURE_REASONS: Record<number, string> = {
+  [CloseCode.ProtocolError]: "protocol error",
+  [CloseCode.InvalidPayload]: "invalid UTF-8",
+  [CloseCode.MessageTooBig]: "message too big",
+  [CloseCode.InternalError]: "internal error",
+};
+
+// deno-lint-ignore no-explicit-any
+type AnyHandler = (ws: any, a: any, b: any) => unknown;
+
+/** Outgoing frames are joined into one write below this size; larger batches go piece by piece. */
+const COALESCE_LIMIT = 64 * 1024;
+
+/**
+ * One WebSocket connection's state and protocol logic. Internal: users see it through
+ * {@linkcode ServerWebSocket}.
+ */
+export class Connection<T> implements FrameHandler, TransportEvents {
+  readonly socket: ServerWebSocket<T>;
+  readyState: number = ReadyState.OPEN;
+  /** Set on every read; the server's idle sweep clears it. */
+  active = true;
+  #silentSweeps = 0;
+
+  readonly #transport: Transport;
+  readonly #ctx: ConnectionContext<T>;
+  readonly #parser: FrameParser;
+
+  // The message being received.
+  #messageOpcode = 0;
+  #messageSize = 0;
+  #frameFin = false;
+  /** Pieces of a message that did not arrive in one piece, gathered here (grows by doubling). */
+  #assembly: Uint8Array | null = null;
+  #assembled = 0;
+  #utf8: Utf8Validator | null = null;
+  /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
+  #retained = false;
+
+  // The send queue: frames of this turn, written together when the turn ends.
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
+  #backpressured = false;
+  readonly #flush = () => this.flush();
+
+  // Closing.
+  #closeSent = false;
+  #reading = true;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #reported = false;
+
+  constructor(transport: Transport, ctx: ConnectionContext<T>, init: ConnectionInit<T>) {
+    this.#transport = transport;
+    this.#ctx = ctx;
+    this.#parser = new FrameParser(this);
+    this.socket = new ServerWebSocket(this, init, transport.remoteAddress);
+  }
+
+  /** Bytes waiting to go out: this turn's frames plus what the transport has queued. */
+  get bufferedAmount(): number {
+    return this.#outBytes + this.#transport.pending;
+  }
+
+  /** Announces the open socket and parses any frames that came with the handshake. */
+  start(early: Uint8Array | null): void {
+    this.#invoke(this.#ctx.handler.open);
+    if (early !== null && early.length > 0) this.data(early);
+  }
+
+  // --- TransportEvents -------------------------------------------------------------------------
+
+  data(chunk: Uint8Array): boolean {
+    this.active = true;
+    if (!this.#reading) return false;
+    this.#retained = false;
+    this.#parser.push(chunk);
+    const error = this.#parser.error;
+    if (error !== 0 && this.#reading) this.#fail(error);
+    return this.#retained;
+  }
+
+  drain(): void {
+    if (!this.#backpressured) return;
+    this.#backpressured = false;
+    if (this.readyState === ReadyState.OPEN) this.#invoke(this.#ctx.handler.drain);
+  }
+
+  close(): void {
+    clearTimeout(this.#closeTimer);
+    this.#reading = false;
+    this.#out.length = 0;
+    this.#outBytes = 0;
+    this.#report(CloseCode.Abnormal, "");
+    this.#ctx.release(this);
+  }
+
+  // --- FrameHandler ----------------------------------------------------------------------------
+
+  onDataFrame(opcode: number, fin: boolean, _rsv1: boolean, length: number): number {
+    if (opcode === Opcode.Continuation) {
+      if (this.#messageOpcode === 0) return CloseCode.ProtocolError;
+    } else {
+      if (this.#messageOpcode !== 0) return CloseCode.ProtocolError;
+      this.#messageOpcode = opcode;
+      this.#messageSize = 0;
+    }
+    // Checked at the header, so an oversized message is refused before its payload arrives.
+    if (length > this.#ctx.maxPayloadLength - this.#messageSize) return CloseCode.MessageTooBig;
+    this.#messageSize += length;
+    this.#frameFin = fin;
+    return 0;
+  }
+
+  onDataPayload(bytes: Uint8Array, end: boolean): number {
+    const complete = end && this.#frameFin;
+    if (complete && this.#assembled === 0 && bytes.length === this.#messageSize) {
+      // The whole message is in this piece: hand it on without copying.
+      return this.#deliver(bytes, true);
+    }
+    if (this.#messageOpcode === Opcode.Text) {
+      this.#utf8 ??= new Utf8Validator();
+      if (!this.#utf8.push(bytes)) return CloseCode.InvalidPayload;
+    }
+    this.#append(bytes);
+    if (!complete) return 0;
+    if (this.#utf8 !== null && !this.#utf8.complete) return CloseCode.InvalidPayload;
+    const message = this.#assembly!.subarray(0, this.#assembled);
+    this.#assembly = null;
+    this.#assembled = 0;
+    this.#utf8?.reset();
+    return this.#deliver(message, false);
+  }
+
+  onControlFrame(opcode: number, payload: Uint8Array): number {
+    if (opcode === Opcode.Close) {
+      const parsed = parseClosePayload(payload);
+      if ("error" in parsed) return parsed.error;
+      this.#onCloseFrame(parsed.code, parsed.reason);
+    } else if (opcode === Opcode.Ping) {
+      if (this.readyState !== ReadyState.OPEN) return 0;
+      this.#enqueue(encodeFrame(Opcode.Pong, payload));
+      this.#invoke(this.#ctx.handler.ping, payload.slice());
+    } else if (this.readyState === ReadyState.OPEN) {
+      this.#invoke(this.#ctx.handler.pong, payload.slice());
+    }
+    return 0;
+  }
+
+  // --- Receiving -------------------------------------------------------------------------------
+
+  #append(bytes: Uint8Array): void {
+    const needed = this.#assembled + bytes.length;
+    let assembly = this.#assembly;
+    if (assembly === null || assembly.length < needed) {
+      // At least the whole current frame, and doubling so many small fragments cost few copies.
+      const size = Math.min(
+        Math.max(this.#messageSize, needed, (assembly?.length ?? 0) * 2),
+        this.#ctx.maxPayloadLength,
+      );
+      const grown = new Uint8Array(size);
+      if (assembly !== null) grown.set(assembly.subarray(0, this.#assembled));
+      this.#assembly = assembly = grown;
+    }
+    assembly.set(bytes, this.#assembled);
+    this.#assembled = needed;
+  }
+
+  /** Hands a complete message to the handler; `borrowed` means it is a view into the read chunk. */
+  #deliver(payload: Uint8Array, borrowed: boolean): number {
+    const opcode = this.#messageOpcode;
+    this.#messageOpcode = 0;
+    this.#messageSize = 0;
+    if (this.readyState !== ReadyState.OPEN) return 0; // closing: data frames are discarded
+    let data: string | Uint8Array;
+    if (opcode === Opcode.Text) {
+      if (borrowed) {
+        try {
+          data = fatalDecoder.decode(payload);
+        } catch {
+          return CloseCode.InvalidPayload;
+        }
+      } else {
+        data = decoder.decode(payload); // validated piece by piece as it arrived
+      }
+    } else {
+      data = payload;
+      if (borrowed) this.#retained = true;
+    }
+    this.#invoke(this.#ctx.handler.message, data);
+    return 0;
+  }
+
+  #onCloseFrame(code: number, reason: string): void {
+    this.#reading = false;
+    this.#parser.pause();
+    if (!this.#closeSent) {
+      // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
+      const payload = code === CloseCode.NoStatus ? new Uint8Array(0) : encodeClosePayload(code, "");
+      this.#sendClose(payload);
+    }
+    this.#finish(code, reason);
+  }
+
+  /** Fails the connection: close frame with `code`, then close the TCP connection. */
+  #fail(code: number): void {
+    this.#reading = false;
+    const reason = FAILURE_REASONS[code] ?? "";
+    if (!this.#closeSent) this.#sendClose(encodeClosePayload(code, reason));
+    this.#finish(code, reason);
+  }
+
+  /** The closing handshake is done on our side: flush, half-close, and wait for the peer's FIN. */
+  #finish(code: number, reason: string): void {
+    this.flush();
+    this.#transport.end();
+    this.#armCloseTimer();
+    this.#report(code, reason);
+  }
+
+  #armCloseTimer(): void {
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => this.#transport.destroy(), this.#ctx.closeTimeout);
+  }
+
+  #report(code: number, reason: string): void {
+    this.readyState = ReadyState.CLOSED;
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#invoke(this.#ctx.handler.close, code, reason);
+  }
+
+  // --- Sending ---------------------------------------------------------------------------------
+
+  /** Queues one frame for this turn's write. */
+  #enqueue(frame: Uint8Array): void {
+    this.#out.push(frame);
+    this.#outBytes += frame.length;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  /** Writes this turn's frames, joined into one write when they are small. */
+  flush(): void {
+    this.#flushScheduled = false;
+    const out = this.#out;
+    if (out.length === 0) return;
+    if (out.length === 1 || this.#outBytes > COALESCE_LIMIT) {
+      for (const frame of out) this.#transport.write(frame);
+    } else {
+      const joined = new Uint8Array(this.#outBytes);
+      let at = 0;
+      for (const frame of out) {
+        joined.set(frame, at);
+        at += frame.length;
+      }
+      this.#transport.write(joined);
+    }
+    out.length = 0;
+    this.#outBytes = 0;
+  }
+
+  send(data: MessageData): SendStatus {
+    let opcode: number;
+    let payload: Uint8Array;
+    if (typeof data === "string") {
+      opcode = Opcode.Text;
+      payload = encoder.encode(data);
+    } else {
+      opcode = Opcode.Binary;
+      payload = toBytes(data, "send");
+    }
+    if (this.readyState !== ReadyState.OPEN) return "dropped";
+    // One buffer holds header and a copy of the payload, so the caller may reuse its buffer.
+    const frame = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
+    frame.set(payload, writeFrameHeader(frame, 0, opcode, payload.length));
+    return this.#enqueueChecked(frame);
+  }
+
+  /** Queues a frame, closing the connection when the backlog passes the limit. */
+  #enqueueChecked(frame: Uint8Array): SendStatus {
+    this.#enqueue(frame);
+    if (this.bufferedAmount > this.#ctx.maxBufferedAmount) {
+      // The peer does not read: a close frame would wait behind the backlog, so drop the link.
+      this.terminate();
+      return "dropped";
+    }
+    if (this.#transport.pending > 0) {
+      this.#backpressured = true;
+      return "queued";
+    }
+    return "sent";
+  }
+
+  ping(data: MessageData): SendStatus {
+    const payload = typeof data === "string" ? encoder.encode(data) : toBytes(data, "ping");
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
+    }
+    if (this.readyState !== ReadyState.OPEN) return "dropped";
+    return this.#enqueueChecked(encodeFrame(Opcode.Ping, payload));
+  }
+
+  /** Starts the closing handshake; see {@linkcode ServerWebSocket.close}. */
+  closeWith(code: number, reason: string): void {
+    if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
+      throw new RangeError(
+        `close code ${code} may not be sent; use 1000, 1001-1003, 1007-1014 or 3000-4999`,
+      );
+    }
+    const payload = encodeClosePayload(code, reason);
+    if (payload.length - 2 > MAX_CLOSE_REASON_BYTES) {
+      throw new RangeError(`close reason is ${payload.length - 2} bytes of UTF-8; the limit is 123`);
+    }
+    if (this.readyState !== ReadyState.OPEN) return;
+    this.#sendClose(payload);
+    this.readyState = ReadyState.CLOSING;
+    this.#armCloseTimer();
+  }
+
+  #sendClose(payload: Uint8Array): void {
+    this.#closeSent = true;
+    this.#enqueue(encodeFrame(Opcode.Close, payload));
+  }
+
+  /** Drops the connection without a closing handshake. */
+  terminate(): void {
+    this.#transport.destroy();
+  }
+
+  /**
+   * Called by the server's idle sweep every `idleTimeout / 2`: after two silent sweeps the peer
+   * gets a ping (with `sendPings`), after one more it is presumed dead and dropped.
+   */
+  keepAlive(sendPings: boolean): void {
+    if (this.active) {
+      this.active = false;
+      this.#silentSweeps = 0;
+      return;
+    }
+    this.#silentSweeps++;
+    if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
+      this.#enqueue(encodeFrame(Opcode.Ping, new Uint8Array(0)));
+    } else if (this.#silentSweeps >= 2) {
+      this.terminate();
+    }
+  }
+
+  /** Calls a user handler with fixed arguments (no rest array per message), catching failures. */
+  #invoke(fn: AnyHandler | undefined, a?: unknown, b?: unknown): void {
+    if (fn === undefined) return;
+    try {
+      const result = fn.call(this.#ctx.handler, this.socket, a, b);
+      if (result instanceof Promise) result.catch(this.#onRejected);
+    } catch (error) {
+      this.#handlerFailed(error);
+    }
+  }
+
+  readonly #onRejected = (error: unknown) => this.#handlerFailed(error);
+
+  #handlerFailed(error: unknown): void {
+    const onError = this.#ctx.handler.error;
+    try {
+      if (onError === undefined) console.error("wisp: a WebSocket handler threw:", error);
+      else onError.call(this.#ctx.handler, this.socket, error);
+    } catch (secondError) {
+      console.error("wisp: the error handler threw:", secondError);
+    }
+    if (this.readyState === ReadyState.OPEN) {
+      this.closeWith(CloseCode.InternalError, FAILURE_REASONS[CloseCode.InternalError]);
+    }
+  }
+}
+
+/** Views any accepted binary form as bytes, without copying. */
+function toBytes(data: ArrayBuffer | ArrayBufferView, method: string): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new TypeError(
+    `${method}() takes a string, an ArrayBuffer or an ArrayBufferView, not ${typeof data}`,
+  );
+}
+
+/**
+ * A server-side WebSocket, handed to every {@linkcode WebSocketHandler} call.
+ *
+ * @example Echo with backpressure
+ * ```ts
+ * import { serve } from "../mod.ts";
+ * const server = serve({
+ *   port: 0,
+ *   websocket: {
+ *     message(ws, data) {
+ *       if (ws.send(data) === "queued") console.log(`${ws.bufferedAmount} bytes waiting`);
+ *     },
+ *   },
+ * });
+ * await server.close();
+ * ```
+ */
+export class ServerWebSocket<T = undefined> {
+  /** The per-connection value the `upgrade` hook returned (or `undefined`). */
+  data: T;
+  /** The URL the client requested, e.g. `ws://127.0.0.1:3368/chat?room=1`. */
+  readonly url: string;
+  /** The subprotocol agreed in the handshake, or `""`. */
+  readonly protocol: string;
+  /** The extensions agreed in the handshake, as sent in `Sec-WebSocket-Extensions`, or `""`. */
+  readonly extensions: string;
+  /** The client's IP address. */
+  readonly remoteAddress: string;
+  readonly #connection: Connection<T>;
+
+  /** Created by the server; not meant to be constructed by users. */
+  constructor(connection: Connection<T>, init: ConnectionInit<T>, remoteAddress: string) {
+    this.#connection = connection;
+    this.data = init.data;
+    this.url = init.url;
+    this.protocol = init.protocol;
+    this.extensions = init.extensions;
+    this.remoteAddress = remoteAddress;
+  }
+
+  /** `ReadyState.OPEN` (1) until a close starts, `CLOSING` (2) while it waits, then `CLOSED` (3). */
+  get readyState(): number {
+    return this.#connection.readyState;
+  }
+
+  /** Bytes accepted by `send` that have not been handed to the operating system yet. */
+  get bufferedAmount(): number {
+    return this.#connection.bufferedAmount;
+  }
+
+  /**
+   * Sends a message: a string as text, bytes as binary. The data is copied, so the caller may
+   * reuse its buffer at once. Frames sent in one turn of the event loop go out in one write.
+   * Throws a `TypeError` for other types.
+   */
+  send(data: MessageData): SendStatus {
+    return this.#connection.send(data);
+  }
+
+  /**
+   * Starts the closing handshake: data already sent goes out first, then a close frame with
+   * `code` (default 1000) and `reason` (at most 123 bytes of UTF-8, else `RangeError`). The
+   * connection ends when the peer answers, or after `closeTimeout`. Does nothing unless open.
+   */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    this.#connection.closeWith(code, reason);
+  }
+
+  /** Drops the connection at once, without a closing handshake; `close` reports 1006. */
+  terminate(): void {
+    this.#connection.terminate();
+  }
+
+  /** Sends a ping (at most 125 bytes of data, else `RangeError`); the peer answers with a pong. */
+  ping(data: MessageData = ""): SendStatus {
+    return this.#connection.ping(data);
+  }
+}
