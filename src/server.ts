@@ -9,7 +9,8 @@ import { HttpConnection, type HttpHost } from "./http_connection.ts";
 import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
-import { Connection, type ConnectionContext } from "./websocket.ts";
+import { TopicRegistry } from "./topics.ts";
+import { Connection, type ConnectionContext, type MessageData, publish } from "./websocket.ts";
 
 /** A running server, as returned by {@linkcode serve}. */
 export interface Server {
@@ -21,6 +22,13 @@ export interface Server {
   readonly url: string;
   /** Open WebSockets (those that have not finished closing). */
   readonly connections: number;
+  /**
+   * Sends `data` to every subscriber of `topic`, encoding it once for all of them. Returns how
+   * many sockets it went to; a topic without subscribers costs a map lookup.
+   */
+  publish(topic: string, data: MessageData): number;
+  /** How many sockets subscribe to `topic`. */
+  subscriberCount(topic: string): number;
   /**
    * Stops accepting, drops connections still in their HTTP phase, and closes every WebSocket with
    * 1001 after what was already sent to it. Resolves once every connection is closed (each waits
@@ -61,6 +69,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   readonly #pending = new Set<HttpConnection<T>>();
   readonly #sockets = new Set<Connection<T>>();
   readonly #context: ConnectionContext<T>;
+  readonly #topics = new TopicRegistry<Connection<T>>();
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
   #closed: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
@@ -72,6 +81,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       maxPayloadLength: options.maxPayloadLength,
       maxBufferedAmount: options.maxBufferedAmount,
       closeTimeout: options.closeTimeout,
+      topics: this.#topics,
       release: (connection) => {
         this.#sockets.delete(connection);
         this.#checkClosed();
@@ -101,6 +111,14 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   get connections(): number {
     return this.#sockets.size;
+  }
+
+  publish(topic: string, data: MessageData): number {
+    return publish(this.#topics, topic, data, null);
+  }
+
+  subscriberCount(topic: string): number {
+    return this.#topics.count(topic);
   }
 
   #accept(transport: Transport): void {

@@ -20,6 +20,7 @@ import {
   Opcode,
   writeFrameHeader,
 } from "./frame.ts";
+import type { TopicRegistry } from "./topics.ts";
 import { Utf8Validator } from "./utf8.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 
@@ -74,6 +75,7 @@ export interface ConnectionContext<T> {
   maxPayloadLength: number;
   maxBufferedAmount: number;
   closeTimeout: number;
+  topics: TopicRegistry<Connection<T>>;
   /** Called once when a connection's transport has closed. */
   release(connection: Connection<T>): void;
 }
@@ -136,6 +138,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #flushScheduled = false;
   #backpressured = false;
   readonly #flush = () => this.flush();
+
+  /** Topics this socket subscribes to (created on the first subscription). */
+  #topics: Set<string> | null = null;
 
   // Closing.
   #closeSent = false;
@@ -320,6 +325,11 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.readyState = ReadyState.CLOSED;
     if (this.#reported) return;
     this.#reported = true;
+    // A closed socket leaves its topics at once, before its handler runs.
+    if (this.#topics !== null) {
+      for (const topic of this.#topics) this.#ctx.topics.remove(topic, this);
+      this.#topics = null;
+    }
     this.#invoke(this.#ctx.handler.close, code, reason);
   }
 
@@ -356,24 +366,16 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   send(data: MessageData): SendStatus {
-    let opcode: number;
-    let payload: Uint8Array;
-    if (typeof data === "string") {
-      opcode = Opcode.Text;
-      payload = encoder.encode(data);
-    } else {
-      opcode = Opcode.Binary;
-      payload = toBytes(data, "send");
-    }
+    const frame = messageFrame(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    // One buffer holds header and a copy of the payload, so the caller may reuse its buffer.
-    const frame = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
-    frame.set(payload, writeFrameHeader(frame, 0, opcode, payload.length));
-    return this.#enqueueChecked(frame);
+    return this.sendFrame(frame);
   }
 
-  /** Queues a frame, closing the connection when the backlog passes the limit. */
-  #enqueueChecked(frame: Uint8Array): SendStatus {
+  /**
+   * Queues an encoded frame (which may be shared with other sockets, so it is never changed),
+   * closing the connection when the backlog passes the limit.
+   */
+  sendFrame(frame: Uint8Array): SendStatus {
     this.#enqueue(frame);
     if (this.bufferedAmount > this.#ctx.maxBufferedAmount) {
       // The peer does not read: a close frame would wait behind the backlog, so drop the link.
@@ -393,7 +395,31 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    return this.#enqueueChecked(encodeFrame(Opcode.Ping, payload));
+    return this.sendFrame(encodeFrame(Opcode.Ping, payload));
+  }
+
+  subscribe(topic: string): void {
+    checkTopic(topic, "subscribe");
+    if (this.readyState === ReadyState.CLOSED) return;
+    (this.#topics ??= new Set()).add(topic);
+    this.#ctx.topics.add(topic, this);
+  }
+
+  unsubscribe(topic: string): void {
+    checkTopic(topic, "unsubscribe");
+    if (this.#topics?.delete(topic)) this.#ctx.topics.remove(topic, this);
+  }
+
+  isSubscribed(topic: string): boolean {
+    return this.#topics?.has(topic) ?? false;
+  }
+
+  publish(topic: string, data: MessageData): number {
+    return publish(this.#ctx.topics, topic, data, this);
+  }
+
+  get subscriptions(): string[] {
+    return this.#topics === null ? [] : [...this.#topics];
   }
 
   /** Starts the closing handshake; see {@linkcode ServerWebSocket.close}. */
@@ -465,6 +491,47 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     if (this.readyState === ReadyState.OPEN) {
       this.closeWith(CloseCode.InternalError, FAILURE_REASONS[CloseCode.InternalError]);
     }
+  }
+}
+
+/**
+ * Encodes a message as one unmasked frame: a string as text, bytes as binary. The payload is
+ * copied into the frame, so the caller may reuse its buffer at once.
+ */
+function messageFrame(data: MessageData, method: string): Uint8Array {
+  const text = typeof data === "string";
+  const payload = text ? encoder.encode(data) : toBytes(data, method);
+  const frame = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
+  frame.set(payload, writeFrameHeader(frame, 0, text ? Opcode.Text : Opcode.Binary, payload.length));
+  return frame;
+}
+
+/**
+ * Sends `data` to every open subscriber of `topic` except `except`, encoding it once: all of them
+ * queue the same frame bytes. Returns how many sockets it was queued for.
+ */
+export function publish<T>(
+  topics: TopicRegistry<Connection<T>>,
+  topic: string,
+  data: MessageData,
+  except: Connection<T> | null,
+): number {
+  checkTopic(topic, "publish");
+  const subscribers = topics.subscribers(topic);
+  if (subscribers === undefined) return 0;
+  const frame = messageFrame(data, "publish");
+  let count = 0;
+  for (const subscriber of subscribers) {
+    if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
+    // A subscriber past its backlog limit is dropped here; the others are not held up.
+    if (subscriber.sendFrame(frame) !== "dropped") count++;
+  }
+  return count;
+}
+
+function checkTopic(topic: unknown, method: string): void {
+  if (typeof topic !== "string") {
+    throw new TypeError(`${method}() takes the topic as a string, not ${typeof topic}`);
   }
 }
 
@@ -554,5 +621,34 @@ export class ServerWebSocket<T = undefined> {
   /** Sends a ping (at most 125 bytes of data, else `RangeError`); the peer answers with a pong. */
   ping(data: MessageData = ""): SendStatus {
     return this.#connection.ping(data);
+  }
+
+  /** Subscribes to `topic`, so that messages published to it reach this socket. */
+  subscribe(topic: string): void {
+    this.#connection.subscribe(topic);
+  }
+
+  /** Stops receiving messages published to `topic`. */
+  unsubscribe(topic: string): void {
+    this.#connection.unsubscribe(topic);
+  }
+
+  /** Whether this socket subscribes to `topic`. */
+  isSubscribed(topic: string): boolean {
+    return this.#connection.isSubscribed(topic);
+  }
+
+  /** The topics this socket subscribes to (a copy). Closing a socket unsubscribes it from all. */
+  get subscriptions(): string[] {
+    return this.#connection.subscriptions;
+  }
+
+  /**
+   * Sends `data` to every other subscriber of `topic` (not to this socket), encoding it once for
+   * all. Returns how many sockets it went to. A subscriber whose backlog passes
+   * `maxBufferedAmount` is dropped instead of slowing the others.
+   */
+  publish(topic: string, data: MessageData): number {
+    return this.#connection.publish(topic, data);
   }
 }
