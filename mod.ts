@@ -30,13 +30,14 @@ export { serve } from "./src/server.ts";
 export type { Server } from "./src/server.ts";
 export type {
   ConnectionInfo,
+  PerMessageDeflateOptions,
   ProtocolSelector,
   ServeOptions,
   UpgradeInfo,
   UpgradeResult,
 } from "./src/options.ts";
 export { ReadyState, ServerWebSocket } from "./src/websocket.ts";
-export type { MessageData, SendStatus, WebSocketHandler } from "./src/websocket.ts";
+export type { MessageData, SendOptions, SendStatus, WebSocketHandler } from "./src/websocket.ts";
 export { CloseCode } from "./src/close.ts";
 
 if (import.meta.main) {

@@ -16,18 +16,16 @@ import {
   switchingProtocols,
   validateUpgrade,
 } from "./handshake.ts";
+import { negotiateDeflate } from "./deflate/negotiate.ts";
 import type { ResolvedOptions, UpgradeResult } from "./options.ts";
+import type { ConnectionInit } from "./websocket.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */
 export interface HttpHost<T> {
   options: ResolvedOptions<T>;
   /** Takes over a connection whose handshake succeeded. */
-  adopt(
-    transport: Transport,
-    init: { url: string; protocol: string; data: T },
-    early: Uint8Array | null,
-  ): void;
+  adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
   /** The HTTP phase ended, whatever the outcome. */
   released(connection: HttpConnection<T>): void;
 }
@@ -198,12 +196,16 @@ export class HttpConnection<T> implements TransportEvents {
       );
     }
     const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
+    const deflate = options.perMessageDeflate === null ? null : negotiateDeflate(
+      head.headers.get("sec-websocket-extensions"),
+      options.perMessageDeflate.clientMaxWindowBits,
+    );
     const accept = await acceptKey(key);
     if (this.#done) return;
     this.#end();
-    transport.write(switchingProtocols(accept, protocol, "", extra));
+    transport.write(switchingProtocols(accept, protocol, deflate?.response ?? "", extra));
     const early = this.#length > head.size ? this.#buffer.subarray(head.size, this.#length) : null;
-    this.#host.adopt(transport, { url: request.url, protocol, data: accepted.data as T }, early);
+    this.#host.adopt(transport, { url: request.url, protocol, data: accepted.data as T, deflate }, early);
   }
 
   /** Whether the connection was answered, handed over or dropped (checked after each await). */

@@ -90,6 +90,25 @@ export interface ServeOptions<T = undefined> {
   idleTimeout?: number;
   /** Whether idle connections get a ping before being dropped. Default true. */
   sendPings?: boolean;
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or settings. Wisp always compresses
+   * each message on its own (`server_no_context_takeover`) and inflates with or without the
+   * client's context, as the client offers. Default false.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+}
+
+/** Settings of the `perMessageDeflate` option. */
+export interface PerMessageDeflateOptions {
+  /** Messages shorter than this many bytes are sent uncompressed. Default 1024. */
+  threshold?: number;
+  /** zlib compression level, 0 (none) to 9 (smallest). Default 6. */
+  level?: number;
+  /**
+   * Largest window (8–15 bits) the client may compress with, when it lets the server choose; a
+   * smaller one lowers the history kept per connection (2^bits bytes). Default 15.
+   */
+  clientMaxWindowBits?: number;
 }
 
 /** Options with every default filled in. */
@@ -112,6 +131,8 @@ export interface ResolvedOptions<T> {
   closeTimeout: number;
   idleTimeout: number;
   sendPings: boolean;
+  /** Compression settings, or null when permessage-deflate is off. */
+  perMessageDeflate: Required<PerMessageDeflateOptions> | null;
 }
 
 const MiB = 1024 * 1024;
@@ -137,6 +158,7 @@ const KNOWN = new Set([
   "closeTimeout",
   "idleTimeout",
   "sendPings",
+  "perMessageDeflate",
 ]);
 
 /** Validates `options` and fills in defaults; throws `TypeError`/`RangeError` naming the option. */
@@ -166,6 +188,33 @@ export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> 
     closeTimeout: integer(options.closeTimeout, "closeTimeout", 5_000, 1, MAX_DELAY),
     idleTimeout: integer(options.idleTimeout, "idleTimeout", 120_000, 0, MAX_DELAY),
     sendPings: boolean(options.sendPings, "sendPings", true),
+    perMessageDeflate: deflate(options.perMessageDeflate),
+  };
+}
+
+function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
+  if (value === undefined || value === false) return null;
+  const settings = (value === true ? {} : value) as PerMessageDeflateOptions;
+  if (typeof settings !== "object" || settings === null) {
+    throw new TypeError(
+      `option "perMessageDeflate" must be true, false or an object, got ${describe(value)}`,
+    );
+  }
+  for (const name of Object.keys(settings)) {
+    if (!["threshold", "level", "clientMaxWindowBits"].includes(name)) {
+      throw new TypeError(`unknown option "perMessageDeflate.${name}"`);
+    }
+  }
+  return {
+    threshold: integer(settings.threshold, "perMessageDeflate.threshold", 1024, 0, MAX_BYTES),
+    level: integer(settings.level, "perMessageDeflate.level", 6, 0, 9),
+    clientMaxWindowBits: integer(
+      settings.clientMaxWindowBits,
+      "perMessageDeflate.clientMaxWindowBits",
+      15,
+      8,
+      15,
+    ),
   };
 }
 

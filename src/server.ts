@@ -10,7 +10,13 @@ import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./optio
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { TopicRegistry } from "./topics.ts";
-import { Connection, type ConnectionContext, type MessageData, publish } from "./websocket.ts";
+import {
+  Connection,
+  type ConnectionContext,
+  type ConnectionInit,
+  type MessageData,
+  publish,
+} from "./websocket.ts";
 
 /** A running server, as returned by {@linkcode serve}. */
 export interface Server {
@@ -82,6 +88,8 @@ class WispServer<T> implements Server, HttpHost<T> {
       maxBufferedAmount: options.maxBufferedAmount,
       closeTimeout: options.closeTimeout,
       topics: this.#topics,
+      // Without permessage-deflate no socket compresses, so these settings are never read.
+      compression: options.perMessageDeflate ?? { threshold: 0, level: 0 },
       release: (connection) => {
         this.#sockets.delete(connection);
         this.#checkClosed();
@@ -114,7 +122,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   publish(topic: string, data: MessageData): number {
-    return publish(this.#topics, topic, data, null);
+    return publish(this.#topics, topic, data, null, this.#context.compression);
   }
 
   subscriberCount(topic: string): number {
@@ -136,12 +144,8 @@ class WispServer<T> implements Server, HttpHost<T> {
     this.#pending.add(http);
   }
 
-  adopt(
-    transport: Transport,
-    init: { url: string; protocol: string; data: T },
-    early: Uint8Array | null,
-  ): void {
-    const connection = new Connection(transport, this.#context, { ...init, extensions: "" });
+  adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void {
+    const connection = new Connection(transport, this.#context, init);
     transport.events = connection;
     this.#sockets.add(connection);
     connection.start(early);

@@ -11,15 +11,9 @@ import {
   MAX_CLOSE_REASON_BYTES,
   parseClosePayload,
 } from "./close.ts";
-import {
-  encodeFrame,
-  type FrameHandler,
-  frameHeaderSize,
-  FrameParser,
-  MAX_CONTROL_PAYLOAD,
-  Opcode,
-  writeFrameHeader,
-} from "./frame.ts";
+import { encodeFrame, type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
+import { deflateMessage, InflateError, MessageInflater } from "./deflate/codec.ts";
+import type { DeflateParams } from "./deflate/negotiate.ts";
 import type { TopicRegistry } from "./topics.ts";
 import { Utf8Validator } from "./utf8.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
@@ -44,6 +38,23 @@ export type SendStatus = "sent" | "queued" | "dropped";
 
 /** Data that `send` accepts: text, or bytes in any buffer form. */
 export type MessageData = string | ArrayBuffer | ArrayBufferView;
+
+/** Per-message options of `send`. */
+export interface SendOptions {
+  /**
+   * Set false to send this message uncompressed even though permessage-deflate was agreed and the
+   * message is above the threshold. Default true.
+   */
+  compress?: boolean;
+}
+
+/** Server-wide compression settings (from the `perMessageDeflate` option). */
+export interface CompressionSettings {
+  /** Messages shorter than this many bytes are sent uncompressed. */
+  threshold: number;
+  /** zlib compression level, 0–9. */
+  level: number;
+}
 
 /**
  * Event handlers for a server's WebSockets. Each may be async; a handler that throws or rejects
@@ -76,6 +87,7 @@ export interface ConnectionContext<T> {
   maxBufferedAmount: number;
   closeTimeout: number;
   topics: TopicRegistry<Connection<T>>;
+  compression: CompressionSettings;
   /** Called once when a connection's transport has closed. */
   release(connection: Connection<T>): void;
 }
@@ -84,8 +96,9 @@ export interface ConnectionContext<T> {
 export interface ConnectionInit<T> {
   url: string;
   protocol: string;
-  extensions: string;
   data: T;
+  /** The agreed permessage-deflate parameters, or null. */
+  deflate: DeflateParams | null;
 }
 
 const encoder = new TextEncoder();
@@ -125,6 +138,12 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #messageOpcode = 0;
   #messageSize = 0;
   #frameFin = false;
+  /** The message being received has RSV1 set: it is compressed. */
+  #compressed = false;
+  /** Inflates received messages when permessage-deflate was agreed. */
+  readonly #inflater: MessageInflater | null;
+  /** Window bits we compress with, or 0 when permessage-deflate was not agreed. */
+  readonly #deflateBits: number;
   /** Pieces of a message that did not arrive in one piece, gathered here (grows by doubling). */
   #assembly: Uint8Array | null = null;
   #assembled = 0;
@@ -151,7 +170,12 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   constructor(transport: Transport, ctx: ConnectionContext<T>, init: ConnectionInit<T>) {
     this.#transport = transport;
     this.#ctx = ctx;
-    this.#parser = new FrameParser(this);
+    const deflate = init.deflate;
+    this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1);
+    this.#inflater = deflate === null
+      ? null
+      : new MessageInflater(deflate.clientWindowBits, deflate.clientContextTakeover);
+    this.#deflateBits = deflate?.serverWindowBits ?? 0;
     this.socket = new ServerWebSocket(this, init, transport.remoteAddress);
   }
 
@@ -195,13 +219,15 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   // --- FrameHandler ----------------------------------------------------------------------------
 
-  onDataFrame(opcode: number, fin: boolean, _rsv1: boolean, length: number): number {
+  onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
     if (opcode === Opcode.Continuation) {
-      if (this.#messageOpcode === 0) return CloseCode.ProtocolError;
+      // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
+      if (this.#messageOpcode === 0 || rsv1) return CloseCode.ProtocolError;
     } else {
       if (this.#messageOpcode !== 0) return CloseCode.ProtocolError;
       this.#messageOpcode = opcode;
       this.#messageSize = 0;
+      this.#compressed = rsv1;
     }
     // Checked at the header, so an oversized message is refused before its payload arrives.
     if (length > this.#ctx.maxPayloadLength - this.#messageSize) return CloseCode.MessageTooBig;
@@ -216,7 +242,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       // The whole message is in this piece: hand it on without copying.
       return this.#deliver(bytes, true);
     }
-    if (this.#messageOpcode === Opcode.Text) {
+    if (this.#messageOpcode === Opcode.Text && !this.#compressed) {
       this.#utf8 ??= new Utf8Validator();
       if (!this.#utf8.push(bytes)) return CloseCode.InvalidPayload;
     }
@@ -264,15 +290,29 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#assembled = needed;
   }
 
-  /** Hands a complete message to the handler; `borrowed` means it is a view into the read chunk. */
+  /**
+   * Hands a complete message to the handler. `borrowed` means it is a view into the read chunk;
+   * otherwise it was assembled, and text in it was validated piece by piece.
+   */
   #deliver(payload: Uint8Array, borrowed: boolean): number {
     const opcode = this.#messageOpcode;
     this.#messageOpcode = 0;
     this.#messageSize = 0;
     if (this.readyState !== ReadyState.OPEN) return 0; // closing: data frames are discarded
+    let validated = !borrowed;
+    if (this.#compressed) {
+      try {
+        payload = this.#inflater!.inflate(payload, this.#ctx.maxPayloadLength);
+      } catch (error) {
+        if (!(error instanceof InflateError)) throw error;
+        return error.tooBig ? CloseCode.MessageTooBig : CloseCode.InvalidPayload;
+      }
+      borrowed = false;
+      validated = false;
+    }
     let data: string | Uint8Array;
     if (opcode === Opcode.Text) {
-      if (borrowed) {
+      if (!validated) {
         try {
           data = fatalDecoder.decode(payload);
         } catch {
@@ -365,10 +405,16 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#outBytes = 0;
   }
 
-  send(data: MessageData): SendStatus {
-    const frame = messageFrame(data, "send");
+  send(data: MessageData, options?: SendOptions): SendStatus {
+    const message = messagePayload(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    return this.sendFrame(frame);
+    const bits = options?.compress === false ? 0 : this.compressionBits(message.payload.length);
+    return this.sendFrame(messageFrame(message, bits, this.#ctx.compression.level));
+  }
+
+  /** The window bits to compress a message of `length` bytes with, or 0 to send it as it is. */
+  compressionBits(length: number): number {
+    return length >= this.#ctx.compression.threshold ? this.#deflateBits : 0;
   }
 
   /**
@@ -415,7 +461,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   publish(topic: string, data: MessageData): number {
-    return publish(this.#ctx.topics, topic, data, this);
+    return publish(this.#ctx.topics, topic, data, this, this.#ctx.compression);
   }
 
   get subscriptions(): string[] {
@@ -494,35 +540,48 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 }
 
-/**
- * Encodes a message as one unmasked frame: a string as text, bytes as binary. The payload is
- * copied into the frame, so the caller may reuse its buffer at once.
- */
-function messageFrame(data: MessageData, method: string): Uint8Array {
-  const text = typeof data === "string";
-  const payload = text ? encoder.encode(data) : toBytes(data, method);
-  const frame = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
-  frame.set(payload, writeFrameHeader(frame, 0, text ? Opcode.Text : Opcode.Binary, payload.length));
-  return frame;
+/** A message's opcode and payload bytes (text encoded as UTF-8; bytes viewed, not copied). */
+function messagePayload(data: MessageData, method: string): { opcode: number; payload: Uint8Array } {
+  if (typeof data === "string") return { opcode: Opcode.Text, payload: encoder.encode(data) };
+  return { opcode: Opcode.Binary, payload: toBytes(data, method) };
 }
 
 /**
- * Sends `data` to every open subscriber of `topic` except `except`, encoding it once: all of them
- * queue the same frame bytes. Returns how many sockets it was queued for.
+ * Encodes a message as one unmasked frame, compressed with `bits` window bits unless 0. The
+ * payload is copied into the frame, so the caller may reuse its buffer at once.
+ */
+function messageFrame(
+  message: { opcode: number; payload: Uint8Array },
+  bits: number,
+  level: number,
+): Uint8Array {
+  if (bits === 0) return encodeFrame(message.opcode, message.payload);
+  return encodeFrame(message.opcode, deflateMessage(message.payload, bits, level), true);
+}
+
+/**
+ * Sends `data` to every open subscriber of `topic` except `except`, encoding it once per kind of
+ * subscriber (uncompressed, or compressed with a given window): subscribers of a kind all queue
+ * the same frame bytes. Returns how many sockets it was queued for.
  */
 export function publish<T>(
   topics: TopicRegistry<Connection<T>>,
   topic: string,
   data: MessageData,
   except: Connection<T> | null,
+  compression: CompressionSettings,
 ): number {
   checkTopic(topic, "publish");
   const subscribers = topics.subscribers(topic);
   if (subscribers === undefined) return 0;
-  const frame = messageFrame(data, "publish");
+  const message = messagePayload(data, "publish");
+  // Frames by window bits; index 0 is the uncompressed frame.
+  const frames: Uint8Array[] = [];
   let count = 0;
   for (const subscriber of subscribers) {
     if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
+    const bits = subscriber.compressionBits(message.payload.length);
+    const frame = frames[bits] ??= messageFrame(message, bits, compression.level);
     // A subscriber past its backlog limit is dropped here; the others are not held up.
     if (subscriber.sendFrame(frame) !== "dropped") count++;
   }
@@ -581,7 +640,7 @@ export class ServerWebSocket<T = undefined> {
     this.data = init.data;
     this.url = init.url;
     this.protocol = init.protocol;
-    this.extensions = init.extensions;
+    this.extensions = init.deflate?.response ?? "";
     this.remoteAddress = remoteAddress;
   }
 
@@ -598,10 +657,11 @@ export class ServerWebSocket<T = undefined> {
   /**
    * Sends a message: a string as text, bytes as binary. The data is copied, so the caller may
    * reuse its buffer at once. Frames sent in one turn of the event loop go out in one write.
-   * Throws a `TypeError` for other types.
+   * With permessage-deflate agreed, messages from the threshold up are compressed unless
+   * `options.compress` is false. Throws a `TypeError` for other types.
    */
-  send(data: MessageData): SendStatus {
-    return this.#connection.send(data);
+  send(data: MessageData, options?: SendOptions): SendStatus {
+    return this.#connection.send(data, options);
   }
 
   /**
