@@ -350,10 +350,11 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   /** The closing handshake is done on our side: flush, half-close, and wait for the peer's FIN. */
   #finish(code: number, reason: string): void {
-    this.flush();
-    this.#transport.end();
-    this.#armCloseTimer();
     this.#report(code, reason);
+    this.flush();
+    this.#armCloseTimer();
+    // Last, as an adapter may close (and clear the timer) at once when the peer is already gone.
+    this.#transport.end();
   }
 
   #armCloseTimer(): void {

@@ -11,7 +11,8 @@ interface BunSocket {
   readonly remotePort?: number;
   data: BunTransport;
   write(bytes: Uint8Array): number;
-  end(): void;
+  /** Without an argument, sends FIN and keeps reading (`end()` would close both directions). */
+  shutdown(): void;
   terminate(): void;
   setNoDelay?(enabled: boolean): void;
 }
@@ -78,7 +79,7 @@ class BunTransport implements Transport {
 
   #halfClose(): void {
     if (this.#peerEnded) return this.destroy();
-    this.#socket.end();
+    this.#socket.shutdown();
   }
 
   destroy(): void {

@@ -23,10 +23,14 @@ export interface FrameOptions {
   mask?: boolean;
   /** Override the 7-bit length field and extended length bytes (for malformed lengths). */
   lengthBytes?: Uint8Array;
+  /** The 4-byte masking key; a fixed non-zero key by default. */
+  key?: Uint8Array;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+const DEFAULT_KEY = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
 
 /** Encodes a client frame, masked with a fixed non-zero key unless told otherwise. */
 export function frame(
@@ -47,7 +51,7 @@ export function frame(
       new DataView(lengthBytes.buffer).setBigUint64(1, BigInt(data.length));
     }
   }
-  const key = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
+  const key = options.key ?? DEFAULT_KEY;
   const out = new Uint8Array(1 + lengthBytes.length + (masked ? 4 : 0) + data.length);
   out[0] = (fin ? 0x80 : 0) | (options.rsv ?? 0) | opcode;
   out.set(lengthBytes, 1);
@@ -251,6 +255,11 @@ export class RawClient {
     return this.#ended;
   }
 
+  /** The local port of this connection (what the server sees as the client's port). */
+  get localPort(): number {
+    return this.#socket.localPort ?? 0;
+  }
+
   /** Bytes received and not yet read. */
   get unread(): number {
     return this.#buffer.length;
@@ -264,6 +273,16 @@ export class RawClient {
   /** Sends FIN without closing our read side. */
   end(): void {
     this.#socket.end();
+  }
+
+  /** Stops reading from the socket (writes still go out), so the server's sends back up. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Reads from the socket again after {@linkcode RawClient.pause}. */
+  resume(): void {
+    this.#socket.resume();
   }
 }
 
