@@ -13,7 +13,7 @@ reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 deno test -A --doc --junit-path="$reports/deno.xml" tests/ src/ mod.ts
 deno_status=$?
-bun test --reporter=junit --reporter-outfile="$reports/bun.xml"
+bun test --timeout 30000 --reporter=junit --reporter-outfile="$reports/bun.xml"
 bun_status=$?
 
 count() { # runtime report status → "passed failed", one failure at least when the runner failed

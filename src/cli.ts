@@ -4,6 +4,7 @@
  */
 
 import { runtimeArgs, runtimeExit } from "./runtime/mod.ts";
+import { startChatServer } from "./chat/server.ts";
 import { serve, type Server } from "./server.ts";
 
 /** Parsed command-line flags. */
@@ -19,7 +20,8 @@ export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--help]
 
   --port N          port to listen on (default 3368)
   --hostname HOST   address to listen on (default 127.0.0.1)
-  --echo            echo every text and binary message back, on any path
+  --echo            run an echo server (every text and binary message comes back, on any
+                    path) instead of the chat demo
   --help            show this help
 `;
 
@@ -51,8 +53,12 @@ export function parseArgs(args: readonly string[]): CliOptions {
   return options;
 }
 
-/** Starts the server the flags describe. */
+/**
+ * Starts the server the flags describe: the chat demo (its page at `/`, its WebSocket endpoint at
+ * `/chat`), or with `--echo` an echo server.
+ */
 export function startFromCli(options: CliOptions): Server {
+  if (!options.echo) return startChatServer({ port: options.port, hostname: options.hostname });
   return serve({
     port: options.port,
     hostname: options.hostname,
@@ -80,6 +86,9 @@ export function main(): void {
     return;
   }
   const server = startFromCli(options);
-  const mode = options.echo ? "echo" : "chat";
-  console.log(`Wisp ${mode} server listening on ${server.url.replace("http", "ws")}`);
+  if (options.echo) {
+    console.log(`Wisp echo server listening on ${server.url.replace("http", "ws")}`);
+  } else {
+    console.log(`Wisp chat server listening on ${server.url}`);
+  }
 }

@@ -205,7 +205,8 @@ export class HttpConnection<T> implements TransportEvents {
     this.#end();
     transport.write(switchingProtocols(accept, protocol, deflate?.response ?? "", extra));
     const early = this.#length > head.size ? this.#buffer.subarray(head.size, this.#length) : null;
-    this.#host.adopt(transport, { url: request.url, protocol, data: accepted.data as T, deflate }, early);
+    const url = "ws" + request.url.slice("http".length); // the URL the client asked for: ws://…
+    this.#host.adopt(transport, { url, protocol, data: accepted.data as T, deflate }, early);
   }
 
   /** Whether the connection was answered, handed over or dropped (checked after each await). */

@@ -366,11 +366,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.readyState = ReadyState.CLOSED;
     if (this.#reported) return;
     this.#reported = true;
-    // A closed socket leaves its topics at once, before its handler runs.
-    if (this.#topics !== null) {
-      for (const topic of this.#topics) this.#ctx.topics.remove(topic, this);
-      this.#topics = null;
-    }
+    this.#leaveTopics();
     this.#invoke(this.#ctx.handler.close, code, reason);
   }
 
@@ -447,7 +443,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   subscribe(topic: string): void {
     checkTopic(topic, "subscribe");
-    if (this.readyState === ReadyState.CLOSED) return;
+    if (this.readyState !== ReadyState.OPEN) return;
     (this.#topics ??= new Set()).add(topic);
     this.#ctx.topics.add(topic, this);
   }
@@ -483,7 +479,15 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     if (this.readyState !== ReadyState.OPEN) return;
     this.#sendClose(payload);
     this.readyState = ReadyState.CLOSING;
+    this.#leaveTopics();
     this.#armCloseTimer();
+  }
+
+  /** A closing socket can take no more messages, so it leaves its topics at once. */
+  #leaveTopics(): void {
+    if (this.#topics === null) return;
+    for (const topic of this.#topics) this.#ctx.topics.remove(topic, this);
+    this.#topics = null;
   }
 
   #sendClose(payload: Uint8Array): void {
@@ -684,7 +688,10 @@ export class ServerWebSocket<T = undefined> {
     return this.#connection.ping(data);
   }
 
-  /** Subscribes to `topic`, so that messages published to it reach this socket. */
+  /**
+   * Subscribes to `topic`, so that messages published to it reach this socket. A socket leaves
+   * all its topics when it starts closing; subscribing then does nothing.
+   */
   subscribe(topic: string): void {
     this.#connection.subscribe(topic);
   }

@@ -1,0 +1,214 @@
+/**
+ * The chat demo: `GET /` serves the page, `/chat` (subprotocol `chat`) carries JSON messages,
+ * relayed to everyone who joined through one publish/subscribe topic.
+ *
+ * Client → server:
+ * - `{"type":"join","name":"Ada"}`: joins the chat (name trimmed, 1–32 characters), once.
+ * - `{"type":"message","text":"hi"}`: says something (trimmed, 1–2000 characters), after joining.
+ *
+ * Server → client (`time` is the server's clock as an ISO 8601 string; `online` counts joined users):
+ * - `{"type":"welcome","name","online","time"}`: to the joiner.
+ * - `{"type":"join","name","online","time"}`: to everyone else who joined.
+ * - `{"type":"leave","name","online","time"}`: to everyone left, when a joined socket closes.
+ * - `{"type":"message","name","text","time"}`: to everyone who joined, the sender included.
+ * - `{"type":"error","message"}`: to the one client whose message was refused.
+ * @module
+ */
+
+import { serve, type Server } from "../server.ts";
+import type { ServerWebSocket } from "../websocket.ts";
+import { CHAT_PAGE, PAGE_SCRIPT, PAGE_STYLE } from "./page.ts";
+
+/** The path of the WebSocket endpoint. */
+export const CHAT_PATH = "/chat";
+/** The subprotocol the endpoint speaks. */
+export const CHAT_PROTOCOL = "chat";
+/** The topic every joined socket subscribes to. */
+export const CHAT_TOPIC = "chat";
+/** Longest name, in characters (code points), after trimming. */
+export const MAX_NAME_LENGTH = 32;
+/** Longest message text, in characters (code points), after trimming. */
+export const MAX_TEXT_LENGTH = 2000;
+/** Largest frame a chat client may send; any valid message fits many times over. */
+const MAX_PAYLOAD = 64 * 1024;
+
+/** Options of {@linkcode startChatServer}. */
+export interface ChatServerOptions {
+  /** Port to listen on; 0 picks a free one. Default 3368. */
+  port?: number;
+  /** Address to listen on. Default `"127.0.0.1"`. */
+  hostname?: string;
+}
+
+/** A message from a client, once validated. */
+export type ClientMessage = { type: "join"; name: string } | { type: "message"; text: string };
+
+/** A message from the server. */
+export type ServerMessage =
+  | { type: "welcome" | "join" | "leave"; name: string; online: number; time: string }
+  | { type: "message"; name: string; text: string; time: string }
+  | { type: "error"; message: string };
+
+/** Per-socket state: the name, once joined. */
+export interface ChatMember {
+  name: string | null;
+}
+
+/**
+ * Validates one message from a client that has (`joined`) or has not joined yet. Returns the
+ * message with its name or text trimmed, or `{ error }` with a message meant for that client.
+ */
+export function parseClientMessage(
+  data: string | Uint8Array,
+  joined: boolean,
+): ClientMessage | { error: string } {
+  if (typeof data !== "string") return { error: "send JSON as text messages, not binary ones" };
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return { error: "the message is not valid JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { error: 'the message must be a JSON object with a "type"' };
+  }
+  const message = value as Record<string, unknown>;
+  if (message.type === "join") {
+    if (joined) return { error: "you have already joined" };
+    const name = message.name;
+    if (typeof name !== "string") return { error: 'a join needs a "name" string' };
+    const trimmed = name.trim();
+    if (trimmed === "") return { error: "the name is empty" };
+    if (codePoints(trimmed) > MAX_NAME_LENGTH) {
+      return { error: `the name is too long (at most ${MAX_NAME_LENGTH} characters)` };
+    }
+    if (/\p{Cc}/u.test(trimmed)) return { error: "the name contains control characters" };
+    return { type: "join", name: trimmed };
+  }
+  if (message.type === "message") {
+    if (!joined) return { error: 'join first: send {"type":"join","name":"..."}' };
+    const text = message.text;
+    if (typeof text !== "string") return { error: 'a message needs a "text" string' };
+    const trimmed = text.trim();
+    if (trimmed === "") return { error: "the message text is empty" };
+    if (codePoints(trimmed) > MAX_TEXT_LENGTH) {
+      return { error: `the message text is too long (at most ${MAX_TEXT_LENGTH} characters)` };
+    }
+    return { type: "message", text: trimmed };
+  }
+  const shown = typeof message.type === "string" ? `"${message.type.slice(0, 40)}"` : "missing";
+  return { error: `unknown message type (${shown}); send "join" or "message"` };
+}
+
+/**
+ * Starts the chat server: the page at `/`, the WebSocket endpoint at `/chat`. Throws like
+ * `serve` when the address cannot be bound.
+ *
+ * @example
+ * ```ts
+ * import { startChatServer } from "./server.ts";
+ * const server = startChatServer({ port: 0 });
+ * console.log(`open ${server.url}`);
+ * await server.close();
+ * ```
+ */
+export function startChatServer(options: ChatServerOptions = {}): Server {
+  const send = (ws: ServerWebSocket<ChatMember>, message: ServerMessage) => ws.send(JSON.stringify(message));
+  const server: Server = serve<ChatMember>({
+    port: options.port ?? 3368,
+    hostname: options.hostname ?? "127.0.0.1",
+    path: CHAT_PATH,
+    protocols: [CHAT_PROTOCOL],
+    maxPayloadLength: MAX_PAYLOAD,
+    upgrade(_request, info) {
+      if (!info.protocols.includes(CHAT_PROTOCOL)) {
+        return textResponse(400, `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol; offer it`);
+      }
+      return { data: { name: null } };
+    },
+    fetch: servePage,
+    websocket: {
+      message(ws, data) {
+        const message = parseClientMessage(data, ws.data.name !== null);
+        if ("error" in message) return void send(ws, { type: "error", message: message.error });
+        const time = new Date().toISOString();
+        if (message.type === "join") {
+          const name = message.name;
+          ws.data.name = name;
+          ws.subscribe(CHAT_TOPIC);
+          const online = server.subscriberCount(CHAT_TOPIC);
+          send(ws, { type: "welcome", name, online, time });
+          ws.publish(
+            CHAT_TOPIC,
+            JSON.stringify({ type: "join", name, online, time } satisfies ServerMessage),
+          );
+        } else {
+          const notice: ServerMessage = { type: "message", name: ws.data.name!, text: message.text, time };
+          server.publish(CHAT_TOPIC, JSON.stringify(notice));
+        }
+      },
+      close(ws) {
+        const name = ws.data.name;
+        if (name === null) return;
+        ws.data.name = null;
+        ws.unsubscribe(CHAT_TOPIC); // already done by the server for a closed socket; kept explicit
+        const online = server.subscriberCount(CHAT_TOPIC);
+        const notice: ServerMessage = { type: "leave", name, online, time: new Date().toISOString() };
+        server.publish(CHAT_TOPIC, JSON.stringify(notice));
+      },
+    },
+  });
+  return server;
+}
+
+/** The Content-Security-Policy for the page: only its own inline style and script, and `/chat`. */
+let pagePolicy: Promise<string> | null = null;
+
+function policy(): Promise<string> {
+  return pagePolicy ??= Promise.all([sha256(PAGE_SCRIPT), sha256(PAGE_STYLE)]).then(([script, style]) =>
+    [
+      "default-src 'none'",
+      `script-src 'sha256-${script}'`,
+      `style-src 'sha256-${style}'`,
+      "connect-src 'self'",
+      "img-src data:",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; ")
+  );
+}
+
+async function servePage(request: Request): Promise<Response> {
+  if (new URL(request.url).pathname !== "/") return textResponse(404, "not found");
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return textResponse(405, "only GET and HEAD are allowed here", { Allow: "GET, HEAD" });
+  }
+  return new Response(CHAT_PAGE, {
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      "Content-Security-Policy": await policy(),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+    },
+  });
+}
+
+function textResponse(status: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(message + "\n", {
+    status,
+    headers: { "Content-Type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return btoa(String.fromCharCode(...digest));
+}
+
+function codePoints(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}

@@ -1,0 +1,356 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { frame, RawClient, upgradeRequest } from "./helpers/raw_client.ts";
+import type { Server } from "../mod.ts";
+import {
+  CHAT_PROTOCOL,
+  MAX_NAME_LENGTH,
+  MAX_TEXT_LENGTH,
+  parseClientMessage,
+  startChatServer,
+} from "../src/chat/server.ts";
+
+// deno-lint-ignore no-explicit-any
+type Message = Record<string, any>;
+
+/** A chat client over the runtime's own `WebSocket`, with a queue of the JSON messages it got. */
+class ChatClient {
+  readonly ws: WebSocket;
+  readonly #queue: Message[] = [];
+  #wake: (() => void) | null = null;
+  #closed = false;
+  readonly closed: Promise<CloseEvent>;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.onmessage = (event) => {
+      this.#queue.push(JSON.parse(event.data as string));
+      this.#notify();
+    };
+    this.closed = new Promise((resolve) => {
+      ws.addEventListener("close", (event) => {
+        this.#closed = true;
+        this.#notify();
+        resolve(event);
+      });
+    });
+  }
+
+  static open(
+    server: Server,
+    path = "/chat",
+    protocols: string | string[] = CHAT_PROTOCOL,
+  ): Promise<ChatClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}${path}`, protocols);
+    const client = new ChatClient(ws);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timed out opening the WebSocket")), 5000);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve(client);
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new Error("the WebSocket failed to open"));
+      };
+    });
+  }
+
+  /** Opens a client and joins as `name`, returning it with its welcome. */
+  static async join(server: Server, name: string): Promise<[ChatClient, Message]> {
+    const client = await ChatClient.open(server);
+    client.send({ type: "join", name });
+    const welcome = await client.next();
+    assert.equal(welcome.type, "welcome", `expected a welcome, got ${JSON.stringify(welcome)}`);
+    return [client, welcome];
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  send(message: unknown): void {
+    this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** The next message, waiting at most `ms`. */
+  async next(ms = 3000): Promise<Message> {
+    const deadline = Date.now() + ms;
+    while (this.#queue.length === 0) {
+      if (this.#closed) throw new Error("the socket closed while waiting for a message");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("timed out waiting for a message");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+    return this.#queue.shift()!;
+  }
+
+  /** Asserts that nothing arrives for `ms`. */
+  async quiet(ms = 150): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    assert.deepEqual(this.#queue, [], "expected no message");
+  }
+
+  /** Sends `message` and expects an error reply containing `pattern`. */
+  async expectError(message: unknown, pattern: RegExp): Promise<void> {
+    this.send(message);
+    const reply = await this.next();
+    assert.equal(reply.type, "error", `expected an error, got ${JSON.stringify(reply)}`);
+    assert.equal(typeof reply.message, "string");
+    assert.match(reply.message, pattern);
+    assert.deepEqual(Object.keys(reply).sort(), ["message", "type"]);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close();
+    await this.closed;
+  }
+}
+
+function assertRecentTime(time: unknown): void {
+  assert.equal(typeof time, "string");
+  const at = Date.parse(time as string);
+  assert.ok(Number.isFinite(at), `time ${time} is not a date`);
+  assert.ok(Math.abs(at - Date.now()) < 60_000, `time ${time} is not now`);
+}
+
+describe("chat server", () => {
+  let server: Server;
+  const clients: ChatClient[] = [];
+  const track = <T extends ChatClient | [ChatClient, Message]>(value: T): T => {
+    clients.push(Array.isArray(value) ? value[0] : value as ChatClient);
+    return value;
+  };
+
+  before(() => {
+    server = startChatServer({ port: 0 });
+  });
+  after(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await server.close();
+  });
+
+  it("serves the page at / as self-contained UTF-8 HTML", async () => {
+    const response = await fetch(server.url);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+    const html = await response.text();
+    assert.match(html, /^<!doctype html>/i);
+    for (const id of ["name", "join", "text", "send", "messages", "online", "status"]) {
+      assert.match(html, new RegExp(`id="${id}"`), `the page has #${id}`);
+    }
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//i, "no external assets");
+    assert.doesNotMatch(
+      html,
+      /innerHTML|insertAdjacentHTML|document\.write/,
+      "user text is never parsed as HTML",
+    );
+  });
+
+  it("answers HEAD / without a body and other methods on / with 405", async () => {
+    const head = await fetch(server.url, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(await head.text(), "");
+    const post = await fetch(server.url, { method: "POST", body: "x" });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get("allow"), "GET, HEAD");
+    await post.body?.cancel();
+  });
+
+  it("answers 404 to other plain HTTP paths", async () => {
+    for (const path of ["/index.html", "/chat", "/favicon.ico", "/nope?x=1"]) {
+      const response = await fetch(new URL(path, server.url));
+      assert.equal(response.status, 404, path);
+      await response.body?.cancel();
+    }
+  });
+
+  it("answers 404 to WebSocket upgrades on paths other than /chat", async () => {
+    for (const path of ["/", "/chat/", "/chatroom", "/other"]) {
+      const client = await RawClient.connect(server.port);
+      client.write(upgradeRequest(path, { "Sec-WebSocket-Protocol": CHAT_PROTOCOL }));
+      const response = await client.readResponse();
+      assert.equal(response.status, 404, path);
+      client.destroy();
+    }
+  });
+
+  it("answers 400 to upgrades on /chat that do not offer the chat subprotocol", async () => {
+    for (const protocol of [null, "superchat", "echo, json"]) {
+      const client = await RawClient.connect(server.port);
+      client.write(upgradeRequest("/chat", { "Sec-WebSocket-Protocol": protocol }));
+      const response = await client.readResponse();
+      assert.equal(response.status, 400, String(protocol));
+      assert.match(response.body, /"chat" subprotocol/);
+      client.destroy();
+    }
+  });
+
+  it("agrees on the chat subprotocol", async () => {
+    const client = track(await ChatClient.open(server, "/chat", ["v2.chat", CHAT_PROTOCOL]));
+    assert.equal(client.ws.protocol, "chat");
+    const raw = await RawClient.connect(server.port);
+    raw.write(upgradeRequest("/chat?room=1", { "Sec-WebSocket-Protocol": "other, chat" }));
+    const response = await raw.readResponse();
+    assert.equal(response.status, 101);
+    assert.equal(response.headers.get("sec-websocket-protocol"), "chat");
+    raw.destroy();
+    await client.close();
+  });
+
+  it("welcomes a joiner with the online count and tells the others", async () => {
+    const [alice, aliceWelcome] = track(await ChatClient.join(server, "  Alice  "));
+    assert.equal(aliceWelcome.name, "Alice");
+    assert.equal(aliceWelcome.online, 1);
+    assertRecentTime(aliceWelcome.time);
+
+    const [bob, bobWelcome] = track(await ChatClient.join(server, "Bob"));
+    assert.equal(bobWelcome.online, 2);
+    const notice = await alice.next();
+    assert.equal(notice.type, "join");
+    assert.equal(notice.name, "Bob");
+    assert.equal(notice.online, 2);
+    assertRecentTime(notice.time);
+    await bob.quiet(); // the joiner gets its welcome, not its own join notice
+    await Promise.all([alice.close(), bob.close()]);
+  });
+
+  it("relays a message to everyone who joined, with the sender's name and the server time", async () => {
+    const [alice] = track(await ChatClient.join(server, "alice"));
+    const [bob] = track(await ChatClient.join(server, "bob"));
+    await alice.next(); // bob's join notice
+    const lurker = track(await ChatClient.open(server)); // connected but not joined
+
+    alice.send({ type: "message", text: "  hello, bob ✓ 🚀\nsecond line " });
+    for (const client of [bob, alice]) {
+      const message = await client.next();
+      assert.equal(message.type, "message");
+      assert.equal(message.name, "alice");
+      assert.equal(message.text, "hello, bob ✓ 🚀\nsecond line");
+      assertRecentTime(message.time);
+    }
+    bob.send({ type: "message", text: "hi alice" });
+    assert.deepEqual((await alice.next()).text, "hi alice");
+    assert.deepEqual((await bob.next()).name, "bob");
+    await lurker.quiet();
+    await Promise.all([alice.close(), bob.close(), lurker.close()]);
+  });
+
+  it("sends a leave notice with the new count when a joined socket closes", async () => {
+    const [alice] = track(await ChatClient.join(server, "alice"));
+    const [bob] = track(await ChatClient.join(server, "bob"));
+    await alice.next(); // bob joined
+    const lurker = track(await ChatClient.open(server));
+    await lurker.close(); // a socket that never joined leaves no notice
+    await bob.close();
+    const notice = await alice.next();
+    assert.equal(notice.type, "leave");
+    assert.equal(notice.name, "bob");
+    assert.equal(notice.online, 1);
+    assertRecentTime(notice.time);
+    await alice.quiet();
+    await alice.close();
+  });
+
+  it("sends a leave notice when a joined client drops without a closing handshake", async () => {
+    const [alice] = track(await ChatClient.join(server, "alice"));
+    const raw = await RawClient.open(server.port, "/chat", { "Sec-WebSocket-Protocol": "chat" });
+    raw.write(frame(0x1, JSON.stringify({ type: "join", name: "carol" })));
+    const welcome = JSON.parse(new TextDecoder().decode((await raw.readFrame()).payload));
+    assert.equal(welcome.type, "welcome");
+    assert.equal(welcome.online, 2);
+    assert.equal((await alice.next()).name, "carol");
+    raw.destroy();
+    const notice = await alice.next();
+    assert.deepEqual([notice.type, notice.name, notice.online], ["leave", "carol", 1]);
+    await alice.close();
+  });
+
+  it("answers each invalid message with an error to that client only, and keeps going", async () => {
+    const [witness] = track(await ChatClient.join(server, "witness"));
+    const client = track(await ChatClient.open(server));
+
+    await client.expectError("{not json", /not valid JSON/);
+    await client.expectError("", /not valid JSON/);
+    await client.expectError("[1,2]", /JSON object/);
+    await client.expectError("42", /JSON object/);
+    await client.expectError({ type: "dance" }, /unknown message type \("dance"\)/);
+    await client.expectError({ name: "no type" }, /unknown message type \(missing\)/);
+    await client.expectError({ type: "message", text: "too early" }, /join first/);
+    await client.expectError({ type: "join" }, /"name" string/);
+    await client.expectError({ type: "join", name: 7 }, /"name" string/);
+    await client.expectError({ type: "join", name: "   " }, /name is empty/);
+    await client.expectError({ type: "join", name: "x".repeat(MAX_NAME_LENGTH + 1) }, /name is too long/);
+    await client.expectError({ type: "join", name: "a\u0000b" }, /control characters/);
+    client.ws.send(new Uint8Array([1, 2, 3]));
+    assert.match((await client.next()).message, /not binary/);
+    await witness.quiet();
+
+    // Still usable: a valid join goes through; the longest name counts characters, not bytes.
+    const longest = "🚀".repeat(MAX_NAME_LENGTH);
+    client.send({ type: "join", name: longest });
+    const welcome = await client.next();
+    assert.deepEqual([welcome.type, welcome.name, welcome.online], ["welcome", longest, 2]);
+    assert.equal((await witness.next()).type, "join");
+
+    await client.expectError({ type: "join", name: "again" }, /already joined/);
+    await client.expectError({ type: "message" }, /"text" string/);
+    await client.expectError({ type: "message", text: "" }, /text is empty/);
+    await client.expectError({ type: "message", text: " \n\t " }, /text is empty/);
+    await client.expectError({ type: "message", text: "y".repeat(MAX_TEXT_LENGTH + 1) }, /too long/);
+    await witness.quiet();
+
+    const longestText = "é".repeat(MAX_TEXT_LENGTH);
+    client.send({ type: "message", text: longestText });
+    assert.equal((await witness.next()).text, longestText);
+    assert.equal((await client.next()).text, longestText);
+    assert.equal(client.ws.readyState, WebSocket.OPEN);
+    await Promise.all([client.close(), witness.close()]);
+  });
+});
+
+describe("chat message validation", () => {
+  it("trims and accepts valid messages", () => {
+    assert.deepEqual(parseClientMessage('{"type":"join","name":" Ada "}', false), {
+      type: "join",
+      name: "Ada",
+    });
+    assert.deepEqual(parseClientMessage('{"type":"message","text":"hi "}', true), {
+      type: "message",
+      text: "hi",
+    });
+  });
+
+  it("counts characters as code points", () => {
+    const name = "👩🏽".repeat(MAX_NAME_LENGTH / 2); // two code points each
+    assert.deepEqual(parseClientMessage(JSON.stringify({ type: "join", name }), false), {
+      type: "join",
+      name,
+    });
+    assert.ok("error" in parseClientMessage(JSON.stringify({ type: "join", name: name + "x" }), false));
+  });
+
+  it("refuses what the protocol does not allow", () => {
+    const refused: [string | Uint8Array, boolean][] = [
+      ["null", false],
+      ['"join"', false],
+      ['{"type":"join","name":"a"}', true],
+      ['{"type":"message","text":"a"}', false],
+      ['{"type":"message","text":["a"]}', true],
+      [new Uint8Array(0), true],
+    ];
+    for (const [data, joined] of refused) {
+      const result = parseClientMessage(data, joined);
+      assert.ok("error" in result, `${String(data)} (joined: ${joined}) should be refused`);
+    }
+  });
+});

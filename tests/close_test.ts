@@ -1,0 +1,128 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  CloseCode,
+  encodeClosePayload,
+  isValidWireCloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  parseClosePayload,
+} from "../src/close.ts";
+
+const encoder = new TextEncoder();
+
+/** A close payload from a code and raw reason bytes. */
+function payload(code: number, reason: number[] | string = []): Uint8Array {
+  const reasonBytes = typeof reason === "string" ? encoder.encode(reason) : Uint8Array.from(reason);
+  return Uint8Array.from([code >> 8, code & 0xff, ...reasonBytes]);
+}
+
+describe("isValidWireCloseCode", () => {
+  const cases: [number, boolean][] = [
+    [0, false],
+    [999, false],
+    [1000, true],
+    [1001, true],
+    [1002, true],
+    [1003, true],
+    [1004, false],
+    [1005, false],
+    [1006, false],
+    [1007, true],
+    [1008, true],
+    [1009, true],
+    [1010, true],
+    [1011, true],
+    [1012, true],
+    [1013, true],
+    [1014, true],
+    [1015, false],
+    [1016, false],
+    [2000, false],
+    [2999, false],
+    [3000, true],
+    [3999, true],
+    [4000, true],
+    [4999, true],
+    [5000, false],
+    [65535, false],
+  ];
+  for (const [code, valid] of cases) {
+    it(`${code} is ${valid ? "" : "not "}valid on the wire`, () => {
+      assert.equal(isValidWireCloseCode(code), valid);
+    });
+  }
+});
+
+describe("parseClosePayload", () => {
+  it("reports 1005 and an empty reason for an empty payload", () => {
+    assert.deepEqual(parseClosePayload(new Uint8Array(0)), { code: 1005, reason: "" });
+    assert.equal(CloseCode.NoStatus, 1005);
+  });
+
+  it("fails a one-byte payload with 1002", () => {
+    assert.deepEqual(parseClosePayload(Uint8Array.of(0x03)), { error: 1002 });
+    assert.deepEqual(parseClosePayload(Uint8Array.of(0xe8)), { error: 1002 });
+  });
+
+  it("reads the code in network order and the UTF-8 reason", () => {
+    assert.deepEqual(parseClosePayload(Uint8Array.of(0x03, 0xe8)), { code: 1000, reason: "" });
+    assert.deepEqual(parseClosePayload(payload(1001, "going away")), { code: 1001, reason: "going away" });
+    assert.deepEqual(parseClosePayload(payload(4999, "café 😀")), { code: 4999, reason: "café 😀" });
+    assert.deepEqual(parseClosePayload(payload(3000, "x".repeat(123))), {
+      code: 3000,
+      reason: "x".repeat(123),
+    });
+  });
+
+  it("fails every code that may not be sent with 1002", () => {
+    for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
+      assert.deepEqual(parseClosePayload(payload(code)), { error: 1002 }, `code ${code}`);
+      assert.deepEqual(parseClosePayload(payload(code, "why")), { error: 1002 }, `code ${code} with reason`);
+    }
+  });
+
+  it("accepts every code that may be sent", () => {
+    for (const code of [1000, 1001, 1002, 1003, 1007, 1010, 1014, 3000, 4000, 4999]) {
+      assert.deepEqual(parseClosePayload(payload(code, "ok")), { code, reason: "ok" });
+    }
+  });
+
+  it("fails a reason that is not UTF-8 with 1007", () => {
+    const invalidReasons = [
+      [0xff],
+      [0x61, 0x80],
+      [0xc0, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0x61, 0xe2, 0x82], // truncated at the end
+    ];
+    for (const reason of invalidReasons) {
+      assert.deepEqual(parseClosePayload(payload(1000, reason)), { error: 1007 }, String(reason));
+    }
+  });
+
+  it("checks the code before the reason", () => {
+    assert.deepEqual(parseClosePayload(payload(1005, [0xff])), { error: 1002 });
+  });
+});
+
+describe("encodeClosePayload", () => {
+  it("writes the code in network order followed by the UTF-8 reason", () => {
+    assert.deepEqual([...encodeClosePayload(1000, "")], [0x03, 0xe8]);
+    assert.deepEqual([...encodeClosePayload(1001, "")], [0x03, 0xe9]);
+    assert.deepEqual([...encodeClosePayload(4999, "")], [0x13, 0x87]);
+    assert.deepEqual([...encodeClosePayload(3000, "é")], [0x0b, 0xb8, 0xc3, 0xa9]);
+    assert.deepEqual([...encodeClosePayload(1011, "bye")], [0x03, 0xf3, 0x62, 0x79, 0x65]);
+  });
+
+  it("round-trips through parseClosePayload", () => {
+    for (const [code, reason] of [[1000, ""], [1008, "policy"], [4321, "日本語 😀"]] as const) {
+      assert.deepEqual(parseClosePayload(encodeClosePayload(code, reason)), { code, reason });
+    }
+  });
+
+  it("fits the longest reason in a control frame", () => {
+    assert.equal(MAX_CLOSE_REASON_BYTES, 123);
+    assert.equal(encodeClosePayload(1000, "x".repeat(MAX_CLOSE_REASON_BYTES)).length, 125);
+  });
+});

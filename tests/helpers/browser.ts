@@ -1,0 +1,187 @@
+/**
+ * Real-browser testing: headless Chromium driven by playwright-core, and Wisp started as a child
+ * process exactly as a user starts it (`deno run -A mod.ts` or `bun run mod.ts`).
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+
+/** Where the browser tests expect Chromium (Debian's package). */
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+
+/**
+ * Why the browser tests cannot run here, or `false` when they can. Pass it as a test's `skip`
+ * option, so that a missing browser shows as skipped, never as passed.
+ */
+export const browserSkipReason: string | false = existsSync(CHROMIUM_PATH)
+  ? false
+  : `chromium not installed at ${CHROMIUM_PATH} (apt-get install chromium)`;
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** A Chromium with a fresh profile; `close` shuts it down and removes the profile. */
+export interface TestBrowser {
+  context: BrowserContext;
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+
+/** Launches headless Chromium with a profile in a new temporary directory. */
+export async function launchBrowser(): Promise<TestBrowser> {
+  const profile = mkdtempSync(join(tmpdir(), "wisp-chromium-"));
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 20_000,
+    });
+  } catch (error) {
+    rmSync(profile, { recursive: true, force: true });
+    throw error;
+  }
+  context.setDefaultTimeout(10_000);
+  let closed: Promise<void> | null = null;
+  return {
+    context,
+    newPage: () => context.newPage(),
+    close: () =>
+      closed ??= context.close().catch(() => {}).finally(() =>
+        rmSync(profile, { recursive: true, force: true })
+      ),
+  };
+}
+
+/** A Wisp server running as a child process. */
+export interface CliServer {
+  /** The port it listens on. */
+  port: number;
+  /** The URL it printed. */
+  url: string;
+  /** Everything it printed so far (stdout and stderr), for failure messages. */
+  output(): string;
+  /** Kills it with SIGKILL and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+const MOD_TS = fileURLToPath(new URL("../../mod.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const running = new Set<ChildProcess>();
+
+// A test run that dies leaves no server behind.
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/** The command that runs `mod.ts` on the runtime running the tests, as the README says. */
+function command(args: string[]): [string, string[]] {
+  if ("Bun" in globalThis) return [process.execPath, ["run", MOD_TS, ...args]];
+  return [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+}
+
+/**
+ * Starts `mod.ts` with `args` and waits for its "listening on URL" line (at most `ms`).
+ * Pass `--port 0` to get a free port.
+ */
+export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
+  const [file, argv] = command(args);
+  const child = spawn(file, argv, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let output = "";
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => {
+      running.delete(child);
+      resolve();
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  return new Promise<CliServer>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      stop().then(() => reject(new Error(`${why}: ${file} ${argv.join(" ")}\n--- output ---\n${output}`)));
+    };
+    const timer = setTimeout(() => fail(`no "listening" line within ${ms} ms`), ms);
+    const onData = (chunk: Uint8Array) => {
+      output += new TextDecoder().decode(chunk);
+      const match = /listening on (\S+)\r?\n/.exec(output);
+      if (match === null) return;
+      clearTimeout(timer);
+      const url = match[1];
+      resolve({ port: Number(new URL(url).port), url, output: () => output, stop });
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk)));
+    child.once("error", (error) => fail(`could not start: ${error.message}`));
+    child.once("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
+  });
+}
+
+/** Runs `body`, failing if it takes longer than `ms` (so that no test hangs the suite). */
+export async function withTimeout<T>(ms: number, body: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`test timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([body(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A resource made on first use and disposed of once. Tests set up browsers and servers through
+ * it inside the test (bounded by the test's timeout) rather than in `before`, because `bun test`
+ * gives hooks 5 s whatever their options say.
+ */
+export class Lazy<T> {
+  #value: Promise<T> | null = null;
+  readonly #create: () => Promise<T>;
+  readonly #dispose: (value: T) => Promise<void>;
+
+  constructor(create: () => Promise<T>, dispose: (value: T) => Promise<void>) {
+    this.#create = create;
+    this.#dispose = dispose;
+  }
+
+  /** The resource, created on the first call. */
+  get(): Promise<T> {
+    return this.#value ??= this.#create();
+  }
+
+  /** Disposes of the resource if it was created (and forgets it). */
+  async dispose(): Promise<void> {
+    const value = this.#value;
+    this.#value = null;
+    if (value === null) return;
+    let created: T;
+    try {
+      created = await value;
+    } catch {
+      return; // creation failed: nothing to dispose of
+    }
+    await this.#dispose(created);
+  }
+}
