@@ -64,6 +64,7 @@ export function startFromCli(options: CliOptions): Server {
     hostname: options.hostname,
     // Echo mode talks to any client, so it agrees to the first subprotocol offered.
     protocols: (offered) => offered[0],
+    perMessageDeflate: true,
     websocket: {
       message(ws, data) {
         ws.send(data);

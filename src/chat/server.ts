@@ -120,6 +120,7 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     path: CHAT_PATH,
     protocols: [CHAT_PROTOCOL],
     maxPayloadLength: MAX_PAYLOAD,
+    perMessageDeflate: true,
     upgrade(_request, info) {
       if (!info.protocols.includes(CHAT_PROTOCOL)) {
         return textResponse(400, `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol; offer it`);
@@ -151,7 +152,6 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
         const name = ws.data.name;
         if (name === null) return;
         ws.data.name = null;
-        ws.unsubscribe(CHAT_TOPIC); // already done by the server for a closed socket; kept explicit
         const online = server.subscriberCount(CHAT_TOPIC);
         const notice: ServerMessage = { type: "leave", name, online, time: new Date().toISOString() };
         server.publish(CHAT_TOPIC, JSON.stringify(notice));
