@@ -12,6 +12,14 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)$/;
 /** Base64 of exactly 16 bytes: 22 significant characters and two pad characters. */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
+/** Field values: visible characters, spaces and tabs, and obs-text (RFC 9110 §5.5). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Request header fields by lower-case name, repeated fields joined with ", " (RFC 9110 §5.3). A
+ * plain map: the checks of a handshake need no web `Headers` object.
+ */
+export type HeaderFields = Map<string, string>;
 
 /** A parsed HTTP request head. */
 export interface RequestHead {
@@ -19,7 +27,7 @@ export interface RequestHead {
   target: string;
   /** Minor version of HTTP/1.x. */
   minorVersion: number;
-  headers: Headers;
+  headers: HeaderFields;
   /** Bytes the head took, including the blank line. */
   size: number;
 }
@@ -56,19 +64,18 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
   if (lines.length - 1 > limits.maxHeaderCount) {
     return { status: 431, message: `more than ${limits.maxHeaderCount} header fields` };
   }
-  const headers = new Headers();
+  const headers: HeaderFields = new Map();
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     const colon = line.indexOf(":");
+    const name = line.slice(0, colon);
     // A missing colon, a name that is not a token, or obsolete line folding are all refused.
-    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) {
-      return { status: 400, message: "malformed header field" };
-    }
-    try {
-      headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
-    } catch {
-      return { status: 400, message: "invalid header value" };
-    }
+    if (colon <= 0 || !TOKEN.test(name)) return { status: 400, message: "malformed header field" };
+    const value = line.slice(colon + 1).trim();
+    if (!FIELD_VALUE.test(value)) return { status: 400, message: "invalid header value" };
+    const key = name.toLowerCase();
+    const earlier = headers.get(key);
+    headers.set(key, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   return {
     method: requestLine[1],
@@ -99,13 +106,13 @@ function latin1(bytes: Uint8Array, length: number): string {
 }
 
 /** Whether a comma-separated header value lists `token` (case-insensitively). */
-export function hasToken(value: string | null, token: string): boolean {
-  if (value === null) return false;
+export function hasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
   return value.split(",").some((item) => item.trim().toLowerCase() === token);
 }
 
 /** True when the request asks for a WebSocket (its `Upgrade` header names `websocket`). */
-export function isUpgradeRequest(headers: Headers): boolean {
+export function isUpgradeRequest(headers: HeaderFields): boolean {
   return hasToken(headers.get("upgrade"), "websocket");
 }
 
@@ -122,7 +129,7 @@ export function validateUpgrade(head: RequestHead): string | HttpError {
     return { status: 400, message: "the Connection header must include Upgrade" };
   }
   const key = headers.get("sec-websocket-key");
-  if (key === null || !WEBSOCKET_KEY.test(key)) {
+  if (key === undefined || !WEBSOCKET_KEY.test(key)) {
     return { status: 400, message: "Sec-WebSocket-Key must be the base64 of 16 bytes" };
   }
   if (headers.get("sec-websocket-version") !== "13") {
@@ -139,9 +146,9 @@ export function validateUpgrade(head: RequestHead): string | HttpError {
  * The subprotocols a client offers in `Sec-WebSocket-Protocol`, in its order. Returns `null`
  * when an entry is not a token.
  */
-export function offeredProtocols(headers: Headers): string[] | null {
+export function offeredProtocols(headers: HeaderFields): string[] | null {
   const value = headers.get("sec-websocket-protocol");
-  if (value === null) return [];
+  if (value === undefined) return [];
   const protocols = value.split(",").map((item) => item.trim()).filter((item) => item !== "");
   return protocols.every((protocol) => TOKEN.test(protocol)) ? protocols : null;
 }

@@ -113,7 +113,7 @@ export class HttpConnection<T> implements TransportEvents {
       return this.refuse({ status: 501, message: "chunked request bodies are not supported" });
     }
     const declared = head.headers.get("content-length");
-    const bodyLength = declared === null ? 0 : Number(declared);
+    const bodyLength = declared === undefined ? 0 : Number(declared);
     if (!/^\d+$/.test(declared ?? "0")) {
       return this.refuse({ status: 400, message: "invalid Content-Length" });
     }
@@ -129,23 +129,21 @@ export class HttpConnection<T> implements TransportEvents {
     this.#answer(head, body).catch((error) => this.#internalError(error));
   }
 
-  /** The request as a web `Request`, or the 400 to answer when its URL is unusable. */
-  #request(head: RequestHead, body: Uint8Array<ArrayBuffer> | null): Request | HttpError {
+  /** The request's URL (from its target and `Host`), or the 400 to answer when it is unusable. */
+  #url(head: RequestHead): URL | HttpError {
     const host = head.headers.get("host");
-    if (host === null && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
-    let url: URL;
+    if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
     try {
-      url = new URL(head.target, `http://${host ?? this.#host.options.hostname}`);
+      return new URL(head.target, `http://${host ?? this.#host.options.hostname}`);
     } catch {
       return { status: 400, message: "invalid request target" };
     }
-    const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
-    return new Request(url, { method: head.method, headers: head.headers, body: hasBody ? body : null });
   }
 
   async #answer(head: RequestHead, body: Uint8Array<ArrayBuffer>): Promise<void> {
-    const request = this.#request(head, body);
-    if (!(request instanceof Request)) return this.refuse(request);
+    const url = this.#url(head);
+    if (!(url instanceof URL)) return this.refuse(url);
+    const request = webRequest(head, url, body);
     const transport = this.#transport;
     const fetch = this.#host.options.fetch;
     const response = fetch === null
@@ -164,22 +162,25 @@ export class HttpConnection<T> implements TransportEvents {
     const options = this.#host.options;
     const key = validateUpgrade(head);
     if (typeof key !== "string") return this.refuse(key);
-    const request = this.#request(head, null);
-    if (!(request instanceof Request)) return this.refuse(request);
-    if (options.path !== null && new URL(request.url).pathname !== options.path) {
+    const url = this.#url(head);
+    if (!(url instanceof URL)) return this.refuse(url);
+    if (options.path !== null && url.pathname !== options.path) {
       return this.refuse({ status: 404, message: "no WebSocket endpoint at this path" });
     }
     const origin = head.headers.get("origin");
-    if (options.origins !== null && origin !== null && !options.origins.has(origin)) {
+    if (options.origins !== null && origin !== undefined && !options.origins.has(origin)) {
       return this.refuse({ status: 403, message: "origin not allowed" });
     }
     const offered = offeredProtocols(head.headers);
     if (offered === null) return this.refuse({ status: 400, message: "malformed Sec-WebSocket-Protocol" });
 
     const transport = this.#transport;
+    // A web Request costs more than the rest of the handshake: made only for hooks that take one.
+    let request: Request | null = null;
+    const getRequest = () => request ??= webRequest(head, url, null);
     let decision: UpgradeResult<T> = true;
     if (options.upgrade !== null) {
-      decision = await options.upgrade(request, {
+      decision = await options.upgrade(getRequest(), {
         remoteAddress: transport.remoteAddress,
         remotePort: transport.remotePort,
         protocols: offered,
@@ -189,7 +190,7 @@ export class HttpConnection<T> implements TransportEvents {
     if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
     if (decision instanceof Response) return this.#send(await encodeResponse(decision, head.method));
     const accepted = typeof decision === "object" && decision !== null ? decision : {};
-    const protocol = accepted.protocol ?? chooseProtocol(options.protocols, offered, request) ?? "";
+    const protocol = accepted.protocol ?? chooseProtocol(options.protocols, offered, getRequest) ?? "";
     if (protocol !== "" && !offered.includes(protocol)) {
       throw new TypeError(
         `subprotocol "${protocol}" was chosen but the client offered ${JSON.stringify(offered)}`,
@@ -197,7 +198,7 @@ export class HttpConnection<T> implements TransportEvents {
     }
     const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
     const deflate = options.perMessageDeflate === null ? null : negotiateDeflate(
-      head.headers.get("sec-websocket-extensions"),
+      head.headers.get("sec-websocket-extensions") ?? null,
       options.perMessageDeflate.clientMaxWindowBits,
     );
     const accept = await acceptKey(key);
@@ -205,8 +206,8 @@ export class HttpConnection<T> implements TransportEvents {
     this.#end();
     transport.write(switchingProtocols(accept, protocol, deflate?.response ?? "", extra));
     const early = this.#length > head.size ? this.#buffer.subarray(head.size, this.#length) : null;
-    const url = "ws" + request.url.slice("http".length); // the URL the client asked for: ws://…
-    this.#host.adopt(transport, { url, protocol, data: accepted.data as T, deflate }, early);
+    const wsUrl = "ws" + url.href.slice("http".length); // the URL the client asked for: ws://…
+    this.#host.adopt(transport, { url: wsUrl, protocol, data: accepted.data as T, deflate }, early);
   }
 
   /** Whether the connection was answered, handed over or dropped (checked after each await). */
@@ -243,11 +244,17 @@ export class HttpConnection<T> implements TransportEvents {
   }
 }
 
+/** The web `Request` handed to hooks; a body only for methods that may carry one. */
+function webRequest(head: RequestHead, url: URL, body: Uint8Array<ArrayBuffer> | null): Request {
+  const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
+  return new Request(url, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
+}
+
 function chooseProtocol(
   protocols: ResolvedOptions<unknown>["protocols"],
   offered: string[],
-  request: Request,
+  request: () => Request,
 ): string | null | undefined {
-  if (typeof protocols === "function") return protocols(offered, request);
+  if (typeof protocols === "function") return protocols(offered, request());
   return protocols.find((protocol) => offered.includes(protocol));
 }
