@@ -36,6 +36,8 @@ export interface FrameHandler {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Where the mask lives in the parser's header array, after the longest header (14 bytes). */
+const MASK_AT = 14;
 const enum State {
   Header,
   Payload,
@@ -55,15 +57,18 @@ export class FrameParser {
   #handler: FrameHandler;
   #allowedRsv: number;
   #state = State.Header;
-  /** A header split across chunks (at most 14 bytes). */
-  #head = new Uint8Array(14);
+  /**
+   * Bytes 0–13 gather a header split across chunks; bytes 14–17 hold the current frame's mask.
+   * One small array, as an idle connection should cost little.
+   */
+  #head = new Uint8Array(MASK_AT + 4);
   #headFilled = 0;
   #opcode = 0;
   #remaining = 0;
-  #mask = new Uint8Array(4);
+  #mask = this.#head.subarray(MASK_AT);
   #maskOffset = 0;
-  /** A control payload split across chunks. */
-  #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
+  /** A control payload split across chunks (allocated the first time one is). */
+  #control: Uint8Array | null = null;
   #controlFilled = 0;
   #controlLength = 0;
   #error = 0;
@@ -217,10 +222,11 @@ export class FrameParser {
     } else if (end && this.#controlFilled === 0) {
       this.#report(this.#handler.onControlFrame(this.#opcode, piece));
     } else {
-      this.#control.set(piece, this.#controlFilled);
+      const control = this.#control ??= new Uint8Array(MAX_CONTROL_PAYLOAD);
+      control.set(piece, this.#controlFilled);
       this.#controlFilled += take;
       if (end) {
-        const payload = this.#control.subarray(0, this.#controlLength);
+        const payload = control.subarray(0, this.#controlLength);
         this.#report(this.#handler.onControlFrame(this.#opcode, payload));
       }
     }

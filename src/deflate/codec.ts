@@ -6,7 +6,7 @@
  * @module
  */
 
-import { constants, deflateRawSync, inflateRawSync, inflateSync } from "node:zlib";
+import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import { History } from "./history.ts";
 
 /** The empty stored block that ends a sync-flushed message (RFC 7692 §7.2.1). */
@@ -39,8 +39,10 @@ export class InflateError extends Error {
 
 /**
  * Decompresses one peer's messages. When the peer takes its context over between messages, the
- * last window of output is kept and given to zlib as a preset dictionary, which is exactly the
- * history the peer's compressor may refer back to.
+ * last window of output is kept and replayed in front of each message as an uncompressed
+ * (stored) DEFLATE block: zlib then has exactly the history the peer's compressor may refer back
+ * to, and the replayed bytes are cut from the output. (zlib's preset-dictionary option would do
+ * the same, but Deno's `node:zlib` ignores it in raw mode.)
  */
 export class MessageInflater {
   #history: History | null;
@@ -59,42 +61,41 @@ export class MessageInflater {
    * Throws {@linkcode InflateError}.
    */
   inflate(data: Uint8Array, maxLength: number): Uint8Array {
-    const history = this.#history;
-    const dictionary = history === null || history.bytes.length === 0 ? null : history.bytes;
+    const history = this.#history?.bytes ?? EMPTY;
     let out: Uint8Array;
     try {
-      const options = { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(1, maxLength) };
-      out = dictionary === null
-        ? inflateRawSync(withTail(data, 0), options)
-        // A zlib-format header announcing the dictionary lets zlib take it (raw mode cannot on Deno).
-        : inflateSync(withZlibHeader(data, history!.adler32), { ...options, dictionary });
+      out = inflateRawSync(withHistory(history, data), {
+        finishFlush: constants.Z_SYNC_FLUSH,
+        maxOutputLength: history.length + Math.max(1, maxLength),
+      });
     } catch (error) {
       throw new InflateError((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE", { cause: error });
     }
-    if (out.length > maxLength) throw new InflateError(true);
-    history?.append(out);
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    const message = new Uint8Array(out.buffer, out.byteOffset + history.length, out.length - history.length);
+    if (message.length > maxLength) throw new InflateError(true);
+    this.#history?.append(message);
+    return message;
   }
 }
 
-/** `data` followed by the sync-flush tail, with `offset` free bytes in front. */
-function withTail(data: Uint8Array, offset: number): Uint8Array {
-  const out = new Uint8Array(offset + data.length + TAIL.length);
-  out.set(data, offset);
-  out.set(TAIL, offset + data.length);
-  return out;
-}
+const EMPTY = new Uint8Array(0);
+/** A stored block's header: BFINAL 0, BTYPE 00, padding, then LEN and its complement. */
+const STORED_HEADER = 5;
 
-/** Wraps raw DEFLATE data as a zlib stream (RFC 1950) that uses the preset dictionary `dictId`. */
-function withZlibHeader(data: Uint8Array, dictId: number): Uint8Array {
-  const out = withTail(data, 6);
-  const cmf = 0x78; // deflate, 32 KiB window
-  const flg = 0x20 | (31 - ((cmf * 256 + 0x20) % 31)); // FDICT, plus the FCHECK bits
-  out[0] = cmf;
-  out[1] = flg;
-  out[2] = dictId >>> 24;
-  out[3] = (dictId >>> 16) & 0xff;
-  out[4] = (dictId >>> 8) & 0xff;
-  out[5] = dictId & 0xff;
+/** `history` as one stored block (when not empty), then `data`, then the sync-flush tail. */
+function withHistory(history: Uint8Array, data: Uint8Array): Uint8Array {
+  const prefix = history.length === 0 ? 0 : STORED_HEADER + history.length;
+  const out = new Uint8Array(prefix + data.length + TAIL.length);
+  if (prefix > 0) {
+    // A window is at most 32 KiB, so one stored block (up to 65,535 bytes) holds it.
+    const length = history.length;
+    out[1] = length & 0xff;
+    out[2] = length >>> 8;
+    out[3] = ~length & 0xff;
+    out[4] = (~length >>> 8) & 0xff;
+    out.set(history, STORED_HEADER);
+  }
+  out.set(data, prefix);
+  out.set(TAIL, prefix + data.length);
   return out;
 }

@@ -111,6 +111,7 @@ export function parseExtensions(header: string): Offer[] | null {
   };
   while (i < header.length) {
     skipSpace();
+    if (i >= header.length) break;
     if (header[i] === ",") { // empty list elements are allowed
       i++;
       continue;

@@ -1,0 +1,475 @@
+/**
+ * permessage-deflate's pure parts: the extension negotiation (RFC 7692 §5, §7.1), the sliding
+ * history, and message compression / inflation (with and without the peer's
+ * context, against real node:zlib streams).
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { deflateRawSync } from "node:zlib";
+import { negotiateDeflate, parseExtensions } from "../src/deflate/negotiate.ts";
+import { History } from "../src/deflate/history.ts";
+import { deflateMessage, InflateError, MessageInflater } from "../src/deflate/codec.ts";
+import { Random } from "./helpers/random.ts";
+import {
+  compressAlone,
+  compressibleBytes,
+  endsWithTail,
+  inflateAlone,
+  StreamCompressor,
+} from "./helpers/deflate.ts";
+import { firstDifference } from "./helpers/events.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const BASE = "permessage-deflate; server_no_context_takeover";
+
+describe("parseExtensions", () => {
+  it("parses names and parameters, with and without values, lower-casing names", () => {
+    assert.deepEqual(
+      parseExtensions(
+        'permessage-deflate; client_max_window_bits, Foo; Bar="Baz";qux=1 , x-webkit-deflate-frame',
+      ),
+      [
+        { name: "permessage-deflate", params: [["client_max_window_bits", true]] },
+        { name: "foo", params: [["bar", "Baz"], ["qux", "1"]] },
+        { name: "x-webkit-deflate-frame", params: [] },
+      ],
+    );
+  });
+
+  it("allows spaces and tabs around separators, and empty list elements", () => {
+    assert.deepEqual(parseExtensions(" ,permessage-deflate\t;\tserver_max_window_bits = 10 ,,x"), [
+      { name: "permessage-deflate", params: [["server_max_window_bits", "10"]] },
+      { name: "x", params: [] },
+    ]);
+    assert.deepEqual(parseExtensions("a,"), [{ name: "a", params: [] }]);
+    assert.deepEqual(parseExtensions(""), []);
+  });
+
+  it("ignores an empty list element at the end even when whitespace follows it", () => {
+    // What `Headers` makes of two Sec-WebSocket-Extensions lines when the second is empty.
+    assert.deepEqual(parseExtensions("permessage-deflate, "), [{ name: "permessage-deflate", params: [] }]);
+    assert.deepEqual(parseExtensions("permessage-deflate,\t"), [{ name: "permessage-deflate", params: [] }]);
+    assert.equal(negotiateDeflate("permessage-deflate, ", 15)?.response, BASE);
+  });
+
+  it("keeps repeated parameters in order (so negotiation can refuse them)", () => {
+    assert.deepEqual(parseExtensions("a; p=1; p=2"), [{ name: "a", params: [["p", "1"], ["p", "2"]] }]);
+  });
+
+  for (
+    const header of [
+      "permessage-deflate;", // parameter missing after ";"
+      "permessage-deflate; ;client_max_window_bits",
+      ";permessage-deflate",
+      "permessage deflate", // two tokens
+      'permessage-deflate; server_max_window_bits="10', // unterminated quote
+      'permessage-deflate; server_max_window_bits="1 0"', // quoted value that is not a token
+      'permessage-deflate; server_max_window_bits=""',
+      "permessage-deflate; server_max_window_bits=", // "=" without a value
+      "permessage-deflate; a=b=c",
+      "permessage-deflate; client@max=1", // "@" is not a token character
+      '"permessage-deflate"',
+      "permessage-deflate; x=1 2",
+    ]
+  ) {
+    it(`returns null for the malformed header ${JSON.stringify(header)}`, () => {
+      assert.equal(parseExtensions(header), null);
+      assert.equal(negotiateDeflate(header, 15), null, "a malformed header agrees on nothing");
+    });
+  }
+});
+
+describe("negotiateDeflate", () => {
+  /** [header, server's clientMaxWindowBits, response, clientContextTakeover, clientBits, serverBits] */
+  const accepted: [string, number, string, boolean, number, number][] = [
+    ["permessage-deflate", 15, BASE, true, 15, 15],
+    ["permessage-deflate; server_no_context_takeover", 15, BASE, true, 15, 15],
+    [
+      "permessage-deflate; client_no_context_takeover",
+      15,
+      `${BASE}; client_no_context_takeover`,
+      false,
+      15,
+      15,
+    ],
+    [
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      15,
+      `${BASE}; client_no_context_takeover`,
+      false,
+      15,
+      15,
+    ],
+    ["permessage-deflate; server_max_window_bits=8", 15, `${BASE}; server_max_window_bits=8`, true, 15, 8],
+    ["permessage-deflate; server_max_window_bits=10", 15, `${BASE}; server_max_window_bits=10`, true, 15, 10],
+    ["permessage-deflate; server_max_window_bits=15", 15, `${BASE}; server_max_window_bits=15`, true, 15, 15],
+    [
+      'permessage-deflate; server_max_window_bits="12"',
+      15,
+      `${BASE}; server_max_window_bits=12`,
+      true,
+      15,
+      12,
+    ],
+    // client_max_window_bits without a value: the server may choose, and only says so below 15.
+    ["permessage-deflate; client_max_window_bits", 15, BASE, true, 15, 15],
+    ["permessage-deflate; client_max_window_bits", 9, `${BASE}; client_max_window_bits=9`, true, 9, 15],
+    ["permessage-deflate; client_max_window_bits", 8, `${BASE}; client_max_window_bits=8`, true, 8, 15],
+    // With a value, the client uses at most that; the server answers only to ask for less.
+    ["permessage-deflate; client_max_window_bits=9", 15, BASE, true, 9, 15],
+    ["permessage-deflate; client_max_window_bits=12", 12, BASE, true, 12, 15],
+    ["permessage-deflate; client_max_window_bits=12", 9, `${BASE}; client_max_window_bits=9`, true, 9, 15],
+    ["permessage-deflate; client_max_window_bits=8", 9, BASE, true, 8, 15],
+    ['permessage-deflate; client_max_window_bits="10"', 15, BASE, true, 10, 15],
+    // Without the parameter the client may use any window, whatever the server's cap.
+    ["permessage-deflate", 9, BASE, true, 15, 15],
+    [
+      "permessage-deflate; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=13",
+      10,
+      `${BASE}; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=10`,
+      false,
+      10,
+      11,
+    ],
+    // Names are case-insensitive.
+    [
+      "Permessage-Deflate; Client_No_Context_Takeover; SERVER_MAX_WINDOW_BITS=9",
+      15,
+      `${BASE}; client_no_context_takeover; server_max_window_bits=9`,
+      false,
+      15,
+      9,
+    ],
+    // Unknown extensions are ignored; the first acceptable deflate offer wins.
+    ["x-webkit-deflate-frame, permessage-deflate; client_max_window_bits", 15, BASE, true, 15, 15],
+    [
+      "foo; bar=1, permessage-deflate; client_no_context_takeover",
+      15,
+      `${BASE}; client_no_context_takeover`,
+      false,
+      15,
+      15,
+    ],
+    ["permessage-deflate; foo=1, permessage-deflate", 15, BASE, true, 15, 15],
+    [
+      "permessage-deflate; unknown, permessage-deflate; server_max_window_bits=10",
+      15,
+      `${BASE}; server_max_window_bits=10`,
+      true,
+      15,
+      10,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=9",
+      15,
+      `${BASE}; server_max_window_bits=10`,
+      true,
+      15,
+      10,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=7, permessage-deflate; client_no_context_takeover",
+      15,
+      `${BASE}; client_no_context_takeover`,
+      false,
+      15,
+      15,
+    ],
+    [
+      "permessage-deflate; client_no_context_takeover; client_no_context_takeover, permessage-deflate",
+      15,
+      BASE,
+      true,
+      15,
+      15,
+    ],
+  ];
+  for (const [header, cap, response, takeover, clientBits, serverBits] of accepted) {
+    it(`agrees to ${JSON.stringify(header)} (cap ${cap}) with ${JSON.stringify(response)}`, () => {
+      assert.deepEqual(negotiateDeflate(header, cap), {
+        clientContextTakeover: takeover,
+        clientWindowBits: clientBits,
+        serverWindowBits: serverBits,
+        response,
+      });
+    });
+  }
+
+  const refused = [
+    "x-webkit-deflate-frame",
+    "deflate-frame; no_context_takeover",
+    "permessage-deflate-x",
+    // Duplicate parameters.
+    "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+    "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",
+    "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
+    "permessage-deflate; Client_Max_Window_Bits=9; client_max_window_bits=9",
+    // Invalid window bits.
+    "permessage-deflate; server_max_window_bits=7",
+    "permessage-deflate; server_max_window_bits=16",
+    "permessage-deflate; server_max_window_bits=08",
+    "permessage-deflate; server_max_window_bits=abc",
+    "permessage-deflate; server_max_window_bits=0",
+    "permessage-deflate; server_max_window_bits=-9",
+    "permessage-deflate; server_max_window_bits=9.0",
+    'permessage-deflate; server_max_window_bits="16"',
+    "permessage-deflate; server_max_window_bits", // a value is required
+    "permessage-deflate; client_max_window_bits=7",
+    "permessage-deflate; client_max_window_bits=16",
+    "permessage-deflate; client_max_window_bits=08",
+    "permessage-deflate; client_max_window_bits=abc",
+    // Parameters that take no value, given one.
+    "permessage-deflate; server_no_context_takeover=1",
+    "permessage-deflate; client_no_context_takeover=true",
+    // Unknown parameters.
+    "permessage-deflate; foo",
+    "permessage-deflate; mux=1",
+    "permessage-deflate; foo, permessage-deflate; bar",
+  ];
+  for (const header of refused) {
+    it(`refuses ${JSON.stringify(header)}`, () => {
+      assert.equal(negotiateDeflate(header, 15), null);
+      assert.equal(negotiateDeflate(header, 9), null);
+    });
+  }
+
+  it("agrees to nothing without the header", () => {
+    assert.equal(negotiateDeflate(null, 15), null);
+    assert.equal(negotiateDeflate("", 15), null);
+  });
+});
+
+describe("History", () => {
+  it("starts empty", () => {
+    assert.equal(new History(512).bytes.length, 0);
+  });
+
+  for (const capacity of [1, 2, 7, 256, 512, 5552, 32768]) {
+    it(`keeps the last ${capacity} bytes over random appends`, () => {
+      const random = new Random(capacity * 7919 + 1);
+      const history = new History(capacity);
+      let expected: Uint8Array = new Uint8Array(0);
+      for (let step = 0; step < 150; step++) {
+        const size = random.pick([
+          0,
+          1,
+          random.int(1, Math.max(1, capacity >> 3)),
+          random.int(1, capacity),
+          capacity - 1,
+          capacity,
+          capacity + 1,
+          random.int(capacity, 3 * capacity + 5),
+        ]);
+        const data = random.bytes(size);
+        history.append(data);
+        const all = new Uint8Array(expected.length + data.length);
+        all.set(expected);
+        all.set(data, expected.length);
+        expected = all.slice(Math.max(0, all.length - capacity));
+        assert.equal(history.bytes.length, expected.length, `length after step ${step}`);
+        assert.equal(firstDifference(history.bytes, expected), -1, `bytes after step ${step} (+${size})`);
+      }
+    });
+  }
+});
+
+const SIZES = [0, 1, 16, 64, 256, 1024, 4096, 16384, 65536, 131072];
+
+describe("deflateMessage and MessageInflater", () => {
+  for (const bits of [8, 9, 15]) {
+    it(`round-trips messages of 0 B to 128 KiB with window bits ${bits}`, () => {
+      for (const size of SIZES) {
+        const data = compressibleBytes(size, size + bits);
+        const compressed = deflateMessage(data, bits, 6);
+        assert.ok(!endsWithTail(compressed) || size === 0, `the tail is stripped (${size} B)`);
+        if (size >= 1024) assert.ok(compressed.length < size, `${size} B compress`);
+        // A peer inflating with exactly the agreed window must manage (distances stay inside it).
+        const peer = inflateAlone(compressed, bits);
+        assert.equal(firstDifference(peer, data), -1, `peer inflate of ${size} B, ${bits} bits`);
+        const ours = new MessageInflater(bits, false).inflate(compressed, size);
+        assert.equal(firstDifference(ours, data), -1, `MessageInflater of ${size} B, ${bits} bits`);
+      }
+    });
+  }
+
+  it("compresses at every level", () => {
+    const data = compressibleBytes(20000, 3);
+    const sizes = [0, 1, 6, 9].map((level) => {
+      const compressed = deflateMessage(data, 15, level);
+      assert.equal(firstDifference(inflateAlone(compressed), data), -1, `level ${level}`);
+      return compressed.length;
+    });
+    assert.ok(sizes[0] > data.length, "level 0 stores");
+    assert.ok(sizes[3] < sizes[0] / 2, "level 9 compresses");
+  });
+
+  it("really limits distances to the window it is given", () => {
+    // 1000 random bytes twice: with a 32 KiB window the copy is one back-reference of 1000.
+    const half = new Random(5).bytes(1000);
+    const data = new Uint8Array(2000);
+    data.set(half);
+    data.set(half, 1000);
+    const wide = deflateMessage(data, 15, 6);
+    const narrow = deflateMessage(data, 9, 6);
+    assert.ok(wide.length < 1100, `15 bits find the repeat (${wide.length} B)`);
+    assert.ok(narrow.length > 1900, `9 bits cannot (${narrow.length} B)`);
+    assert.throws(() => inflateAlone(wide, 9), "a 9-bit inflater refuses the 15-bit stream");
+    assert.equal(firstDifference(inflateAlone(narrow, 9), data), -1);
+  });
+
+  for (const bits of [8, 9, 15]) {
+    it(`inflates a context-takeover stream (node:zlib, Z_SYNC_FLUSH per message) with window bits ${bits}`, async () => {
+      const random = new Random(bits);
+      const seedText = compressibleBytes(3000, bits);
+      const messages: Uint8Array[] = [];
+      for (const size of [200, 200, 0, 1, 5000, 300, 70000, 50, 2000, 1 << bits, (1 << bits) + 1, 40]) {
+        // Reuse earlier bytes so that messages refer back to their predecessors.
+        const message = new Uint8Array(size);
+        for (let i = 0; i < size; i++) message[i] = seedText[(i * 7 + random.int(0, 3)) % seedText.length];
+        messages.push(message);
+      }
+      messages[1] = messages[0].slice(); // an exact repeat: compresses to a back-reference
+      const compressor = new StreamCompressor(bits);
+      try {
+        const inflater = new MessageInflater(bits, true);
+        const compressed: Uint8Array[] = [];
+        for (const [index, message] of messages.entries()) {
+          const data = await compressor.compress(message);
+          compressed.push(data);
+          const out = inflater.inflate(data, 1 << 20);
+          assert.equal(firstDifference(out, message), -1, `message ${index} (${message.length} B)`);
+        }
+        assert.ok(compressed[1].length < 20, `the repeat is a back-reference (${compressed[1].length} B)`);
+        // Without the context the repeat cannot be inflated: the history really is needed.
+        assert.throws(
+          () => new MessageInflater(bits, false).inflate(compressed[1], 1 << 20),
+          (error: unknown) => error instanceof InflateError && !error.tooBig,
+        );
+      } finally {
+        compressor.close();
+      }
+    });
+
+    it(`inflates messages each compressed alone with window bits ${bits}, keeping context or not`, () => {
+      const withContext = new MessageInflater(bits, true);
+      const withoutContext = new MessageInflater(bits, false);
+      for (const [index, size] of [100, 100, 0, 40000, 1, 4096, 4096].entries()) {
+        const message = compressibleBytes(size, index % 2 === 0 ? 1 : index);
+        const data = compressAlone(message, Math.max(9, bits));
+        assert.equal(firstDifference(withContext.inflate(data, size), message), -1, `message ${index}`);
+        assert.equal(firstDifference(withoutContext.inflate(data, size), message), -1, `message ${index}`);
+      }
+    });
+  }
+
+  it("keeps only the agreed window of history: references further back fail", async () => {
+    // The peer said 9 bits but compresses with 15 and refers 4 KiB back into the last message.
+    const message = new Random(77).bytes(4096);
+    const compressor = new StreamCompressor(15);
+    try {
+      const inflater = new MessageInflater(9, true);
+      assert.equal(firstDifference(inflater.inflate(await compressor.compress(message), MiB), message), -1);
+      const repeat = await compressor.compress(message);
+      assert.throws(
+        () => inflater.inflate(repeat, MiB),
+        (error: unknown) => error instanceof InflateError && !error.tooBig,
+      );
+    } finally {
+      compressor.close();
+    }
+  });
+
+  it("accepts messages whose DEFLATE data ends in a BFINAL block (RFC 7692 §7.2.3.4), with or without context", () => {
+    // A peer may end each message with a final block instead of a sync flush; the payload is the
+    // final block plus the header octet of an empty stored block (0x00).
+    const encoder = new TextEncoder();
+    for (const contextTakeover of [false, true]) {
+      const inflater = new MessageInflater(15, contextTakeover);
+      for (const word of ["Hello", "Hello", "world, Hello"]) {
+        const finished = deflateRawSync(encoder.encode(word)); // Z_FINISH: BFINAL set
+        const payload = new Uint8Array(finished.length + 1);
+        payload.set(finished);
+        let out: Uint8Array;
+        try {
+          out = inflater.inflate(payload, 1000);
+        } catch (error) {
+          const cause = (error as { cause?: { message?: string } }).cause?.message;
+          assert.fail(`context takeover ${contextTakeover}: "${word}" failed: ${cause ?? error}`);
+        }
+        assert.equal(new TextDecoder().decode(out), word);
+      }
+    }
+  });
+
+  it("inflates empty messages in every form (no bytes, an empty stored block header, an empty fixed block)", () => {
+    for (const contextTakeover of [false, true]) {
+      const inflater = new MessageInflater(15, contextTakeover);
+      inflater.inflate(compressAlone(new TextEncoder().encode("some history")), 100);
+      for (const data of [new Uint8Array(0), Uint8Array.of(0x00), Uint8Array.of(0x02, 0x00)]) {
+        assert.equal(inflater.inflate(data, 100).length, 0, `[${data}] with context ${contextTakeover}`);
+      }
+    }
+  });
+
+  it("stops a compression bomb at the limit: 16 MiB of zeros with a 1 MiB limit", () => {
+    const bomb = compressAlone(new Uint8Array(16 * MiB));
+    assert.ok(bomb.length < 20 * KiB, `the bomb is small (${bomb.length} B)`);
+    for (const contextTakeover of [false, true]) {
+      const inflater = new MessageInflater(15, contextTakeover);
+      // With context, give it some history so that the preset-dictionary path is used too.
+      if (contextTakeover) inflater.inflate(compressAlone(Uint8Array.of(1, 2, 3)), 10);
+      const started = Date.now();
+      assert.throws(
+        () => inflater.inflate(bomb, MiB),
+        (error: unknown) => error instanceof InflateError && error.tooBig === true,
+        `context takeover ${contextTakeover}`,
+      );
+      assert.ok(Date.now() - started < 2000, "the inflate stopped early");
+    }
+  });
+
+  it("allows exactly maxLength bytes and refuses one more", () => {
+    const data = compressibleBytes(5000, 11);
+    const compressed = compressAlone(data);
+    for (const contextTakeover of [false, true]) {
+      assert.equal(new MessageInflater(15, contextTakeover).inflate(compressed, 5000).length, 5000);
+      assert.throws(
+        () => new MessageInflater(15, contextTakeover).inflate(compressed, 4999),
+        (error: unknown) => error instanceof InflateError && error.tooBig,
+      );
+    }
+    assert.equal(new MessageInflater(15, false).inflate(compressAlone(new Uint8Array(0)), 0).length, 0);
+  });
+
+  it("reports invalid DEFLATE data as not too big", () => {
+    const garbage = [
+      Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x01, 0x02),
+      Uint8Array.of(0x07), // BTYPE 11: reserved
+      Uint8Array.of(0x00, 0x05, 0x00, 0x05, 0x00), // stored block whose NLEN is not ~LEN
+      new Random(3).bytes(300),
+    ];
+    for (const contextTakeover of [false, true]) {
+      for (const data of garbage) {
+        const inflater = new MessageInflater(15, contextTakeover);
+        if (contextTakeover) inflater.inflate(compressAlone(Uint8Array.of(9, 9, 9)), 10);
+        assert.throws(
+          () => inflater.inflate(data, MiB),
+          (error: unknown) => error instanceof InflateError && error.tooBig === false,
+          `[${data.subarray(0, 6)}…] with context ${contextTakeover}`,
+        );
+      }
+    }
+  });
+
+  it("the output is a fresh buffer, unaffected by later inflates", () => {
+    const inflater = new MessageInflater(15, true);
+    const first = inflater.inflate(compressAlone(new TextEncoder().encode("first message")), 100);
+    const copy = first.slice();
+    inflater.inflate(compressAlone(new TextEncoder().encode("second, different message")), 100);
+    assert.deepEqual(first, copy);
+    assert.equal(new TextDecoder().decode(first), "first message");
+  });
+});
