@@ -296,7 +296,7 @@ describe("echo server in Chromium", group, () => {
   const SEED = "héllo wörld ✓ 你好 🚀 ";
 
   it(
-    "echoes 1 MiB of random binary and 1 MiB of non-ASCII text byte for byte",
+    "negotiates permessage-deflate and echoes 1 MiB of random binary and 1 MiB of non-ASCII text byte for byte",
     options,
     () =>
       withTimeout(TEST_MS, async () => {
@@ -355,6 +355,7 @@ describe("echo server in Chromium", group, () => {
             let textSame = textReply === text && replyBytes.length === textBytes.length;
             for (let i = 0; textSame && i < textBytes.length; i++) textSame = replyBytes[i] === textBytes[i];
             return {
+              extensions: ws.extensions,
               binaryType: typeof binaryReply === "string" ? "string" : "ArrayBuffer",
               binaryLength: typeof binaryReply === "string" ? -1 : binaryReply.byteLength,
               binarySame,
@@ -364,7 +365,11 @@ describe("echo server in Chromium", group, () => {
               start: typeof textReply === "string" ? textReply.slice(0, seed.length) : "",
             };
           }, { url: echo.url, seed: SEED });
+          // Chromium offers "permessage-deflate; client_max_window_bits"; Wisp compresses each
+          // message alone and takes Chromium's context over.
+          assert.equal(result.extensions, "permessage-deflate; server_no_context_takeover");
           assert.deepEqual(result, {
+            extensions: result.extensions,
             binaryType: "ArrayBuffer",
             binaryLength: 1024 * 1024,
             binarySame: true,
