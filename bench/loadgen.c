@@ -1,0 +1,524 @@
+/*
+ * WebSocket load generator used by bench/run.mjs (see bench/README.md).
+ *
+ * One thread, one epoll, many connections.  Every client frame is built and
+ * masked once, and the same bytes are written again and again, so the
+ * generator spends its time in syscalls rather than in framing.  Server frames
+ * are parsed in place in one shared read buffer and their payloads are skipped
+ * (only the count matters).  Each run prints one JSON line on stdout.
+ *
+ * Modes (-m):
+ *   throughput  -c conns, each keeping -f messages of -s bytes in flight,
+ *               warm up -w s, then count echoes for -d s
+ *   latency     one connection, one -s byte message in flight, -n round trips
+ *               (the first tenth are warm-up and not recorded)
+ *   connect     open -c idle connections, at most -k handshakes pending,
+ *               print the result, then hold them until stdin closes
+ *   fanout      -c subscribers on /fanout and one publisher on /publish that
+ *               keeps -f messages of -s bytes in flight: a message leaves the
+ *               window once every subscriber has received it
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RFC 6455's example key: a fixed key keeps the handshake prebuilt, and its
+ * accept value is known without SHA-1 in here. */
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+#define HS_MAX 4096
+
+enum { CONNECTING, HANDSHAKE, OPEN, CLOSED };
+enum { ECHO, SUB, PUB };
+enum { THROUGHPUT, LATENCY, CONNECT, FANOUT };
+
+struct conn {
+  int fd, state, role, want_out;
+  char *hs;              /* the 101 response while it is being read */
+  size_t hs_len;
+  uint8_t hdr[14];       /* a frame header split across two reads */
+  uint8_t hdr_len, opcode, fin;
+  uint64_t skip;         /* payload bytes of the current frame still to skip */
+  uint64_t unsent;       /* queued bytes not yet taken by the kernel */
+  size_t phase;          /* offset of the next byte within the repeating frame */
+  uint64_t received;     /* data messages received */
+};
+
+static struct {
+  int mode, port, conns, inflight, size, samples, pending_max;
+  double seconds, warmup;
+} opt = {THROUGHPUT, 0, 64, 16, 32, 20000, 256, 3, 1};
+
+static int ep;
+static struct conn *conns;
+static int nconns, launched, pending, opened, failed, lost;
+static uint8_t *batch;             /* `inflight` copies of the client frame */
+static size_t frame_len, batch_len;
+static uint8_t rbuf[1 << 18];
+static int stdin_closed;
+
+/* throughput and fan-out counters */
+static uint64_t messages, delivered, published, completed;
+static uint32_t *ring;             /* fan-out: subscribers that got message n */
+static int ring_len, syncing, subs_seen;
+static struct conn *publisher;
+/* latency */
+static double sent_at, *rtts;
+static int rtt_count, round_trips;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("{\"error\":\"");
+  vprintf(fmt, ap);
+  printf("\"}\n");
+  va_end(ap);
+  exit(1);
+}
+
+/* One masked binary frame of `size` bytes, repeated `inflight` times. */
+static void build_batch(void) {
+  static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  uint8_t head[14];
+  size_t h = 0, n = (size_t)opt.size;
+  head[h++] = 0x82;
+  if (n < 126) {
+    head[h++] = 0x80 | n;
+  } else if (n < 65536) {
+    head[h++] = 0x80 | 126;
+    head[h++] = n >> 8;
+    head[h++] = n;
+  } else {
+    head[h++] = 0x80 | 127;
+    for (int i = 7; i >= 0; i--) head[h++] = (uint64_t)n >> (8 * i);
+  }
+  memcpy(head + h, mask, 4);
+  h += 4;
+  frame_len = h + n;
+  batch_len = frame_len * opt.inflight;
+  batch = malloc(batch_len);
+  if (!batch) die("out of memory");
+  memcpy(batch, head, h);
+  for (size_t i = 0; i < n; i++) batch[h + i] = (uint8_t)('a' + i % 26) ^ mask[i % 4];
+  for (int i = 1; i < opt.inflight; i++) memcpy(batch + i * frame_len, batch, frame_len);
+}
+
+static void set_events(struct conn *c, uint32_t events) {
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void drop(struct conn *c) {
+  if (c->state == CLOSED) return;
+  if (c->state == OPEN) lost++;
+  else { pending--; failed++; }
+  close(c->fd);
+  free(c->hs);
+  c->hs = NULL;
+  c->state = CLOSED;
+}
+
+/* Write queued frames straight from the prebuilt batch.  The outgoing stream
+ * is the frame repeated forever and never more than `inflight` frames are
+ * queued, so at most two slices of the batch cover it. */
+static void flush(struct conn *c) {
+  while (c->unsent && c->state == OPEN) {
+    struct iovec iov[2];
+    size_t first = batch_len - c->phase;
+    if (first > c->unsent) first = c->unsent;
+    iov[0] = (struct iovec){batch + c->phase, first};
+    iov[1] = (struct iovec){batch, c->unsent - first};
+    ssize_t n = writev(c->fd, iov, c->unsent > first ? 2 : 1);
+    if (n < 0) {
+      if (errno == EAGAIN) {
+        if (!c->want_out) set_events(c, EPOLLIN | EPOLLOUT);
+        c->want_out = 1;
+      } else {
+        drop(c);
+      }
+      return;
+    }
+    c->unsent -= n;
+    c->phase = (c->phase + n) % frame_len;
+  }
+  if (c->want_out && c->state == OPEN) set_events(c, EPOLLIN);
+  c->want_out = 0;
+}
+
+static void queue_frames(struct conn *c, uint64_t n) { c->unsent += n * frame_len; }
+
+static void start_connect(struct conn *c) {
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(opt.port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  pending++;
+  c->state = CONNECTING;
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) die("socket() failed: raise ulimit -n");
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+    drop(c);
+    return;
+  }
+  /* The handshake request goes out once the socket is writable. */
+  struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+  epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void send_handshake(struct conn *c) {
+  static const char *paths[] = {"/", "/fanout", "/publish"};
+  char req[256];
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n",
+                   paths[c->role], opt.port);
+  /* A fresh socket's send buffer always takes a request this small. */
+  if (err || write(c->fd, req, n) != n) {
+    drop(c);
+    return;
+  }
+  c->state = HANDSHAKE;
+  c->hs = malloc(HS_MAX + 1);
+  c->hs_len = 0;
+  set_events(c, EPOLLIN);
+}
+
+static void on_open(struct conn *c) {
+  pending--;
+  opened++;
+  free(c->hs);
+  c->hs = NULL;
+  c->state = OPEN;
+}
+
+static void on_message(struct conn *c) {
+  uint64_t r = ++c->received;
+  if (opt.mode == THROUGHPUT) {
+    messages++;
+    queue_frames(c, 1);
+  } else if (opt.mode == LATENCY) {
+    double t = now();
+    if (round_trips++ >= opt.samples / 10) rtts[rtt_count++] = (t - sent_at) * 1e6;
+    if (round_trips < opt.samples + opt.samples / 10) {
+      sent_at = t;
+      queue_frames(c, 1);
+    }
+  } else if (c->role == SUB) {
+    delivered++;
+    if (syncing) {
+      subs_seen += r == 1;
+      return;
+    }
+    /* Subscribers get messages in publish order, so a subscriber's r-th
+     * message is publication r; the oldest one leaves the window once all
+     * subscribers have it. */
+    if (++ring[r % ring_len] < (uint32_t)(nconns - 1)) return;
+    while (ring[(completed + 1) % ring_len] == (uint32_t)(nconns - 1)) {
+      ring[(completed + 1) % ring_len] = 0;
+      completed++;
+    }
+    uint64_t room = opt.inflight - (published - completed);
+    queue_frames(publisher, room);
+    published += room;
+  }
+}
+
+static uint64_t frame_payload_len(const uint8_t *h) {
+  uint8_t len7 = h[1] & 0x7f;
+  if (len7 == 126) return (uint64_t)h[2] << 8 | h[3];
+  if (len7 == 127) {
+    uint64_t n = 0;
+    for (int i = 2; i < 10; i++) n = n << 8 | h[i];
+    return n;
+  }
+  return len7;
+}
+
+/* Header size once its first two bytes are known; the mask bit is honoured
+ * because the raw echo server sends our masked frames back unchanged. */
+static size_t header_len(const uint8_t *h) {
+  uint8_t len7 = h[1] & 0x7f;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
+}
+
+static void frame_done(struct conn *c) {
+  if (c->opcode == 8) drop(c);            /* the server closed */
+  else if (c->opcode < 8 && c->fin) on_message(c);
+}
+
+static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
+  while (p < end && c->state == OPEN) {
+    if (c->skip) {
+      uint64_t n = (uint64_t)(end - p) < c->skip ? (uint64_t)(end - p) : c->skip;
+      p += n;
+      if (!(c->skip -= n)) frame_done(c);
+      continue;
+    }
+    const uint8_t *h = p;
+    if (c->hdr_len || end - p < 2 || (size_t)(end - p) < header_len(p)) {
+      for (;;) {    /* slow path: gather the header bytes into c->hdr */
+        size_t need = c->hdr_len < 2 ? 2 : header_len(c->hdr);
+        if (c->hdr_len >= need) break;
+        if (p == end) return;
+        c->hdr[c->hdr_len++] = *p++;
+      }
+      h = c->hdr;
+      c->hdr_len = 0;
+    } else {
+      p += header_len(h);
+    }
+    c->opcode = h[0] & 0x0f;
+    c->fin = h[0] >> 7;
+    c->skip = frame_payload_len(h);
+    if (!c->skip) frame_done(c);
+  }
+}
+
+static void on_readable(struct conn *c) {
+  ssize_t n = read(c->fd, rbuf, sizeof rbuf);
+  if (n <= 0) {
+    if (n == 0 || errno != EAGAIN) drop(c);
+    return;
+  }
+  const uint8_t *p = rbuf;
+  if (c->state == HANDSHAKE) {
+    size_t old = c->hs_len, take = (size_t)n < HS_MAX - old ? (size_t)n : HS_MAX - old;
+    memcpy(c->hs + old, rbuf, take);
+    c->hs_len += take;
+    c->hs[c->hs_len] = 0;
+    char *end = strstr(c->hs + (old > 3 ? old - 3 : 0), "\r\n\r\n");
+    if (!end) {
+      if (c->hs_len == HS_MAX) drop(c);
+      return;
+    }
+    if (strncmp(c->hs, "HTTP/1.1 101", 12) || !strstr(c->hs, WS_ACCEPT)) {
+      drop(c);
+      return;
+    }
+    p = rbuf + (end + 4 - c->hs - old);   /* frames may follow the 101 */
+    on_open(c);
+  }
+  parse(c, p, rbuf + n);
+  if (c->unsent && !c->want_out) flush(c);
+}
+
+static void on_event(struct conn *c, uint32_t events) {
+  if (!c) {                              /* stdin: the harness is done */
+    char b[64];
+    if (read(0, b, sizeof b) <= 0) stdin_closed = 1;
+    return;
+  }
+  if (c->state == CONNECTING) send_handshake(c);
+  else if (c->state != CLOSED && events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
+  if (c->state == OPEN && events & EPOLLOUT) flush(c);
+}
+
+static int all_settled(void) { return launched == nconns && pending == 0; }
+static int latency_done(void) { return rtt_count == opt.samples || lost; }
+static int all_subscribed(void) { return subs_seen == nconns - 1; }
+static int harness_done(void) { return stdin_closed; }
+
+/* Run the event loop until done() holds or the clock passes deadline;
+ * returns whether done() held. */
+static int run_until(double deadline, int (*done)(void)) {
+  struct epoll_event evs[512];
+  for (;;) {
+    while (launched < nconns && pending < opt.pending_max) start_connect(&conns[launched++]);
+    if (done && done()) return 1;
+    double left = deadline - now();
+    if (left <= 0) return 0;
+    int n = epoll_wait(ep, evs, 512, isinf(left) ? -1 : (int)(left * 1000) + 1);
+    for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+    if (publisher && publisher->unsent && !publisher->want_out) flush(publisher);
+  }
+}
+
+/* Open n connections with the given role, the last one with role_of_last. */
+static void open_all(int n, int role, int role_of_last) {
+  nconns = n;
+  conns = calloc(n, sizeof *conns);
+  for (int i = 0; i < n; i++) conns[i].role = i == n - 1 ? role_of_last : role;
+  if (!run_until(now() + 60, all_settled)) die("timed out with %d of %d open", opened, n);
+  if (failed) die("%d of %d connections failed to open", failed, n);
+}
+
+static void close_all(void) {
+  /* Reset instead of FIN so thousands of sockets do not linger in TIME_WAIT. */
+  struct linger lg = {1, 0};
+  for (int i = 0; i < nconns; i++) {
+    if (conns[i].state == CLOSED) continue;
+    setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(conns[i].fd);
+  }
+}
+
+/* Closes a result line.  `cpu` above is the share of a core used while
+ * measuring (near 1 means the generator was the limit); cpu_s is all CPU time
+ * so far, which the harness uses to tell its own load from other processes'. */
+static void end_result(int errors) {
+  printf(",\"cpu_s\":%.3f,\"errors\":%d}\n", cpu_seconds(), errors);
+  fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void throughput(void) {
+  build_batch();
+  open_all(opt.conns, ECHO, ECHO);
+  for (int i = 0; i < nconns; i++) {
+    queue_frames(&conns[i], opt.inflight);
+    flush(&conns[i]);
+  }
+  run_until(now() + opt.warmup, NULL);
+  double t0 = now(), cpu0 = cpu_seconds();
+  uint64_t m0 = messages;
+  run_until(t0 + opt.seconds, NULL);
+  double dt = now() - t0, cpu = (cpu_seconds() - cpu0) / dt;
+  uint64_t m = messages - m0;
+  printf("{\"mode\":\"throughput\",\"conns\":%d,\"inflight\":%d,\"size\":%d,\"seconds\":%.3f,"
+         "\"messages\":%lu,\"msg_per_s\":%.0f,\"mb_per_s\":%.2f,\"cpu\":%.3f",
+         opt.conns, opt.inflight, opt.size, dt, (unsigned long)m, m / dt,
+         m * (double)opt.size / dt / 1e6, cpu);
+  end_result(lost);
+}
+
+static void latency(void) {
+  opt.inflight = 1;
+  build_batch();
+  open_all(1, ECHO, ECHO);
+  rtts = malloc(opt.samples * sizeof *rtts);
+  double cpu0 = cpu_seconds(), t0 = now();
+  sent_at = t0;
+  queue_frames(&conns[0], 1);
+  flush(&conns[0]);
+  if (!run_until(t0 + 120, latency_done) || lost) die("latency run did not finish");
+  double cpu = (cpu_seconds() - cpu0) / (now() - t0);
+  qsort(rtts, rtt_count, sizeof *rtts, cmp_double);
+  printf("{\"mode\":\"latency\",\"size\":%d,\"samples\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+         "\"max_us\":%.1f,\"cpu\":%.3f",
+         opt.size, rtt_count, rtts[rtt_count / 2], rtts[(int)(rtt_count * 0.99)],
+         rtts[rtt_count - 1], cpu);
+  end_result(0);
+}
+
+static void connect_idle(void) {
+  double t0 = now(), cpu0 = cpu_seconds();
+  open_all(opt.conns, ECHO, ECHO);
+  double dt = now() - t0, cpu = (cpu_seconds() - cpu0) / dt;
+  printf("{\"mode\":\"connect\",\"conns\":%d,\"open_s\":%.3f,\"conn_per_s\":%.0f,\"cpu\":%.3f",
+         opened, dt, opened / dt, cpu);
+  end_result(0);
+  /* Hold the connections while the harness reads the server's memory; stdin
+   * that cannot be polled (/dev/null) means nobody is waiting. */
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) == 0) run_until(INFINITY, harness_done);
+  printf("{\"still_open\":%d}\n", opened - lost);
+}
+
+static void fanout(void) {
+  build_batch();
+  open_all(opt.conns + 1, SUB, PUB);
+  publisher = &conns[nconns - 1];
+  /* The server may register a subscriber a little after its 101, so publish
+   * single messages until every subscriber has seen one, let the stragglers
+   * drain, and only then start counting. */
+  syncing = 1;
+  double give_up = now() + 20;
+  while (!all_subscribed()) {
+    if (now() > give_up || lost) die("only %d of %d subscribers got a message", subs_seen, nconns - 1);
+    if (!publisher->unsent) queue_frames(publisher, 1);
+    run_until(now() + 0.05, all_subscribed);
+  }
+  run_until(now() + 0.3, NULL);
+  syncing = 0;
+  for (int i = 0; i < nconns; i++) conns[i].received = 0;
+  ring_len = 2 * opt.inflight;
+  ring = calloc(ring_len, sizeof *ring);
+  queue_frames(publisher, opt.inflight);
+  published = opt.inflight;
+  run_until(now() + opt.warmup, NULL);
+  double t0 = now(), cpu0 = cpu_seconds();
+  uint64_t c0 = completed, d0 = delivered;
+  run_until(t0 + opt.seconds, NULL);
+  double dt = now() - t0, cpu = (cpu_seconds() - cpu0) / dt;
+  int stray = 0;   /* a subscriber ahead of the publisher would break the count */
+  for (int i = 0; i < nconns - 1; i++) stray += conns[i].received > published;
+  printf("{\"mode\":\"fanout\",\"subscribers\":%d,\"inflight\":%d,\"size\":%d,\"seconds\":%.3f,"
+         "\"pub_per_s\":%.0f,\"delivered_per_s\":%.0f,\"cpu\":%.3f",
+         nconns - 1, opt.inflight, opt.size, dt, (completed - c0) / dt, (delivered - d0) / dt,
+         cpu);
+  end_result(lost + stray);
+}
+
+int main(int argc, char **argv) {
+  int o;
+  static const char *modes[] = {"throughput", "latency", "connect", "fanout"};
+  opt.mode = -1;
+  while ((o = getopt(argc, argv, "m:p:c:f:s:d:w:n:k:")) != -1) {
+    switch (o) {
+      case 'm':
+        for (int i = 0; i < 4; i++) if (!strcmp(optarg, modes[i])) opt.mode = i;
+        break;
+      case 'p': opt.port = atoi(optarg); break;
+      case 'c': opt.conns = atoi(optarg); break;
+      case 'f': opt.inflight = atoi(optarg); break;
+      case 's': opt.size = atoi(optarg); break;
+      case 'd': opt.seconds = atof(optarg); break;
+      case 'w': opt.warmup = atof(optarg); break;
+      case 'n': opt.samples = atoi(optarg); break;
+      case 'k': opt.pending_max = atoi(optarg); break;
+      default:
+        fprintf(stderr, "usage: loadgen -m throughput|latency|connect|fanout -p PORT "
+                        "[-c N] [-f N] [-s BYTES] [-d S] [-w S] [-n N] [-k N]\n");
+        return 2;
+    }
+  }
+  if (opt.mode < 0 || !opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 0 ||
+      opt.samples < 10)
+    die("bad arguments");
+  signal(SIGPIPE, SIG_IGN);   /* a peer that went away shows up as EPIPE */
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  switch (opt.mode) {
+    case THROUGHPUT: throughput(); break;
+    case LATENCY: latency(); break;
+    case CONNECT: connect_idle(); break;
+    case FANOUT: fanout(); break;
+  }
+  close_all();
+  return 0;
+}

@@ -1,0 +1,543 @@
+// Benchmark driver, started by bench/run.sh (which builds the C tools and raises
+// the descriptor limit first).  Each round runs every scenario against every
+// server, each on a fresh server process pinned to core 0, with the load
+// generator pinned to core 1; then it prints and saves the median tables.
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BUILD = path.join(ROOT, "bench/.build");
+const LOADGEN = path.join(BUILD, "loadgen");
+const DENO = path.join(ROOT, "node_modules/.bin/deno");
+const BUN = path.join(ROOT, "node_modules/.bin/bun");
+const SERVER_CORE = "0";
+const GEN_CORE = "1";
+const IDLE_CONNS = 10_000;
+
+// --- options -----------------------------------------------------------------
+
+const USAGE = `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids]
+  --rounds N       rounds to take medians over (default 3; --quick: 1)
+  --quick          1 round with shorter runs, for a smoke test
+  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,ws
+  --scenarios ids  comma-separated subset of: a,b,c,d,e,f`;
+
+function parseArgs(argv) {
+  const o = { rounds: undefined, quick: false, servers: null, scenarios: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--quick") o.quick = true;
+    else if (a === "--rounds") o.rounds = Number(argv[++i]);
+    else if (a === "--servers") o.servers = argv[++i].split(",");
+    else if (a === "--scenarios") o.scenarios = argv[++i].split(",");
+    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  }
+  o.rounds ??= o.quick ? 1 : 3;
+  if (!(o.rounds >= 1)) throw new Error(USAGE);
+  // Warm-up lets the JITs settle before counting; the run is counted after it.
+  o.warmup = o.quick ? 0.5 : 1;
+  o.seconds = o.quick ? 1.5 : 3;
+  o.roundTrips = o.quick ? 5_000 : 20_000;
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+// --- servers and scenarios -----------------------------------------------------
+
+const script = (runtime, file) => (port) => [...runtime, `bench/servers/${file}`, String(port)];
+const SERVERS = [
+  {
+    id: "raw",
+    label: "raw C echo",
+    echo: (port) => [path.join(BUILD, "rawecho"), String(port)],
+  },
+  {
+    id: "wisp-deno",
+    label: "Wisp/Deno",
+    wisp: true,
+    echo: (port) => [DENO, "run", "-A", "mod.ts", "--echo", "--port", String(port)],
+    fanout: script([DENO, "run", "-A"], "wisp_fanout.ts"),
+  },
+  {
+    id: "deno",
+    label: "Deno native",
+    echo: script([DENO, "run", "-A"], "deno_native.ts"),
+    fanout: script([DENO, "run", "-A"], "deno_native.ts"),
+  },
+  {
+    id: "wisp-bun",
+    label: "Wisp/Bun",
+    wisp: true,
+    echo: (port) => [BUN, "run", "mod.ts", "--echo", "--port", String(port)],
+    fanout: script([BUN, "run"], "wisp_fanout.ts"),
+  },
+  {
+    id: "bun",
+    label: "Bun native",
+    echo: script([BUN, "run"], "bun_native.ts"),
+    fanout: script([BUN, "run"], "bun_native.ts"),
+  },
+  {
+    id: "ws",
+    label: "ws/Node",
+    echo: script([process.execPath], "ws_node.mjs"),
+    fanout: script([process.execPath], "ws_node.mjs"),
+  },
+];
+
+const throughput = (c, f, s) => ["-m", "throughput", "-c", c, "-f", f, "-s", s];
+const SCENARIOS = [
+  { id: "a", gen: throughput(64, 16, 32), rows: ["msg_per_s", "mb_per_s"] },
+  { id: "b", gen: throughput(64, 4, 4096), rows: ["msg_per_s", "mb_per_s"] },
+  { id: "c", gen: throughput(8, 2, 1 << 20), rows: ["mb_per_s"] },
+  { id: "d", gen: ["-m", "latency", "-s", 32, "-n", opts.roundTrips], rows: ["p50_us", "p99_us"] },
+  { id: "e", connect: true, rows: ["open_s", "conn_per_s", "rss_mib", "rss_kib_per_conn"] },
+  {
+    id: "f",
+    fanout: true,
+    gen: ["-m", "fanout", "-c", 1000, "-f", 16, "-s", 32],
+    rows: ["pub_per_s", "delivered_per_s"],
+  },
+];
+
+// Row labels, and the rows where a smaller number is better.
+const ROWS = {
+  a: { msg_per_s: "(a) echo 64 conns × 16 in flight × 32 B, msg/s", mb_per_s: "(a) same, MB/s" },
+  b: { msg_per_s: "(b) echo 64 × 4 × 4 KiB, msg/s", mb_per_s: "(b) same, MB/s" },
+  c: { mb_per_s: "(c) echo 8 × 2 × 1 MiB, MB/s" },
+  d: { p50_us: "(d) latency 1 × 1 × 32 B, p50 µs", p99_us: "(d) latency, p99 µs" },
+  e: {
+    open_s: "(e) open 10,000 idle conns, s",
+    conn_per_s: "(e) connections/s",
+    rss_mib: "(e) server RSS with 10,000 conns, MiB",
+    rss_kib_per_conn: "(e) RSS per idle conn, KiB",
+  },
+  f: { pub_per_s: "(f) fan-out to 1,000 subs, published msg/s", delivered_per_s: "(f) delivered msg/s" },
+};
+const LOWER = new Set(["p50_us", "p99_us", "open_s", "rss_mib", "rss_kib_per_conn"]);
+
+const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
+const servers = SERVERS.filter((s) =>
+  (!opts.servers || opts.servers.includes(s.id)) && (haveWisp || !s.wisp)
+);
+const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+
+// --- server processes ------------------------------------------------------------
+
+// Every server runs in its own process group; run.sh's trap reads this file to
+// kill what is left if this driver itself dies.
+const PGID_FILE = path.join(BUILD, "servers.pgids");
+const live = new Set();
+const saveLive = () => fs.writeFileSync(PGID_FILE, [...live].map((g) => `${g}\n`).join(""));
+
+function killAll() {
+  for (const pgid of live) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch { /* already gone */ }
+  }
+  live.clear();
+  saveLive();
+}
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping servers`);
+    process.exit(130);
+  });
+}
+
+// Ports below the kernel's ephemeral range, so no client socket can hold one.
+let nextPort = 21000;
+async function freePort() {
+  for (;;) {
+    const port = nextPort++;
+    const free = await new Promise((resolve) => {
+      const probe = net.createServer().once("error", () => resolve(false));
+      probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+// The process listening on 127.0.0.1:port inside process group pgid: the real
+// server, whatever launcher or wrapper sits above it.  Found through the
+// listening socket's inode in /proc, which needs no connection to the server.
+function listenerPid(pgid, port) {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let inode;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of fs.readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(hexPort) && f[3] === "0A") inode = f[9];
+    }
+  }
+  if (!inode) return null;
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return Number(pid);
+      }
+    } catch { /* the process ended while we looked */ }
+  }
+  return null;
+}
+
+// CPU accounting, to notice other work on the machine: the CPU time all
+// processes used during a run, minus the server's and the generator's, is what
+// others took from the two cores.
+const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+
+function machineCpuS() {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  // user, nice, system, irq, softirq: a process's own time includes the
+  // softirq work (loopback TCP) done inside its system calls
+  return [1, 2, 3, 6, 7].reduce((sum, i) => sum + Number(f[i]), 0) / HZ;
+}
+
+function processCpuS(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / HZ; // utime, stime
+}
+
+function rssKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]);
+}
+
+const serverEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
+
+async function startServer(argv, port, logFile) {
+  const log = fs.openSync(logFile, "w");
+  const child = spawn("taskset", ["-c", SERVER_CORE, ...argv], {
+    cwd: ROOT,
+    env: serverEnv,
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  fs.closeSync(log);
+  const server = { child, pgid: child.pid, pid: null, exited: false, logFile };
+  live.add(server.pgid);
+  saveLive();
+  child.on("exit", () => server.exited = true);
+  const deadline = Date.now() + 30_000;
+  while (!(server.pid = listenerPid(server.pgid, port))) {
+    if (server.exited) throw new Error("server exited before listening");
+    if (Date.now() > deadline) throw new Error("server did not listen within 30 s");
+    await sleep(50);
+  }
+  return server;
+}
+
+async function stopServer(server) {
+  const signal = (name) => {
+    try {
+      process.kill(-server.pgid, name);
+    } catch { /* the whole group is gone */ }
+  };
+  if (!server.exited) {
+    const exited = new Promise((resolve) => server.child.once("exit", resolve));
+    signal("SIGTERM");
+    await Promise.race([exited, sleep(3000)]);
+  }
+  signal("SIGKILL"); // anything of the group that lingers
+  live.delete(server.pgid);
+  saveLive();
+}
+
+// --- load generator ----------------------------------------------------------------
+
+// Starts the load generator; next() yields its JSON lines, release() closes its
+// stdin (which ends a hold), finish() also waits for it to exit.
+function generator(args, { timeoutS, hold = false }) {
+  const child = spawn("taskset", ["-c", GEN_CORE, LOADGEN, ...args.map(String)], {
+    stdio: [hold ? "pipe" : "ignore", "pipe", "inherit"],
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    async next() {
+      const { value, done } = await lines.next();
+      if (done) throw new Error("load generator ended without a result (timed out?)");
+      const result = JSON.parse(value);
+      if (result.error) throw new Error(`load generator: ${result.error}`);
+      if (result.errors) throw new Error(`load generator: ${result.errors} connections lost`);
+      return result;
+    },
+    release() {
+      child.stdin?.end();
+    },
+    async finish() {
+      child.stdin?.end();
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function runGenerator(args, timeoutS) {
+  const gen = generator(args, { timeoutS });
+  try {
+    return await gen.next();
+  } finally {
+    await gen.finish();
+  }
+}
+
+// Scenario (e): a first small batch of connections warms the server's upgrade
+// path, so one-time costs (JIT, pools) land in the baseline rather than in the
+// per-connection figure; then 10,000 are opened and held while RSS is read.
+async function measureIdle(port, server) {
+  const warm = await runGenerator(["-m", "connect", "-p", port, "-c", 500], 60);
+  await sleep(500);
+  const before = rssKiB(server.pid);
+  const gen = generator(["-m", "connect", "-p", port, "-c", IDLE_CONNS, "-k", 256], {
+    timeoutS: 120,
+    hold: true,
+  });
+  try {
+    const result = await gen.next();
+    await sleep(1000); // let the server finish settling the last connections
+    const after = rssKiB(server.pid);
+    gen.release();
+    const { still_open } = await gen.next();
+    if (still_open !== IDLE_CONNS) {
+      throw new Error(`server dropped ${IDLE_CONNS - still_open} idle connections`);
+    }
+    return {
+      ...result,
+      cpu_s: warm.cpu_s + result.cpu_s,
+      rss_mib: after / 1024,
+      rss_kib_per_conn: (after - before) / IDLE_CONNS,
+    };
+  } finally {
+    await gen.finish();
+  }
+}
+
+async function runOne(server, scenario, round, logDir) {
+  const make = scenario.fanout ? server.fanout : server.echo;
+  if (!make) return { skipped: true };
+  const port = await freePort();
+  const logFile = path.join(logDir, `${round}-${scenario.id}-${server.id}.log`);
+  let srv;
+  try {
+    srv = await startServer(make(port), port, logFile);
+    const t0 = Date.now(), machine0 = machineCpuS(), server0 = processCpuS(srv.pid);
+    const result = scenario.connect ? await measureIdle(port, srv) : await runGenerator(
+      [...scenario.gen, "-p", port, "-d", opts.seconds, "-w", opts.warmup],
+      opts.warmup + opts.seconds + 60,
+    );
+    if (srv.exited) throw new Error("server exited during the run");
+    const ours = processCpuS(srv.pid) - server0 + result.cpu_s;
+    return { ...result, others: (machineCpuS() - machine0 - ours) / ((Date.now() - t0) / 1000) };
+  } catch (err) {
+    // The log's first error line usually says why; the whole log is kept.
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n") : [];
+    const hint = log.find((l) => /error/i.test(l)) ?? log.findLast((l) => l.trim());
+    return {
+      error: `${err.message}${hint ? ` (server log: ${hint.trim()})` : ""}; ${path.relative(ROOT, logFile)}`,
+    };
+  } finally {
+    if (srv) await stopServer(srv);
+  }
+}
+
+// --- report ------------------------------------------------------------------------
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(x) {
+  if (x >= 1000) return Math.round(x).toLocaleString("en-US");
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+const GEN_BOUND = 0.9;
+const BUSY = 0.15; // share of a core used by other processes that makes a run suspect
+
+function cell(runs, key) {
+  if (runs.every((r) => r.skipped)) return "n/a";
+  const ok = runs.filter((r) => !r.error);
+  if (!ok.length) return "fail";
+  let text = fmt(median(ok.map((r) => r[key])));
+  if (ok.some((r) => r.cpu > GEN_BOUND)) text += " †";
+  if (ok.some((r) => r.others > BUSY)) text += " ‡";
+  if (ok.length < runs.length) text += ` (${ok.length}/${runs.length} ok)`;
+  return text;
+}
+
+function medianOf(runs, key) {
+  const ok = runs.filter((r) => !r.error && !r.skipped);
+  return ok.length ? median(ok.map((r) => r[key])) : null;
+}
+
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+function report(results, meta) {
+  const rows = scenarios.flatMap((sc) => sc.rows.map((key) => ({ sc, key })));
+  const better = (key) => (LOWER.has(key) ? "lower" : "higher");
+  const medians = table(
+    ["metric", "better", ...servers.map((s) => s.label)],
+    rows.map(({ sc, key }) => [
+      ROWS[sc.id][key],
+      better(key),
+      ...servers.map((s) => cell(results[sc.id][s.id], key)),
+    ]),
+  );
+  const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"]]
+    .map(([w, n]) => [servers.find((s) => s.id === w), servers.find((s) => s.id === n)])
+    .filter(([w, n]) => w && n);
+  const ratios = pairs.length
+    ? table(
+      ["metric (Wisp ÷ native)", "better", ...pairs.map(([w, n]) => `${w.label} ÷ ${n.label}`)],
+      rows.map(({ sc, key }) => [
+        ROWS[sc.id][key],
+        better(key),
+        ...pairs.map(([w, n]) => {
+          const a = medianOf(results[sc.id][w.id], key), b = medianOf(results[sc.id][n.id], key);
+          return a === null || b === null || b === 0 ? "–" : `${(a / b).toFixed(2)}×`;
+        }),
+      ]),
+    )
+    : "(needs Wisp and its native baseline in the run)";
+  const everyRound = table(
+    ["metric", ...servers.map((s) => s.label)],
+    rows.map(({ sc, key }) => [
+      ROWS[sc.id][key],
+      ...servers.map((s) =>
+        results[sc.id][s.id].map((r) => r.skipped ? "n/a" : r.error ? "fail" : fmt(r[key])).join(" / ")
+      ),
+    ]),
+  );
+  const failures = scenarios.flatMap((sc) =>
+    servers.flatMap((s) =>
+      results[sc.id][s.id].flatMap((r, i) =>
+        r.error ? [`- (${sc.id}) ${s.label}, round ${i + 1}: ${r.error}`] : []
+      )
+    )
+  );
+  return `# Wisp benchmark, ${meta.started}
+
+Command: \`${meta.command}\`
+
+- Machine: ${meta.machine}
+- Runtimes: ${meta.versions}
+- Servers pinned to core ${SERVER_CORE}, load generator to core ${GEN_CORE}; every server is started
+  afresh for each scenario and round. ${opts.rounds} round(s); throughput runs count ${opts.seconds} s after
+  ${opts.warmup} s of warm-up; latency takes ${opts.roundTrips.toLocaleString("en-US")} round trips after a
+  warm-up tenth. Took ${meta.took}.${haveWisp ? "" : "\n- Wisp rows are missing: mod.ts does not exist yet."}
+
+## Medians
+
+${medians}
+
+MB/s is echoed payload (10⁶ bytes) per second one way. † = the load generator used more than
+${GEN_BOUND * 100}% of its core in at least one round, so that number is the generator's limit, not the
+server's. ‡ = other processes used more than ${BUSY * 100}% of a core during at least one round,
+so that number is suspect. n/a = the server has no such mode; fail = every round failed (see below).
+
+## Wisp relative to its runtime's native server (ratio of medians)
+
+Above 1× means Wisp's number is bigger: good where better is "higher" (throughput, conn/s),
+bad where better is "lower" (latency, open time, RSS).
+
+${ratios}
+
+## Every round (in order)
+
+${everyRound}
+${failures.length ? `\n## Failures\n\n${failures.join("\n")}\n` : ""}`;
+}
+
+// --- main ----------------------------------------------------------------------------
+
+function firstLine(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0].trim();
+  } catch {
+    return `${path.basename(cmd)}: not found`;
+  }
+}
+
+function machineInfo() {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
+  const ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8")).version;
+  return {
+    machine: `${os.availableParallelism()} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+      `Linux ${os.release()}, fd limit ${firstLine("sh", ["-c", "ulimit -n"])}`,
+    versions: [
+      firstLine(DENO, ["--version"]),
+      `bun ${firstLine(BUN, ["--version"])}`,
+      `node ${process.version} (ws ${ws})`,
+      firstLine("cc", ["--version"]),
+    ].join("; "),
+  };
+}
+
+async function main() {
+  if (os.availableParallelism() < 2) {
+    throw new Error("needs 2 cores: one for the servers, one for the generator");
+  }
+  const start = new Date();
+  const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
+  const stamp = started.replace(" ", "-").replaceAll(":", "");
+  const logDir = path.join(BUILD, "logs", stamp);
+  fs.mkdirSync(logDir, { recursive: true });
+  const results = Object.fromEntries(
+    scenarios.map((sc) => [sc.id, Object.fromEntries(servers.map((s) => [s.id, []]))]),
+  );
+  for (let round = 1; round <= opts.rounds; round++) {
+    // Rotate the server order each round so none always runs first.
+    const shift = (round - 1) % servers.length;
+    const order = [...servers.slice(shift), ...servers.slice(0, shift)];
+    for (const sc of scenarios) {
+      for (const server of order) {
+        const r = await runOne(server, sc, round, logDir);
+        results[sc.id][server.id].push(r);
+        if (r.skipped) continue;
+        const shown = r.error ? `FAILED: ${r.error}` : sc.rows.map((k) => `${k} ${fmt(r[k])}`).join(", ") +
+          `; generator ${(r.cpu * 100).toFixed(0)}% of its core, others ${
+            (r.others * 100).toFixed(0)
+          }% of a core`;
+        console.error(`[round ${round}/${opts.rounds}] (${sc.id}) ${server.label}: ${shown}`);
+      }
+    }
+  }
+  const took = `${((Date.now() - start) / 60_000).toFixed(1)} min`;
+  const text = report(results, {
+    started,
+    command: process.env.BENCH_CMD ?? `node bench/run.mjs ${process.argv.slice(2).join(" ")}`,
+    took,
+    ...machineInfo(),
+  });
+  const file = path.join(ROOT, "bench/results", `${stamp}.md`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  console.log(text);
+  console.log(`Saved to ${path.relative(ROOT, file)}; server logs in ${path.relative(ROOT, logDir)}/`);
+}
+
+main().catch((err) => {
+  console.error(err.message);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+// ws 8 on Node: the common Node.js baseline.  Echo on any path; /fanout
+// subscribes, and a message sent on /publish goes to every subscriber.
+// Usage: node bench/servers/ws_node.mjs PORT
+import { Sender, WebSocket, WebSocketServer } from "ws";
+
+const port = Number(process.argv[2]);
+const subscribers = new Set();
+
+const wss = new WebSocketServer({ host: "127.0.0.1", port, clientTracking: false });
+wss.on("listening", () => console.log(`listening on ws://127.0.0.1:${port}`));
+wss.on("connection", (ws, request) => {
+  const path = new URL(request.url, "http://127.0.0.1").pathname;
+  if (path === "/fanout") {
+    subscribers.add(ws);
+    ws.on("close", () => subscribers.delete(ws));
+  } else if (path === "/publish") {
+    ws.on("message", publish);
+  } else {
+    ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+  }
+});
+
+// Frame the message once and write that same frame to every subscriber, the
+// broadcast pattern ws added the public Sender.frame() for (ws PR #1016);
+// ws has no public "send a ready frame" call, hence _sender.sendFrame().
+function publish(data) {
+  const frame = Sender.frame(data, { fin: true, opcode: 2, mask: false, readOnly: false, rsv1: false });
+  for (const ws of subscribers) {
+    if (ws.readyState === WebSocket.OPEN) ws._sender.sendFrame(frame);
+  }
+}
