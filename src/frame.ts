@@ -36,8 +36,6 @@ export interface FrameHandler {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Where the mask lives in the parser's header array, after the longest header (14 bytes). */
-const MASK_AT = 14;
 const enum State {
   Header,
   Payload,
@@ -57,15 +55,13 @@ export class FrameParser {
   #handler: FrameHandler;
   #allowedRsv: number;
   #state = State.Header;
-  /**
-   * Bytes 0–13 gather a header split across chunks; bytes 14–17 hold the current frame's mask.
-   * One small array, as an idle connection should cost little.
-   */
-  #head = new Uint8Array(MASK_AT + 4);
+  /** A header split across chunks (allocated the first time one is: idle sockets stay small). */
+  #head: Uint8Array | null = null;
   #headFilled = 0;
   #opcode = 0;
   #remaining = 0;
-  #mask = this.#head.subarray(MASK_AT);
+  /** The current frame's masking key, its four bytes in wire order as one 32-bit number. */
+  #mask = 0;
   #maskOffset = 0;
   /** A control payload split across chunks (allocated the first time one is). */
   #control: Uint8Array | null = null;
@@ -127,7 +123,7 @@ export class FrameParser {
       }
     }
     // Gather a split header: first the two fixed bytes, then the rest.
-    const head = this.#head;
+    const head = this.#head ??= new Uint8Array(14);
     if (this.#headFilled < 2) {
       const take = Math.min(2 - this.#headFilled, available);
       head.set(chunk.subarray(pos, pos + take), this.#headFilled);
@@ -187,11 +183,9 @@ export class FrameParser {
       length = high * 0x100000000 + low;
       maskAt = at + 10;
     }
-    const mask = this.#mask;
-    mask[0] = src[maskAt];
-    mask[1] = src[maskAt + 1];
-    mask[2] = src[maskAt + 2];
-    mask[3] = src[maskAt + 3];
+    this.#mask =
+      ((src[maskAt] << 24) | (src[maskAt + 1] << 16) | (src[maskAt + 2] << 8) | src[maskAt + 3]) >>>
+      0;
     this.#maskOffset = 0;
     this.#remaining = length;
     const opcode = b0 & 0x0f;
@@ -247,28 +241,32 @@ function headerSize(b1: number): number {
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * XORs `bytes` in place with the 4-byte `mask`, starting at mask position `offset` (0–3).
- * Long runs go a 32-bit word at a time.
+ * XORs `bytes` in place with the masking key `mask` (its four bytes in wire order, as one 32-bit
+ * number), starting at key position `offset` (0–3). Long runs go a 32-bit word at a time.
  */
-export function unmask(bytes: Uint8Array, mask: Uint8Array, offset: number): void {
+export function unmask(bytes: Uint8Array, mask: number, offset: number): void {
   const length = bytes.length;
+  // Rotate the key so that its top byte is the one for bytes[0]; each byte rotates it by 8 bits.
+  const shift = (offset & 3) << 3;
+  let key = shift === 0 ? mask >>> 0 : ((mask << shift) | (mask >>> (32 - shift))) >>> 0;
   let i = 0;
   if (length >= 32) {
-    while (((bytes.byteOffset + i) & 3) !== 0) {
-      bytes[i] ^= mask[(offset + i) & 3];
-      i++;
+    for (; ((bytes.byteOffset + i) & 3) !== 0; i++) {
+      bytes[i] ^= key >>> 24;
+      key = ((key << 8) | (key >>> 24)) >>> 0;
     }
     const words = (length - i) >>> 2;
-    const k = (offset + i) & 3;
-    const m0 = mask[k], m1 = mask[(k + 1) & 3], m2 = mask[(k + 2) & 3], m3 = mask[(k + 3) & 3];
     const word = LITTLE_ENDIAN
-      ? (m0 | (m1 << 8) | (m2 << 16) | (m3 << 24))
-      : ((m0 << 24) | (m1 << 16) | (m2 << 8) | m3);
+      ? ((key >>> 24) | ((key >>> 8) & 0xff00) | ((key << 8) & 0xff0000) | (key << 24))
+      : key;
     const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
     for (let w = 0; w < words; w++) view[w] ^= word;
-    i += words << 2;
+    i += words << 2; // whole words leave the key's rotation unchanged
   }
-  for (; i < length; i++) bytes[i] ^= mask[(offset + i) & 3];
+  for (; i < length; i++) {
+    bytes[i] ^= key >>> 24;
+    key = ((key << 8) | (key >>> 24)) >>> 0;
+  }
 }
 
 /** Size of the header of an unmasked server frame with a payload of `length` bytes. */

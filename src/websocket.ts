@@ -15,6 +15,7 @@ import { encodeFrame, type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcod
 import { deflateMessage, InflateError, MessageInflater } from "./deflate/codec.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
 import type { TopicRegistry } from "./topics.ts";
+import { SendQueue } from "./send_queue.ts";
 import { Utf8Validator } from "./utf8.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 
@@ -116,8 +117,7 @@ const FAILURE_REASONS: Record<number, string> = {
 // deno-lint-ignore no-explicit-any
 type AnyHandler = (ws: any, a: any, b: any) => unknown;
 
-/** Outgoing frames are joined into one write below this size; larger batches go piece by piece. */
-const COALESCE_LIMIT = 64 * 1024;
+const EMPTY = new Uint8Array(0);
 
 /**
  * One WebSocket connection's state and protocol logic. Internal: users see it through
@@ -151,12 +151,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
 
-  // The send queue: frames of this turn, written together when the turn ends.
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
-  #flushScheduled = false;
+  /** This turn's outgoing frames (created on the first send: idle sockets stay small). */
+  #queue: SendQueue | null = null;
   #backpressured = false;
-  readonly #flush = () => this.flush();
 
   /** Topics this socket subscribes to (created on the first subscription). */
   #topics: Set<string> | null = null;
@@ -181,7 +178,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   /** Bytes waiting to go out: this turn's frames plus what the transport has queued. */
   get bufferedAmount(): number {
-    return this.#outBytes + this.#transport.pending;
+    return (this.#queue?.bytes ?? 0) + this.#transport.pending;
   }
 
   /** Announces the open socket and parses any frames that came with the handshake. */
@@ -211,8 +208,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   close(): void {
     clearTimeout(this.#closeTimer);
     this.#reading = false;
-    this.#out.length = 0;
-    this.#outBytes = 0;
+    this.#queue?.clear();
     this.#report(CloseCode.Abnormal, "");
     this.#ctx.release(this);
   }
@@ -263,7 +259,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       this.#onCloseFrame(parsed.code, parsed.reason);
     } else if (opcode === Opcode.Ping) {
       if (this.readyState !== ReadyState.OPEN) return 0;
-      this.#enqueue(encodeFrame(Opcode.Pong, payload));
+      this.#out().frame(Opcode.Pong, payload);
       this.#invoke(this.#ctx.handler.ping, payload.slice());
     } else if (this.readyState === ReadyState.OPEN) {
       this.#invoke(this.#ctx.handler.pong, payload.slice());
@@ -334,7 +330,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#parser.pause();
     if (!this.#closeSent) {
       // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
-      const payload = code === CloseCode.NoStatus ? new Uint8Array(0) : encodeClosePayload(code, "");
+      const payload = code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, "");
       this.#sendClose(payload);
     }
     this.#finish(code, reason);
@@ -351,7 +347,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   /** The closing handshake is done on our side: flush, half-close, and wait for the peer's FIN. */
   #finish(code: number, reason: string): void {
     this.#report(code, reason);
-    this.flush();
+    this.#queue?.flush();
     this.#armCloseTimer();
     // Last, as an adapter may close (and clear the timer) at once when the peer is already gone.
     this.#transport.end();
@@ -372,41 +368,17 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   // --- Sending ---------------------------------------------------------------------------------
 
-  /** Queues one frame for this turn's write. */
-  #enqueue(frame: Uint8Array): void {
-    this.#out.push(frame);
-    this.#outBytes += frame.length;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
-    }
-  }
-
-  /** Writes this turn's frames, joined into one write when they are small. */
-  flush(): void {
-    this.#flushScheduled = false;
-    const out = this.#out;
-    if (out.length === 0) return;
-    if (out.length === 1 || this.#outBytes > COALESCE_LIMIT) {
-      for (const frame of out) this.#transport.write(frame);
-    } else {
-      const joined = new Uint8Array(this.#outBytes);
-      let at = 0;
-      for (const frame of out) {
-        joined.set(frame, at);
-        at += frame.length;
-      }
-      this.#transport.write(joined);
-    }
-    out.length = 0;
-    this.#outBytes = 0;
+  #out(): SendQueue {
+    return this.#queue ??= new SendQueue(this.#transport);
   }
 
   send(data: MessageData, options?: SendOptions): SendStatus {
-    const message = messagePayload(data, "send");
+    const { opcode, payload } = messagePayload(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    const bits = options?.compress === false ? 0 : this.compressionBits(message.payload.length);
-    return this.sendFrame(messageFrame(message, bits, this.#ctx.compression.level));
+    const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
+    if (bits === 0) this.#out().frame(opcode, payload);
+    else this.#out().frame(opcode, deflateMessage(payload, bits, this.#ctx.compression.level), true);
+    return this.#status();
   }
 
   /** The window bits to compress a message of `length` bytes with, or 0 to send it as it is. */
@@ -414,12 +386,14 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return length >= this.#ctx.compression.threshold ? this.#deflateBits : 0;
   }
 
-  /**
-   * Queues an encoded frame (which may be shared with other sockets, so it is never changed),
-   * closing the connection when the backlog passes the limit.
-   */
-  sendFrame(frame: Uint8Array): SendStatus {
-    this.#enqueue(frame);
+  /** Queues an encoded frame that other sockets send too (so it is never changed). */
+  sendShared(frame: Uint8Array): SendStatus {
+    this.#out().shared(frame);
+    return this.#status();
+  }
+
+  /** What a send just did, closing the connection when the backlog passes the limit. */
+  #status(): SendStatus {
     if (this.bufferedAmount > this.#ctx.maxBufferedAmount) {
       // The peer does not read: a close frame would wait behind the backlog, so drop the link.
       this.terminate();
@@ -438,7 +412,8 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    return this.sendFrame(encodeFrame(Opcode.Ping, payload));
+    this.#out().frame(Opcode.Ping, payload);
+    return this.#status();
   }
 
   subscribe(topic: string): void {
@@ -492,7 +467,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   #sendClose(payload: Uint8Array): void {
     this.#closeSent = true;
-    this.#enqueue(encodeFrame(Opcode.Close, payload));
+    this.#out().frame(Opcode.Close, payload);
   }
 
   /** Drops the connection without a closing handshake. */
@@ -512,7 +487,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     }
     this.#silentSweeps++;
     if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
-      this.#enqueue(encodeFrame(Opcode.Ping, new Uint8Array(0)));
+      this.#out().frame(Opcode.Ping, EMPTY);
     } else if (this.#silentSweeps >= 2) {
       this.terminate();
     }
@@ -523,13 +498,16 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     if (fn === undefined) return;
     try {
       const result = fn.call(this.#ctx.handler, this.socket, a, b);
-      if (result instanceof Promise) result.catch(this.#onRejected);
+      if (result instanceof Promise) {
+        result.catch(this.#onRejected ??= (error: unknown) => this.#handlerFailed(error));
+      }
     } catch (error) {
       this.#handlerFailed(error);
     }
   }
 
-  readonly #onRejected = (error: unknown) => this.#handlerFailed(error);
+  /** Catches async handlers' rejections (made on the first async handler call). */
+  #onRejected: ((error: unknown) => void) | null = null;
 
   #handlerFailed(error: unknown): void {
     const onError = this.#ctx.handler.error;
@@ -588,7 +566,7 @@ export function publish<T>(
     const bits = subscriber.compressionBits(message.payload.length);
     const frame = frames[bits] ??= messageFrame(message, bits, compression.level);
     // A subscriber past its backlog limit is dropped here; the others are not held up.
-    if (subscriber.sendFrame(frame) !== "dropped") count++;
+    if (subscriber.sendShared(frame) !== "dropped") count++;
   }
   return count;
 }

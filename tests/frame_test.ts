@@ -492,6 +492,11 @@ describe("FrameParser: pause", () => {
   });
 });
 
+/** The masking key as `unmask` takes it: the four bytes in wire order as one 32-bit number. */
+function maskKey(bytes: Uint8Array): number {
+  return ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+}
+
 describe("unmask", () => {
   const masks = [
     Uint8Array.of(0x37, 0xfa, 0x21, 0x3d),
@@ -511,7 +516,7 @@ describe("unmask", () => {
             const view = backing.subarray(byteOffset, byteOffset + length);
             const expected = original.slice(byteOffset, byteOffset + length)
               .map((b, i) => b ^ mask[(offset + i) & 3]);
-            unmask(view, mask, offset);
+            unmask(view, maskKey(mask), offset);
             const where = `mask ${mask}, offset ${offset}, byteOffset ${byteOffset}, length ${length}`;
             assert.deepEqual(view, expected, where);
             assert.deepEqual(backing.subarray(0, byteOffset), original.subarray(0, byteOffset), where);
@@ -529,7 +534,7 @@ describe("unmask", () => {
   it("is its own inverse", () => {
     const original = new Random(12).bytes(1001);
     const bytes = original.slice();
-    const mask = Uint8Array.of(1, 2, 3, 4);
+    const mask = maskKey(Uint8Array.of(1, 2, 3, 4));
     unmask(bytes.subarray(3), mask, 2);
     assert.notDeepEqual(bytes, original);
     unmask(bytes.subarray(3), mask, 2);

@@ -1,0 +1,135 @@
+/**
+ * One connection's outgoing frames for the current turn of the event loop. Frames are encoded
+ * straight into one buffer as they are sent (their payload copied once), frames shared between
+ * sockets (publish) are queued by reference, and when the turn ends everything goes to the
+ * transport in one write. One microtask flushes every queue that has data.
+ * @module
+ */
+
+import { frameHeaderSize, writeFrameHeader } from "./frame.ts";
+import type { Transport } from "./runtime/types.ts";
+
+/** Smallest buffer started for a turn's frames. */
+const MIN_BUFFER = 1024;
+/** Queued pieces are joined into one write up to this size; larger turns go piece by piece. */
+const COALESCE_LIMIT = 64 * 1024;
+
+/** Queues with data this turn, flushed together by one microtask. */
+const dirty: SendQueue[] = [];
+let flushQueued = false;
+
+function flushDirty(): void {
+  try {
+    // A flush can run handlers (a write error closes a socket) that queue more: the loop sees them.
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+  } finally {
+    dirty.length = 0;
+    flushQueued = false;
+  }
+}
+
+/** The frames one connection sends in this turn. */
+export class SendQueue {
+  readonly #transport: Transport;
+  /** This turn's buffer; bytes before `#start` were sealed into `#pieces` already. */
+  #buffer: Uint8Array | null = null;
+  #start = 0;
+  #end = 0;
+  /** Pieces in order, kept only when a shared frame had to go between this turn's frames. */
+  #pieces: Uint8Array[] | null = null;
+  #bytes = 0;
+  #scheduled = false;
+
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /** Bytes queued this turn. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Encodes an unmasked, final frame with a copy of `payload`; `rsv1` marks it compressed. */
+  frame(opcode: number, payload: Uint8Array, rsv1 = false): void {
+    const size = frameHeaderSize(payload.length) + payload.length;
+    const at = this.#reserve(size);
+    this.#buffer!.set(payload, writeFrameHeader(this.#buffer!, at, opcode, payload.length, rsv1));
+  }
+
+  /** Queues an encoded frame by reference; it must never change (other sockets send it too). */
+  shared(frame: Uint8Array): void {
+    this.#seal();
+    (this.#pieces ??= []).push(frame);
+    this.#bytes += frame.length;
+    this.#schedule();
+  }
+
+  /** Hands this turn's bytes to the transport, in one write when they are small. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#bytes === 0) return;
+    const transport = this.#transport;
+    const pieces = this.#pieces;
+    if (pieces === null) {
+      transport.write(this.#buffer!.subarray(0, this.#end));
+    } else {
+      this.#seal();
+      if (pieces.length === 1 || this.#bytes > COALESCE_LIMIT) {
+        for (const piece of pieces) transport.write(piece);
+      } else {
+        const joined = new Uint8Array(this.#bytes);
+        let at = 0;
+        for (const piece of pieces) {
+          joined.set(piece, at);
+          at += piece.length;
+        }
+        transport.write(joined);
+      }
+    }
+    this.clear();
+  }
+
+  /** Drops what is queued (the connection is gone). The transport owns what it was given. */
+  clear(): void {
+    this.#buffer = null;
+    this.#start = this.#end = this.#bytes = 0;
+    this.#pieces = null;
+  }
+
+  /** Makes room for `size` more bytes in this turn's buffer; returns where they go. */
+  #reserve(size: number): number {
+    const buffer = this.#buffer;
+    const end = this.#end;
+    if (buffer === null || end + size > buffer.length) {
+      // Grow by doubling, moving over what was written since the last seal.
+      const grown = new Uint8Array(Math.max(MIN_BUFFER, end - this.#start + size, (buffer?.length ?? 0) * 2));
+      if (buffer !== null) grown.set(buffer.subarray(this.#start, end));
+      this.#end = end - this.#start;
+      this.#start = 0;
+      this.#buffer = grown;
+    }
+    const at = this.#end;
+    this.#end += size;
+    this.#bytes += size;
+    this.#schedule();
+    return at;
+  }
+
+  /** Moves the buffer's unsealed bytes into the piece list, before a shared frame or a flush. */
+  #seal(): void {
+    if (this.#end > this.#start) {
+      (this.#pieces ??= []).push(this.#buffer!.subarray(this.#start, this.#end));
+      this.#start = this.#end;
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    dirty.push(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(flushDirty);
+    }
+  }
+}
