@@ -43,20 +43,18 @@ const enum Stage {
 export class HttpConnection<T> implements TransportEvents {
   readonly #transport: Transport;
   readonly #host: HttpHost<T>;
-  #buffer = new Uint8Array(1024);
+  /** What arrived so far: the first chunk itself, until a second one needs a buffer of our own. */
+  #buffer: Uint8Array | null = null;
   #length = 0;
   #stage = Stage.Reading;
   #head: RequestHead | null = null;
-  #timer: ReturnType<typeof setTimeout>;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the connection was accepted (the server's sweep enforces `handshakeTimeout`). */
+  readonly startedAt: number = Date.now();
 
   constructor(transport: Transport, host: HttpHost<T>) {
     this.#transport = transport;
     this.#host = host;
-    this.#timer = setTimeout(
-      () => this.refuse({ status: 408, message: "the request took too long" }),
-      host.options.handshakeTimeout,
-    );
   }
 
   data(chunk: Uint8Array): boolean {
@@ -67,9 +65,15 @@ export class HttpConnection<T> implements TransportEvents {
       this.refuse({ status: 413, message: "the request is too large" });
       return false;
     }
-    this.#append(chunk);
+    const kept = this.#buffer === null;
+    if (kept) {
+      this.#buffer = chunk; // usually the whole request: parsed where it lies
+      this.#length = chunk.length;
+    } else {
+      this.#append(chunk);
+    }
     if (this.#stage === Stage.Reading) this.#read();
-    return false;
+    return kept;
   }
 
   drain(): void {}
@@ -86,19 +90,20 @@ export class HttpConnection<T> implements TransportEvents {
 
   #append(chunk: Uint8Array): void {
     const needed = this.#length + chunk.length;
-    if (needed > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
-      grown.set(this.#buffer.subarray(0, this.#length));
-      this.#buffer = grown;
+    let buffer = this.#buffer!;
+    if (needed > buffer.length) {
+      const grown = new Uint8Array(Math.max(needed, 1024, buffer.length * 2));
+      grown.set(buffer.subarray(0, this.#length));
+      this.#buffer = buffer = grown;
     }
-    this.#buffer.set(chunk, this.#length);
+    buffer.set(chunk, this.#length);
     this.#length = needed;
   }
 
   #read(): void {
     const options = this.#host.options;
     if (this.#head === null) {
-      const parsed = parseRequestHead(this.#buffer.subarray(0, this.#length), options);
+      const parsed = parseRequestHead(this.#buffer!.subarray(0, this.#length), options);
       if (parsed === null) return;
       if ("status" in parsed) return this.refuse(parsed);
       this.#head = parsed;
@@ -125,7 +130,7 @@ export class HttpConnection<T> implements TransportEvents {
     }
     if (this.#length < head.size + bodyLength) return; // the body is still coming
     this.#stage = Stage.Deciding;
-    const body = this.#buffer.slice(head.size, head.size + bodyLength);
+    const body = this.#buffer!.slice(head.size, head.size + bodyLength);
     this.#answer(head, body).catch((error) => this.#internalError(error));
   }
 
@@ -205,7 +210,7 @@ export class HttpConnection<T> implements TransportEvents {
     if (this.#done) return;
     this.#end();
     transport.write(switchingProtocols(accept, protocol, deflate?.response ?? "", extra));
-    const early = this.#length > head.size ? this.#buffer.subarray(head.size, this.#length) : null;
+    const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
     const wsUrl = "ws" + url.href.slice("http".length); // the URL the client asked for: ws://…
     this.#host.adopt(transport, { url: wsUrl, protocol, data: accepted.data as T, deflate }, early);
   }
@@ -239,7 +244,6 @@ export class HttpConnection<T> implements TransportEvents {
   #end(): void {
     if (this.#stage === Stage.Done) return;
     this.#stage = Stage.Done;
-    clearTimeout(this.#timer);
     this.#host.released(this);
   }
 }

@@ -78,7 +78,10 @@ export interface ServeOptions<T = undefined> {
   maxBodySize?: number;
   /** Most connections still in their HTTP phase at once; more get 503. Default 1024. */
   maxPendingHandshakes?: number;
-  /** Milliseconds a client has to complete its request before 408. Default 10,000. */
+  /**
+   * Milliseconds a client has to complete its request before 408 (checked every quarter of it,
+   * at most every second). Default 10,000.
+   */
   handshakeTimeout?: number;
   /** Milliseconds to wait for the peer's close frame and FIN before dropping. Default 5,000. */
   closeTimeout?: number;

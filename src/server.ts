@@ -77,6 +77,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   readonly #context: ConnectionContext<T>;
   readonly #topics = new TopicRegistry<Connection<T>>();
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
+  readonly #handshakeSweep: ReturnType<typeof setInterval>;
   #closed: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
 
@@ -96,6 +97,14 @@ class WispServer<T> implements Server, HttpHost<T> {
       },
     };
     this.#listener = listenOrExplain(options, (transport) => this.#accept(transport));
+    // One timer enforces handshakeTimeout for every connection, instead of a timer each.
+    const handshakeTimeout = options.handshakeTimeout;
+    this.#handshakeSweep = setInterval(() => {
+      const deadline = Date.now() - handshakeTimeout;
+      for (const http of this.#pending) {
+        if (http.startedAt <= deadline) http.refuse({ status: 408, message: "the request took too long" });
+      }
+    }, Math.max(10, Math.min(1000, Math.floor(handshakeTimeout / 4))));
     if (options.idleTimeout > 0) {
       const sendPings = options.sendPings;
       this.#sweep = setInterval(() => {
@@ -161,6 +170,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
       this.#listener.close();
       clearInterval(this.#sweep);
+      clearInterval(this.#handshakeSweep);
       for (const http of this.#pending) http.abort();
       for (const connection of this.#sockets) {
         connection.socket.close(CloseCode.GoingAway, "server shutting down");

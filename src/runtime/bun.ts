@@ -23,8 +23,11 @@ class BunTransport implements Transport {
   events!: TransportEvents;
   pending = 0;
   #socket: BunSocket;
-  /** Bytes the kernel did not take yet; Bun's `write` does not queue them for us. */
-  #queue: Uint8Array[] = [];
+  /**
+   * Bytes the kernel did not take yet, as Bun's `write` does not queue them for us (created on
+   * the first short write; empty exactly when `pending` is 0).
+   */
+  #queue: Uint8Array[] | null = null;
   #ending = false;
   #peerEnded = false;
   #closed = false;
@@ -37,12 +40,12 @@ class BunTransport implements Transport {
 
   write(bytes: Uint8Array): boolean {
     if (this.#closed || this.#ending) return false;
-    if (this.#queue.length === 0) {
+    if (this.pending === 0) {
       const n = this.#socket.write(bytes);
       if (n === bytes.length) return false;
       bytes = bytes.subarray(Math.max(n, 0));
     }
-    this.#queue.push(bytes);
+    (this.#queue ??= []).push(bytes);
     this.pending += bytes.length;
     return true;
   }
@@ -50,7 +53,7 @@ class BunTransport implements Transport {
   /** Bun says the socket is writable again: push out what is queued. */
   onWritable(): void {
     const queue = this.#queue;
-    while (queue.length > 0) {
+    while (queue !== null && queue.length > 0) {
       const bytes = queue[0];
       const n = this.#socket.write(bytes);
       if (n > 0) this.pending -= n;
@@ -68,13 +71,13 @@ class BunTransport implements Transport {
   onPeerEnd(): void {
     this.#peerEnded = true;
     // A peer that half-closed after its last frame still gets what the core queued in reply.
-    if (!this.#ending || this.#queue.length === 0) this.destroy();
+    if (!this.#ending || this.pending === 0) this.destroy();
   }
 
   end(): void {
     if (this.#closed || this.#ending) return;
     this.#ending = true;
-    if (this.#queue.length === 0) this.#halfClose();
+    if (this.pending === 0) this.#halfClose();
   }
 
   #halfClose(): void {
@@ -91,7 +94,7 @@ class BunTransport implements Transport {
   onClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue.length = 0;
+    this.#queue = null;
     this.pending = 0;
     this.events.close();
   }

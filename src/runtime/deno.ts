@@ -39,7 +39,10 @@ class DenoTransport implements Transport {
         if (n === buffer.length && buffer.length < MAX_READ) {
           buffer = new Uint8Array(buffer.length * 2);
         } else if (kept) {
-          buffer = new Uint8Array(buffer.length);
+          // The core keeps the old buffer: the new one fits what reads bring now.
+          let size = MIN_READ;
+          while (size < n && size < MAX_READ) size *= 2;
+          buffer = new Uint8Array(size);
         }
       }
     } catch {
