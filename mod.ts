@@ -36,8 +36,8 @@ export type {
   UpgradeInfo,
   UpgradeResult,
 } from "./src/options.ts";
-export { ReadyState, ServerWebSocket } from "./src/websocket.ts";
-export type { MessageData, SendOptions, SendStatus, WebSocketHandler } from "./src/websocket.ts";
+export { ReadyState, ServerWebSocket } from "./src/server_websocket.ts";
+export type { MessageData, SendOptions, SendStatus, WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
 
 if (import.meta.main) {

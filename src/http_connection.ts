@@ -18,7 +18,7 @@ import {
 } from "./handshake.ts";
 import { negotiateDeflate } from "./deflate/negotiate.ts";
 import type { ResolvedOptions, UpgradeResult } from "./options.ts";
-import type { ConnectionInit } from "./websocket.ts";
+import type { ConnectionInit } from "./connection.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { WebSocketHandler } from "./websocket.ts";
+import type { WebSocketHandler } from "./server_websocket.ts";
 
 /** Facts about a connection that a web `Request` does not carry. */
 export interface ConnectionInfo {

@@ -9,14 +9,9 @@ import { HttpConnection, type HttpHost } from "./http_connection.ts";
 import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
-import { TopicRegistry } from "./topics.ts";
-import {
-  Connection,
-  type ConnectionContext,
-  type ConnectionInit,
-  type MessageData,
-  publish,
-} from "./websocket.ts";
+import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
+import type { MessageData } from "./server_websocket.ts";
+import { publish, TopicRegistry } from "./topics.ts";
 
 /** A running server, as returned by {@linkcode serve}. */
 export interface Server {

@@ -16,7 +16,7 @@
  */
 
 import { serve, type Server } from "../server.ts";
-import type { ServerWebSocket } from "../websocket.ts";
+import type { ServerWebSocket } from "../server_websocket.ts";
 import { CHAT_PAGE, PAGE_SCRIPT, PAGE_STYLE } from "./page.ts";
 
 /** The path of the WebSocket endpoint. */

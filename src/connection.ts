@@ -1,6 +1,6 @@
 /**
- * The server side of one WebSocket connection: message assembly, the send queue with
- * backpressure, and the closing handshake.
+ * One WebSocket connection's state machine: message assembly, the send queue with backpressure,
+ * and the closing handshake. Users see it through {@linkcode ServerWebSocket}.
  * @module
  */
 
@@ -11,75 +11,22 @@ import {
   MAX_CLOSE_REASON_BYTES,
   parseClosePayload,
 } from "./close.ts";
-import { encodeFrame, type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
 import { deflateMessage, InflateError, MessageInflater } from "./deflate/codec.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
-import type { TopicRegistry } from "./topics.ts";
-import { SendQueue } from "./send_queue.ts";
-import { Utf8Validator } from "./utf8.ts";
+import { type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
+import { type CompressionSettings, messagePayload } from "./message.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
-
-/** The `readyState` values, as in the browser's `WebSocket`. */
-export const ReadyState = {
-  CONNECTING: 0,
-  OPEN: 1,
-  CLOSING: 2,
-  CLOSED: 3,
-} as const;
-
-/**
- * What `send` did with a message:
- * - `"sent"`: handed on with no backlog; it goes out at the end of this turn of the event loop.
- * - `"queued"`: accepted, but earlier data is still waiting for the peer to read; `drain` fires
- *   when the backlog is gone.
- * - `"dropped"`: not sent, because the socket is closing or closed, or the backlog passed
- *   `maxBufferedAmount` (the connection is then closed).
- */
-export type SendStatus = "sent" | "queued" | "dropped";
-
-/** Data that `send` accepts: text, or bytes in any buffer form. */
-export type MessageData = string | ArrayBuffer | ArrayBufferView;
-
-/** Per-message options of `send`. */
-export interface SendOptions {
-  /**
-   * Set false to send this message uncompressed even though permessage-deflate was agreed and the
-   * message is above the threshold. Default true.
-   */
-  compress?: boolean;
-}
-
-/** Server-wide compression settings (from the `perMessageDeflate` option). */
-export interface CompressionSettings {
-  /** Messages shorter than this many bytes are sent uncompressed. */
-  threshold: number;
-  /** zlib compression level, 0–9. */
-  level: number;
-}
-
-/**
- * Event handlers for a server's WebSockets. Each may be async; a handler that throws or rejects
- * calls `error` and closes that socket with 1011, and never affects other sockets.
- */
-export interface WebSocketHandler<T = undefined> {
-  /** The handshake is complete; the socket is open. */
-  open?(ws: ServerWebSocket<T>): void | Promise<void>;
-  /** A whole message arrived: text as a string, binary as a `Uint8Array`. */
-  message?(ws: ServerWebSocket<T>, data: string | Uint8Array): void | Promise<void>;
-  /**
-   * The socket closed. `code` is the peer's close code (1005 when its close frame had none), the
-   * code Wisp failed the connection with, or 1006 when it ended without a closing handshake.
-   */
-  close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
-  /** The send backlog that made `send` return `"queued"` is gone. */
-  drain?(ws: ServerWebSocket<T>): void | Promise<void>;
-  /** A ping arrived (Wisp has already answered it with a pong). */
-  ping?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
-  /** A pong arrived. */
-  pong?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
-  /** Another handler threw or rejected with `error`; the socket is being closed with 1011. */
-  error?(ws: ServerWebSocket<T>, error: unknown): void | Promise<void>;
-}
+import { SendQueue } from "./send_queue.ts";
+import {
+  type MessageData,
+  ReadyState,
+  type SendOptions,
+  type SendStatus,
+  ServerWebSocket,
+  type WebSocketHandler,
+} from "./server_websocket.ts";
+import { checkTopic, publish, type TopicRegistry } from "./topics.ts";
+import { Utf8Validator } from "./utf8.ts";
 
 /** What the server shares with all its connections (one object per server). */
 export interface ConnectionContext<T> {
@@ -102,14 +49,13 @@ export interface ConnectionInit<T> {
   deflate: DeflateParams | null;
 }
 
-const encoder = new TextEncoder();
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 const decoder = new TextDecoder("utf-8");
 
 /** Reasons sent with the close codes Wisp fails connections with, to help whoever debugs the peer. */
 const FAILURE_REASONS: Record<number, string> = {
   [CloseCode.ProtocolError]: "protocol error",
-  [CloseCode.InvalidPayload]: "invalid UTF-8",
+  [CloseCode.InvalidPayload]: "invalid message data", // not UTF-8, or not valid DEFLATE
   [CloseCode.MessageTooBig]: "message too big",
   [CloseCode.InternalError]: "internal error",
 };
@@ -407,7 +353,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   ping(data: MessageData): SendStatus {
-    const payload = typeof data === "string" ? encoder.encode(data) : toBytes(data, "ping");
+    const { payload } = messagePayload(data, "ping");
     if (payload.length > MAX_CONTROL_PAYLOAD) {
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }
@@ -520,181 +466,5 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     if (this.readyState === ReadyState.OPEN) {
       this.closeWith(CloseCode.InternalError, FAILURE_REASONS[CloseCode.InternalError]);
     }
-  }
-}
-
-/** A message's opcode and payload bytes (text encoded as UTF-8; bytes viewed, not copied). */
-function messagePayload(data: MessageData, method: string): { opcode: number; payload: Uint8Array } {
-  if (typeof data === "string") return { opcode: Opcode.Text, payload: encoder.encode(data) };
-  return { opcode: Opcode.Binary, payload: toBytes(data, method) };
-}
-
-/**
- * Encodes a message as one unmasked frame, compressed with `bits` window bits unless 0. The
- * payload is copied into the frame, so the caller may reuse its buffer at once.
- */
-function messageFrame(
-  message: { opcode: number; payload: Uint8Array },
-  bits: number,
-  level: number,
-): Uint8Array {
-  if (bits === 0) return encodeFrame(message.opcode, message.payload);
-  return encodeFrame(message.opcode, deflateMessage(message.payload, bits, level), true);
-}
-
-/**
- * Sends `data` to every open subscriber of `topic` except `except`, encoding it once per kind of
- * subscriber (uncompressed, or compressed with a given window): subscribers of a kind all queue
- * the same frame bytes. Returns how many sockets it was queued for.
- */
-export function publish<T>(
-  topics: TopicRegistry<Connection<T>>,
-  topic: string,
-  data: MessageData,
-  except: Connection<T> | null,
-  compression: CompressionSettings,
-): number {
-  checkTopic(topic, "publish");
-  const subscribers = topics.subscribers(topic);
-  if (subscribers === undefined) return 0;
-  const message = messagePayload(data, "publish");
-  // Frames by window bits; index 0 is the uncompressed frame.
-  const frames: Uint8Array[] = [];
-  let count = 0;
-  for (const subscriber of subscribers) {
-    if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
-    const bits = subscriber.compressionBits(message.payload.length);
-    const frame = frames[bits] ??= messageFrame(message, bits, compression.level);
-    // A subscriber past its backlog limit is dropped here; the others are not held up.
-    if (subscriber.sendShared(frame) !== "dropped") count++;
-  }
-  return count;
-}
-
-function checkTopic(topic: unknown, method: string): void {
-  if (typeof topic !== "string") {
-    throw new TypeError(`${method}() takes the topic as a string, not ${typeof topic}`);
-  }
-}
-
-/** Views any accepted binary form as bytes, without copying. */
-function toBytes(data: ArrayBuffer | ArrayBufferView, method: string): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw new TypeError(
-    `${method}() takes a string, an ArrayBuffer or an ArrayBufferView, not ${typeof data}`,
-  );
-}
-
-/**
- * A server-side WebSocket, handed to every {@linkcode WebSocketHandler} call.
- *
- * @example Echo with backpressure
- * ```ts
- * import { serve } from "../mod.ts";
- * const server = serve({
- *   port: 0,
- *   websocket: {
- *     message(ws, data) {
- *       if (ws.send(data) === "queued") console.log(`${ws.bufferedAmount} bytes waiting`);
- *     },
- *   },
- * });
- * await server.close();
- * ```
- */
-export class ServerWebSocket<T = undefined> {
-  /** The per-connection value the `upgrade` hook returned (or `undefined`). */
-  data: T;
-  /** The URL the client requested, e.g. `ws://127.0.0.1:3368/chat?room=1`. */
-  readonly url: string;
-  /** The subprotocol agreed in the handshake, or `""`. */
-  readonly protocol: string;
-  /** The extensions agreed in the handshake, as sent in `Sec-WebSocket-Extensions`, or `""`. */
-  readonly extensions: string;
-  /** The client's IP address. */
-  readonly remoteAddress: string;
-  readonly #connection: Connection<T>;
-
-  /** Created by the server; not meant to be constructed by users. */
-  constructor(connection: Connection<T>, init: ConnectionInit<T>, remoteAddress: string) {
-    this.#connection = connection;
-    this.data = init.data;
-    this.url = init.url;
-    this.protocol = init.protocol;
-    this.extensions = init.deflate?.response ?? "";
-    this.remoteAddress = remoteAddress;
-  }
-
-  /** `ReadyState.OPEN` (1) until a close starts, `CLOSING` (2) while it waits, then `CLOSED` (3). */
-  get readyState(): number {
-    return this.#connection.readyState;
-  }
-
-  /** Bytes accepted by `send` that have not been handed to the operating system yet. */
-  get bufferedAmount(): number {
-    return this.#connection.bufferedAmount;
-  }
-
-  /**
-   * Sends a message: a string as text, bytes as binary. The data is copied, so the caller may
-   * reuse its buffer at once. Frames sent in one turn of the event loop go out in one write.
-   * With permessage-deflate agreed, messages from the threshold up are compressed unless
-   * `options.compress` is false. Throws a `TypeError` for other types.
-   */
-  send(data: MessageData, options?: SendOptions): SendStatus {
-    return this.#connection.send(data, options);
-  }
-
-  /**
-   * Starts the closing handshake: data already sent goes out first, then a close frame with
-   * `code` (default 1000) and `reason` (at most 123 bytes of UTF-8, else `RangeError`). The
-   * connection ends when the peer answers, or after `closeTimeout`. Does nothing unless open.
-   */
-  close(code: number = CloseCode.Normal, reason = ""): void {
-    this.#connection.closeWith(code, reason);
-  }
-
-  /** Drops the connection at once, without a closing handshake; `close` reports 1006. */
-  terminate(): void {
-    this.#connection.terminate();
-  }
-
-  /** Sends a ping (at most 125 bytes of data, else `RangeError`); the peer answers with a pong. */
-  ping(data: MessageData = ""): SendStatus {
-    return this.#connection.ping(data);
-  }
-
-  /**
-   * Subscribes to `topic`, so that messages published to it reach this socket. A socket leaves
-   * all its topics when it starts closing; subscribing then does nothing.
-   */
-  subscribe(topic: string): void {
-    this.#connection.subscribe(topic);
-  }
-
-  /** Stops receiving messages published to `topic`. */
-  unsubscribe(topic: string): void {
-    this.#connection.unsubscribe(topic);
-  }
-
-  /** Whether this socket subscribes to `topic`. */
-  isSubscribed(topic: string): boolean {
-    return this.#connection.isSubscribed(topic);
-  }
-
-  /** The topics this socket subscribes to (a copy). Closing a socket unsubscribes it from all. */
-  get subscriptions(): string[] {
-    return this.#connection.subscriptions;
-  }
-
-  /**
-   * Sends `data` to every other subscriber of `topic` (not to this socket), encoding it once for
-   * all. Returns how many sockets it went to. A subscriber whose backlog passes
-   * `maxBufferedAmount` is dropped instead of slowing the others.
-   */
-  publish(topic: string, data: MessageData): number {
-    return this.#connection.publish(topic, data);
   }
 }

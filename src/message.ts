@@ -1,0 +1,47 @@
+/**
+ * Encoding outgoing messages: text or bytes into a payload, a payload into a frame.
+ * @module
+ */
+
+import { deflateMessage } from "./deflate/codec.ts";
+import { encodeFrame, Opcode } from "./frame.ts";
+import type { MessageData } from "./server_websocket.ts";
+
+/** Server-wide compression settings (from the `perMessageDeflate` option). */
+export interface CompressionSettings {
+  /** Messages shorter than this many bytes are sent uncompressed. */
+  threshold: number;
+  /** zlib compression level, 0–9. */
+  level: number;
+}
+
+const encoder = new TextEncoder();
+
+/** A message's opcode and payload bytes (text encoded as UTF-8; bytes viewed, not copied). */
+export function messagePayload(data: MessageData, method: string): { opcode: number; payload: Uint8Array } {
+  if (typeof data === "string") return { opcode: Opcode.Text, payload: encoder.encode(data) };
+  return { opcode: Opcode.Binary, payload: toBytes(data, method) };
+}
+
+/**
+ * Encodes a message as one unmasked frame, compressed with `bits` window bits unless 0. The
+ * payload is copied into the frame, so the caller may reuse its buffer at once.
+ */
+export function messageFrame(
+  message: { opcode: number; payload: Uint8Array },
+  bits: number,
+  level: number,
+): Uint8Array {
+  if (bits === 0) return encodeFrame(message.opcode, message.payload);
+  return encodeFrame(message.opcode, deflateMessage(message.payload, bits, level), true);
+}
+
+/** Views any accepted binary form as bytes, without copying. */
+function toBytes(data: ArrayBuffer | ArrayBufferView, method: string): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new TypeError(
+    `${method}() takes a string, an ArrayBuffer or an ArrayBufferView, not ${typeof data}`,
+  );
+}

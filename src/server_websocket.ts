@@ -1,0 +1,173 @@
+/**
+ * The public face of one WebSocket: `ServerWebSocket`, its handlers and the types they use.
+ * @module
+ */
+
+import { CloseCode } from "./close.ts";
+import type { Connection, ConnectionInit } from "./connection.ts";
+
+/** The `readyState` values, as in the browser's `WebSocket`. */
+export const ReadyState = {
+  CONNECTING: 0,
+  OPEN: 1,
+  CLOSING: 2,
+  CLOSED: 3,
+} as const;
+
+/**
+ * What `send` did with a message:
+ * - `"sent"`: handed on with no backlog; it goes out at the end of this turn of the event loop.
+ * - `"queued"`: accepted, but earlier data is still waiting for the peer to read; `drain` fires
+ *   when the backlog is gone.
+ * - `"dropped"`: not sent, because the socket is closing or closed, or the backlog passed
+ *   `maxBufferedAmount` (the connection is then closed).
+ */
+export type SendStatus = "sent" | "queued" | "dropped";
+
+/** Data that `send` accepts: text, or bytes in any buffer form. */
+export type MessageData = string | ArrayBuffer | ArrayBufferView;
+
+/** Per-message options of `send`. */
+export interface SendOptions {
+  /**
+   * Set false to send this message uncompressed even though permessage-deflate was agreed and the
+   * message is above the threshold. Default true.
+   */
+  compress?: boolean;
+}
+
+/**
+ * Event handlers for a server's WebSockets. Each may be async; a handler that throws or rejects
+ * calls `error` and closes that socket with 1011, and never affects other sockets.
+ */
+export interface WebSocketHandler<T = undefined> {
+  /** The handshake is complete; the socket is open. */
+  open?(ws: ServerWebSocket<T>): void | Promise<void>;
+  /** A whole message arrived: text as a string, binary as a `Uint8Array`. */
+  message?(ws: ServerWebSocket<T>, data: string | Uint8Array): void | Promise<void>;
+  /**
+   * The socket closed. `code` is the peer's close code (1005 when its close frame had none), the
+   * code Wisp failed the connection with, or 1006 when it ended without a closing handshake.
+   */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
+  /** The send backlog that made `send` return `"queued"` is gone. */
+  drain?(ws: ServerWebSocket<T>): void | Promise<void>;
+  /** A ping arrived (Wisp has already answered it with a pong). */
+  ping?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
+  /** A pong arrived. */
+  pong?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
+  /** Another handler threw or rejected with `error`; the socket is being closed with 1011. */
+  error?(ws: ServerWebSocket<T>, error: unknown): void | Promise<void>;
+}
+
+/**
+ * A server-side WebSocket, handed to every {@linkcode WebSocketHandler} call.
+ *
+ * @example Echo with backpressure
+ * ```ts
+ * import { serve } from "../mod.ts";
+ * const server = serve({
+ *   port: 0,
+ *   websocket: {
+ *     message(ws, data) {
+ *       if (ws.send(data) === "queued") console.log(`${ws.bufferedAmount} bytes waiting`);
+ *     },
+ *   },
+ * });
+ * await server.close();
+ * ```
+ */
+export class ServerWebSocket<T = undefined> {
+  /** The per-connection value the `upgrade` hook returned (or `undefined`). */
+  data: T;
+  /** The URL the client requested, e.g. `ws://127.0.0.1:3368/chat?room=1`. */
+  readonly url: string;
+  /** The subprotocol agreed in the handshake, or `""`. */
+  readonly protocol: string;
+  /** The extensions agreed in the handshake, as sent in `Sec-WebSocket-Extensions`, or `""`. */
+  readonly extensions: string;
+  /** The client's IP address. */
+  readonly remoteAddress: string;
+  readonly #connection: Connection<T>;
+
+  /** Created by the server; not meant to be constructed by users. */
+  constructor(connection: Connection<T>, init: ConnectionInit<T>, remoteAddress: string) {
+    this.#connection = connection;
+    this.data = init.data;
+    this.url = init.url;
+    this.protocol = init.protocol;
+    this.extensions = init.deflate?.response ?? "";
+    this.remoteAddress = remoteAddress;
+  }
+
+  /** `ReadyState.OPEN` (1) until a close starts, `CLOSING` (2) while it waits, then `CLOSED` (3). */
+  get readyState(): number {
+    return this.#connection.readyState;
+  }
+
+  /** Bytes accepted by `send` that have not been handed to the operating system yet. */
+  get bufferedAmount(): number {
+    return this.#connection.bufferedAmount;
+  }
+
+  /**
+   * Sends a message: a string as text, bytes as binary. The data is copied, so the caller may
+   * reuse its buffer at once. Frames sent in one turn of the event loop go out in one write.
+   * With permessage-deflate agreed, messages from the threshold up are compressed unless
+   * `options.compress` is false. Throws a `TypeError` for other types.
+   */
+  send(data: MessageData, options?: SendOptions): SendStatus {
+    return this.#connection.send(data, options);
+  }
+
+  /**
+   * Starts the closing handshake: data already sent goes out first, then a close frame with
+   * `code` (default 1000) and `reason` (at most 123 bytes of UTF-8, else `RangeError`). The
+   * connection ends when the peer answers, or after `closeTimeout`. Does nothing unless open.
+   */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    this.#connection.closeWith(code, reason);
+  }
+
+  /** Drops the connection at once, without a closing handshake; `close` reports 1006. */
+  terminate(): void {
+    this.#connection.terminate();
+  }
+
+  /** Sends a ping (at most 125 bytes of data, else `RangeError`); the peer answers with a pong. */
+  ping(data: MessageData = ""): SendStatus {
+    return this.#connection.ping(data);
+  }
+
+  /**
+   * Subscribes to `topic`, so that messages published to it reach this socket. A socket leaves
+   * all its topics when it starts closing; subscribing then does nothing.
+   */
+  subscribe(topic: string): void {
+    this.#connection.subscribe(topic);
+  }
+
+  /** Stops receiving messages published to `topic`. */
+  unsubscribe(topic: string): void {
+    this.#connection.unsubscribe(topic);
+  }
+
+  /** Whether this socket subscribes to `topic`. */
+  isSubscribed(topic: string): boolean {
+    return this.#connection.isSubscribed(topic);
+  }
+
+  /** The topics this socket subscribes to (a copy). Closing a socket unsubscribes it from all. */
+  get subscriptions(): string[] {
+    return this.#connection.subscriptions;
+  }
+
+  /**
+   * Sends `data` to every other subscriber of `topic` (not to this socket), encoding it once for
+   * all. Returns how many sockets it went to. A subscriber whose backlog passes
+   * `maxBufferedAmount` is dropped instead of slowing the others.
+   */
+  publish(topic: string, data: MessageData): number {
+    return this.#connection.publish(topic, data);
+  }
+}
