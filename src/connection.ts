@@ -73,7 +73,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   readonly socket: ServerWebSocket<T>;
   readyState: number = ReadyState.OPEN;
   /** Set on every read; the server's idle sweep clears it. */
-  active = true;
+  #active = true;
   #silentSweeps = 0;
 
   readonly #transport: Transport;
@@ -136,7 +136,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   // --- TransportEvents -------------------------------------------------------------------------
 
   data(chunk: Uint8Array): boolean {
-    this.active = true;
+    this.#active = true;
     if (!this.#reading) return false;
     this.#retained = false;
     this.#parser.push(chunk);
@@ -426,8 +426,8 @@ export class Connection<T> implements FrameHandler, TransportEvents {
    * gets a ping (with `sendPings`), after one more it is presumed dead and dropped.
    */
   keepAlive(sendPings: boolean): void {
-    if (this.active) {
-      this.active = false;
+    if (this.#active) {
+      this.#active = false;
       this.#silentSweeps = 0;
       return;
     }

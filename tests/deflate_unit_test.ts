@@ -247,6 +247,15 @@ describe("History", () => {
     assert.equal(new History(512).bytes.length, 0);
   });
 
+  it("holds memory in proportion to what it was given, up to its capacity", () => {
+    const history = new History(32768);
+    history.append(new Uint8Array(10));
+    assert.ok(history.bytes.buffer.byteLength <= 256, `${history.bytes.buffer.byteLength} bytes for 10`);
+    for (let i = 0; i < 100; i++) history.append(new Uint8Array(1000));
+    assert.equal(history.bytes.length, 32768);
+    assert.equal(history.bytes.buffer.byteLength, 32768);
+  });
+
   for (const capacity of [1, 2, 7, 256, 512, 5552, 32768]) {
     it(`keeps the last ${capacity} bytes over random appends`, () => {
       const random = new Random(capacity * 7919 + 1);

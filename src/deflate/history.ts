@@ -3,35 +3,42 @@
  * @module
  */
 
-/** A sliding window of the most recent `capacity` bytes of a stream. */
+/**
+ * A sliding window of the most recent `capacity` bytes of a stream. Its buffer grows with the
+ * stream up to the capacity, so a connection that has received little holds little.
+ */
 export class History {
-  #bytes: Uint8Array;
+  readonly #capacity: number;
+  #bytes: Uint8Array | null = null;
   #length = 0;
 
   constructor(capacity: number) {
-    this.#bytes = new Uint8Array(capacity);
+    this.#capacity = capacity;
   }
 
   /** The window's bytes, oldest first (a view, valid until the next `append`). */
   get bytes(): Uint8Array {
-    return this.#bytes.subarray(0, this.#length);
+    return this.#bytes === null ? new Uint8Array(0) : this.#bytes.subarray(0, this.#length);
   }
 
   /** Appends `data`, dropping the oldest bytes beyond the capacity. */
   append(data: Uint8Array): void {
-    const bytes = this.#bytes;
-    const capacity = bytes.length;
+    const capacity = this.#capacity;
+    const length = Math.min(this.#length + data.length, capacity);
+    let bytes = this.#bytes;
+    if (bytes === null || bytes.length < length) {
+      // Double as the stream grows, so a long stream of small messages costs few copies.
+      const grown = new Uint8Array(Math.min(capacity, Math.max(length, 2 * (bytes?.length ?? 0), 256)));
+      if (bytes !== null) grown.set(bytes.subarray(0, this.#length));
+      this.#bytes = bytes = grown;
+    }
     if (data.length >= capacity) {
       bytes.set(data.subarray(data.length - capacity));
-      this.#length = capacity;
-      return;
+    } else {
+      const overflow = this.#length + data.length - capacity;
+      if (overflow > 0) bytes.copyWithin(0, overflow, this.#length);
+      bytes.set(data, length - data.length);
     }
-    const overflow = this.#length + data.length - capacity;
-    if (overflow > 0) {
-      bytes.copyWithin(0, overflow, this.#length);
-      this.#length -= overflow;
-    }
-    bytes.set(data, this.#length);
-    this.#length += data.length;
+    this.#length = length;
   }
 }
