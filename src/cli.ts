@@ -73,7 +73,10 @@ export function startFromCli(options: CliOptions): Server {
   });
 }
 
-/** Runs the command line: parses the process's flags and starts the server (exit 2 on bad flags). */
+/**
+ * Runs the command line: parses the process's flags and starts the server. Exits with 2 on bad
+ * flags and 1 when the server cannot start (the port is taken, say), saying why.
+ */
 export function main(): void {
   let options: CliOptions;
   try {
@@ -86,7 +89,13 @@ export function main(): void {
     console.log(USAGE);
     return;
   }
-  const server = startFromCli(options);
+  let server: Server;
+  try {
+    server = startFromCli(options);
+  } catch (error) {
+    console.error(`wisp: ${(error as Error).message}`);
+    runtimeExit(1);
+  }
   if (options.echo) {
     console.log(`Wisp echo server listening on ${server.url.replace("http", "ws")}`);
   } else {

@@ -7,15 +7,8 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import {
-  browserSkipReason,
-  type CliServer,
-  launchBrowser,
-  Lazy,
-  startCli,
-  type TestBrowser,
-  withTimeout,
-} from "./helpers/browser.ts";
+import { browserSkipReason, launchBrowser, Lazy, type TestBrowser, withTimeout } from "./helpers/browser.ts";
+import { type CliServer, startCli } from "./helpers/cli.ts";
 
 /** The bit of the DOM that the functions evaluated in the page use (they run there, not here). */
 interface PageElement {

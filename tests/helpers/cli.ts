@@ -1,0 +1,111 @@
+/**
+ * Wisp's command line run as a child process, exactly as a user starts it (`deno run -A mod.ts`
+ * or `bun run mod.ts`, whichever runtime runs the tests).
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+/** A Wisp server running as a child process. */
+export interface CliServer {
+  /** The port it listens on. */
+  port: number;
+  /** The URL it printed. */
+  url: string;
+  /** Everything it printed so far (stdout and stderr), for failure messages. */
+  output(): string;
+  /** Kills it with SIGKILL and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+const MOD_TS = fileURLToPath(new URL("../../mod.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const running = new Set<ChildProcess>();
+
+// A test run that dies leaves no server behind.
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/** The command that runs `mod.ts` on the runtime running the tests, as the README says. */
+function command(args: string[]): [string, string[]] {
+  if ("Bun" in globalThis) return [process.execPath, ["run", MOD_TS, ...args]];
+  return [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+}
+
+/**
+ * Starts `mod.ts` with `args` and waits for its "listening on URL" line (at most `ms`).
+ * Pass `--port 0` to get a free port.
+ */
+export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
+  const [file, argv] = command(args);
+  const child = spawn(file, argv, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let output = "";
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => {
+      running.delete(child);
+      resolve();
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  return new Promise<CliServer>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      stop().then(() => reject(new Error(`${why}: ${file} ${argv.join(" ")}\n--- output ---\n${output}`)));
+    };
+    const timer = setTimeout(() => fail(`no "listening" line within ${ms} ms`), ms);
+    const onData = (chunk: Uint8Array) => {
+      output += new TextDecoder().decode(chunk);
+      const match = /listening on (\S+)\r?\n/.exec(output);
+      if (match === null) return;
+      clearTimeout(timer);
+      const url = match[1];
+      resolve({ port: Number(new URL(url).port), url, output: () => output, stop });
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk)));
+    child.once("error", (error) => fail(`could not start: ${error.message}`));
+    child.once("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
+  });
+}
+
+/** How a command-line run ended. */
+export interface CliExit {
+  /** The exit code (null when a signal ended it). */
+  code: number | null;
+  /** stdout and stderr together. */
+  output: string;
+}
+
+/** Runs `mod.ts` with `args` to completion (killed after `ms`), for flags that exit on their own. */
+export function runCli(args: string[], ms = 20_000): Promise<CliExit> {
+  const [file, argv] = command(args);
+  const child = spawn(file, argv, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let output = "";
+  const collect = (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, output });
+    });
+  });
+}
