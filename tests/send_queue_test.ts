@@ -1,0 +1,124 @@
+/**
+ * The send queue: frames sent in one turn of the event loop reach the transport in one write,
+ * shared (published) frames are passed on by reference, and nothing is reordered.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { SendQueue } from "../src/send_queue.ts";
+import { encodeFrame, Opcode } from "../src/frame.ts";
+import type { Transport, TransportEvents } from "../src/runtime/types.ts";
+
+/** A transport that records what it is asked to write. */
+class RecordingTransport implements Transport {
+  readonly remoteAddress = "127.0.0.1";
+  readonly remotePort = 1;
+  readonly pending = 0;
+  events!: TransportEvents;
+  readonly writes: Uint8Array[] = [];
+  write(bytes: Uint8Array): boolean {
+    this.writes.push(bytes);
+    return false;
+  }
+  end(): void {}
+  destroy(): void {}
+}
+
+const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+const text = (value: string) => new TextEncoder().encode(value);
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+describe("SendQueue", () => {
+  it("writes every frame of a turn in one write, in order", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const values = ["one", "two", "x".repeat(3000), "four"];
+    const frames = values.map((value) => encodeFrame(Opcode.Text, text(value)));
+    for (const value of values) queue.frame(Opcode.Text, text(value));
+    assert.equal(queue.bytes, frames.reduce((sum, frame) => sum + frame.length, 0));
+    assert.equal(transport.writes.length, 0, "nothing is written before the turn ends");
+    await turn();
+    assert.equal(transport.writes.length, 1);
+    assert.deepEqual(transport.writes[0], concat(frames));
+    assert.equal(queue.bytes, 0);
+  });
+
+  it("copies the payload at once, so the caller may reuse its buffer", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const payload = text("before");
+    queue.frame(Opcode.Binary, payload);
+    payload.fill(0);
+    await turn();
+    assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Binary, text("before")));
+  });
+
+  it("keeps a shared frame in its place and joins small turns into one write", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const shared = encodeFrame(Opcode.Text, text("published"));
+    queue.frame(Opcode.Text, text("a"));
+    queue.shared(shared);
+    queue.frame(Opcode.Text, text("b"));
+    await turn();
+    assert.equal(transport.writes.length, 1);
+    assert.deepEqual(
+      transport.writes[0],
+      concat([encodeFrame(Opcode.Text, text("a")), shared, encodeFrame(Opcode.Text, text("b"))]),
+    );
+  });
+
+  it("passes a shared frame on by reference when it is all there is", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const shared = encodeFrame(Opcode.Binary, new Uint8Array(100));
+    queue.shared(shared);
+    await turn();
+    assert.equal(transport.writes.length, 1);
+    assert.equal(transport.writes[0], shared, "the same object, not a copy");
+  });
+
+  it("writes a large turn piece by piece instead of copying it into one buffer", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const shared = encodeFrame(Opcode.Binary, new Uint8Array(100_000).fill(7));
+    queue.frame(Opcode.Text, text("first"));
+    queue.shared(shared);
+    await turn();
+    assert.equal(transport.writes.length, 2);
+    assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Text, text("first")));
+    assert.equal(transport.writes[1], shared);
+  });
+
+  it("flushes every queue with data in the same turn", async () => {
+    const transports = [new RecordingTransport(), new RecordingTransport(), new RecordingTransport()];
+    const queues = transports.map((transport) => new SendQueue(transport));
+    queues.forEach((queue, i) => queue.frame(Opcode.Text, text(`to ${i}`)));
+    queues[0].frame(Opcode.Text, text("again"));
+    await turn();
+    assert.deepEqual(transports.map((transport) => transport.writes.length), [1, 1, 1]);
+    assert.deepEqual(
+      transports[0].writes[0],
+      concat([encodeFrame(Opcode.Text, text("to 0")), encodeFrame(Opcode.Text, text("again"))]),
+    );
+  });
+
+  it("drops what is queued when cleared", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    queue.frame(Opcode.Text, text("lost"));
+    queue.clear();
+    await turn();
+    assert.equal(transport.writes.length, 0);
+    assert.equal(queue.bytes, 0);
+  });
+});
