@@ -17,6 +17,18 @@
  *   fanout      -c subscribers on /fanout and one publisher on /publish that
  *               keeps -f messages of -s bytes in flight: a message leaves the
  *               window once every subscriber has received it
+ *
+ * Throughput flags:
+ *   -j  send a JSON-like TEXT message of exactly -s bytes of UTF-8 (made the
+ *       same way every run) instead of binary filler, and check the first
+ *       reply on every connection against it
+ *   -z  offer permessage-deflate with both no_context_takeover parameters and
+ *       fail unless the 101 agrees.  Both sides then compress every message
+ *       on its own, so one frame, deflated once (raw DEFLATE, sync flush, the
+ *       00 00 FF FF tail cut, RSV1 set), is valid to send again and again.
+ *       Replies are counted as usual; their payload sizes are summed for the
+ *       server's compression ratio, and each connection's first reply is
+ *       inflated and compared (with -j).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,6 +48,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* RFC 6455's example key: a fixed key keeps the handshake prebuilt, and its
  * accept value is known without SHA-1 in here. */
@@ -53,16 +66,21 @@ struct conn {
   size_t hs_len;
   uint8_t hdr[14];       /* a frame header split across two reads */
   uint8_t hdr_len, opcode, fin;
+  uint8_t msg_opcode, msg_rsv1;  /* of the message being received */
+  uint64_t msg_bytes;    /* its payload bytes so far (all its frames) */
   uint64_t skip;         /* payload bytes of the current frame still to skip */
   uint64_t unsent;       /* queued bytes not yet taken by the kernel */
   size_t phase;          /* offset of the next byte within the repeating frame */
   uint64_t received;     /* data messages received */
+  /* -j: the first reply, kept to check it (NULL once checked) */
+  uint8_t *first, mask[4], masked, capturing;
+  size_t first_len, frame_start;
 };
 
 static struct {
-  int mode, port, conns, inflight, size, samples, pending_max;
+  int mode, port, conns, inflight, size, samples, pending_max, json, deflate;
   double seconds, warmup;
-} opt = {THROUGHPUT, 0, 64, 16, 32, 20000, 256, 3, 1};
+} opt = {THROUGHPUT, 0, 64, 16, 32, 20000, 256, 0, 0, 3, 1};
 
 static int ep;
 static struct conn *conns;
@@ -71,6 +89,14 @@ static uint8_t *batch;             /* `inflight` copies of the client frame */
 static size_t frame_len, batch_len;
 static uint8_t rbuf[1 << 18];
 static int stdin_closed;
+
+/* -j and -z */
+static uint8_t *message;           /* the message's text (or filler) */
+static size_t wire_len;            /* its payload length on the wire (deflated with -z) */
+static size_t first_max;           /* room kept for a connection's first reply */
+static int verified;               /* connections whose first reply matched */
+static uint64_t reply_bytes, compressed_replies;
+static char extensions[256];       /* what the first 101 said in Sec-WebSocket-Extensions */
 
 /* throughput and fan-out counters */
 static uint64_t messages, delivered, published, completed;
@@ -104,12 +130,109 @@ static void die(const char *fmt, ...) {
   exit(1);
 }
 
-/* One masked binary frame of `size` bytes, repeated `inflight` times. */
+/* xorshift32 with a fixed seed: the same "random" JSON on every run */
+static uint32_t next_random(void) {
+  static uint32_t x = 2463534242u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
+/* -j: a JSON array of user records, as an API might send, exactly `size`
+ * bytes of UTF-8.  A fixed-seed generator makes it the same on every run. */
+static void make_json(uint8_t *out, size_t size) {
+  static const char *names[][2] = {
+      {"Ana Souza", "ana.souza"},         {"Mei Chen", "mei.chen"},
+      {"José Álvarez", "jose.alvarez"},   {"Zoë Müller", "zoe.muller"},
+      {"Łukasz Wróbel", "lukasz.wrobel"}, {"Priya Nair", "priya.nair"},
+      {"Søren Ødegård", "soren.odegard"}, {"Omar Haddad", "omar.haddad"},
+      {"Emma Wilson", "emma.wilson"},     {"Yuki Tanaka", "yuki.tanaka"},
+      {"Chidi Okafor", "chidi.okafor"},   {"Léa Dubois", "lea.dubois"},
+      {"Ivan Petrov", "ivan.petrov"},     {"Sara Rossi", "sara.rossi"},
+      {"Noah Smith", "noah.smith"},       {"María García", "maria.garcia"}};
+  static const char *roles[] = {"viewer", "editor", "admin", "owner"};
+  static const char *tags[] = {"beta", "eu", "us", "mobile", "trial", "pro", "staff", "api"};
+  static const char *words[] = {"the", "quick", "report", "was", "sent", "to", "all", "team",
+                                "members", "before", "noon", "and", "reviewed", "again"};
+  char rec[512];
+  size_t len = 0;
+  long id = 100231, t = 1714557600;    /* 2024-05-01T10:00:00Z */
+  out[len++] = '[';
+  for (;;) {
+    /* drawn one by one: the order of function arguments is unspecified */
+    const char **name = names[next_random() % 16], *role = roles[next_random() % 4];
+    const char *active = next_random() % 5 ? "true" : "false";
+    unsigned score = next_random() % 10000, ms = next_random() % 1000;
+    const char *tag1 = tags[next_random() % 8], *tag2 = tags[next_random() % 8];
+    t += 17 + next_random() % 3600;
+    time_t tt = t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    int n = snprintf(rec, sizeof rec,
+                     "%s{\"id\":%ld,\"name\":\"%s\",\"email\":\"%s@example.com\",\"role\":\"%s\","
+                     "\"active\":%s,\"score\":%u.%02u,\"tags\":[\"%s\",\"%s\"],"
+                     "\"created\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"}",
+                     len > 1 ? "," : "", id, name[0], name[1], role, active, score / 100, score % 100,
+                     tag1, tag2, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ms);
+    if (len + n + 1 > size) break;
+    memcpy(out + len, rec, n);
+    len += n;
+    id++;
+  }
+  /* Fill the rest with one last record holding a note of plain words. */
+  int n = snprintf(rec, sizeof rec, "%s{\"id\":%ld,\"note\":\"", len > 1 ? "," : "", id);
+  if (len + n + 3 <= size) {
+    memcpy(out + len, rec, n);
+    len += n;
+    while (len < size - 3) {
+      const char *word = words[next_random() % 14];
+      for (size_t i = 0; word[i] && len < size - 3; i++) out[len++] = word[i];
+      if (len < size - 3) out[len++] = ' ';
+    }
+    memcpy(out + len, "\"}", 2);
+    len += 2;
+  }
+  while (len < size - 1) out[len++] = ' ';
+  out[len++] = ']';
+}
+
+/* -z: the message deflated on its own, as RFC 7692 §7.2.1 says: raw DEFLATE
+ * ended by a sync flush, whose empty stored block (00 00 FF FF) is cut off. */
+static uint8_t *deflate_message(size_t *out_len) {
+  z_stream zs = {0};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    die("deflateInit2 failed");
+  size_t cap = deflateBound(&zs, opt.size) + 16;
+  uint8_t *out = malloc(cap);
+  zs.next_in = message;
+  zs.avail_in = opt.size;
+  zs.next_out = out;
+  zs.avail_out = cap;
+  if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in) die("deflate failed");
+  size_t n = cap - zs.avail_out;
+  deflateEnd(&zs);
+  if (n < 4 || memcmp(out + n - 4, "\x00\x00\xff\xff", 4)) die("deflate output lacks the sync tail");
+  *out_len = n - 4;
+  return out;
+}
+
+/* One masked frame of the message, repeated `inflight` times: binary filler
+ * by default, text with -j, compressed (RSV1) with -z. */
 static void build_batch(void) {
   static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
   uint8_t head[14];
-  size_t h = 0, n = (size_t)opt.size;
-  head[h++] = 0x82;
+  message = malloc(opt.size + 1);
+  if (!message) die("out of memory");
+  if (opt.json) make_json(message, opt.size);
+  else for (int i = 0; i < opt.size; i++) message[i] = 'a' + i % 26;
+  const uint8_t *payload = message;
+  wire_len = opt.size;
+  if (opt.deflate) payload = deflate_message(&wire_len);
+  first_max = opt.size + opt.size / 8 + 1024;   /* a reply may deflate to more than it was */
+  size_t h = 0, n = wire_len;
+  head[h++] = (opt.json ? 0x81 : 0x82) | (opt.deflate ? 0x40 : 0);
   if (n < 126) {
     head[h++] = 0x80 | n;
   } else if (n < 65536) {
@@ -127,7 +250,7 @@ static void build_batch(void) {
   batch = malloc(batch_len);
   if (!batch) die("out of memory");
   memcpy(batch, head, h);
-  for (size_t i = 0; i < n; i++) batch[h + i] = (uint8_t)('a' + i % 26) ^ mask[i % 4];
+  for (size_t i = 0; i < n; i++) batch[h + i] = payload[i] ^ mask[i % 4];
   for (int i = 1; i < opt.inflight; i++) memcpy(batch + i * frame_len, batch, frame_len);
 }
 
@@ -142,7 +265,9 @@ static void drop(struct conn *c) {
   else { pending--; failed++; }
   close(c->fd);
   free(c->hs);
+  free(c->first);
   c->hs = NULL;
+  c->first = NULL;
   c->state = CLOSED;
 }
 
@@ -195,15 +320,18 @@ static void start_connect(struct conn *c) {
 
 static void send_handshake(struct conn *c) {
   static const char *paths[] = {"/", "/fanout", "/publish"};
-  char req[256];
+  char req[512];
   int err = 0;
   socklen_t len = sizeof err;
   getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n",
-                   paths[c->role], opt.port);
+                   "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                   paths[c->role], opt.port,
+                   opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_no_context_takeover; server_no_context_takeover\r\n"
+                               : "");
   /* A fresh socket's send buffer always takes a request this small. */
   if (err || write(c->fd, req, n) != n) {
     drop(c);
@@ -215,18 +343,78 @@ static void send_handshake(struct conn *c) {
   set_events(c, EPOLLIN);
 }
 
+/* -z: the 101 must agree to permessage-deflate; its answer is kept for the
+ * result line.  With nothing offered, nothing may be agreed. */
+static void check_extensions(const char *hs) {
+  const char *h = strcasestr(hs, "\r\nSec-WebSocket-Extensions:");
+  char value[sizeof extensions] = "";
+  if (h) {
+    h += strlen("\r\nSec-WebSocket-Extensions:");
+    while (*h == ' ' || *h == '\t') h++;
+    size_t n = strcspn(h, "\r\n");
+    if (n >= sizeof value) n = sizeof value - 1;
+    for (size_t i = 0; i < n; i++) value[i] = h[i] == '"' || h[i] == '\\' ? '\'' : h[i];
+    value[n] = 0;
+  }
+  if (opt.deflate && strncasecmp(value, "permessage-deflate", 18))
+    die("the server did not agree to permessage-deflate (Sec-WebSocket-Extensions: %s)",
+        h ? value : "none");
+  if (!opt.deflate && h) die("the server agreed to an extension nobody offered: %s", value);
+  if (!extensions[0]) strcpy(extensions, value);
+}
+
 static void on_open(struct conn *c) {
   pending--;
   opened++;
+  if (opt.json || opt.deflate) check_extensions(c->hs);
   free(c->hs);
   c->hs = NULL;
   c->state = OPEN;
+  if (opt.json && opt.mode == THROUGHPUT) {
+    c->first = malloc(first_max);
+    if (!c->first) die("out of memory");
+  }
+}
+
+/* -j: a connection's first reply must be the message, as text, and inflate to
+ * it when it came compressed. */
+static void check_first_reply(struct conn *c) {
+  uint8_t *text = c->first;
+  size_t len = c->first_len;
+  if (c->msg_opcode != 1) die("the first reply is not a text message (opcode %d)", c->msg_opcode);
+  if (c->msg_rsv1) {
+    if (!opt.deflate) die("a compressed reply, but no compression was agreed");
+    z_stream zs = {0};
+    if (inflateInit2(&zs, -15) != Z_OK) die("inflateInit2 failed");
+    memcpy(c->first + c->first_len, "\x00\x00\xff\xff", 4);
+    text = malloc(opt.size + 1);
+    zs.next_in = c->first;
+    zs.avail_in = c->first_len + 4;
+    zs.next_out = text;
+    zs.avail_out = opt.size + 1;
+    int rc = inflate(&zs, Z_SYNC_FLUSH);
+    len = opt.size + 1 - zs.avail_out;
+    inflateEnd(&zs);
+    if (rc != Z_OK && rc != Z_STREAM_END) die("the first reply does not inflate (zlib error %d)", rc);
+    if (zs.avail_in) die("the first reply inflates to more than %d bytes", opt.size);
+  }
+  if (len != (size_t)opt.size || memcmp(text, message, len))
+    die("the first reply differs from the message sent (%zu bytes, %s)", len,
+        c->msg_rsv1 ? "inflated" : "not compressed");
+  if (text != c->first) free(text);
+  free(c->first);
+  c->first = NULL;
+  verified++;
 }
 
 static void on_message(struct conn *c) {
   uint64_t r = ++c->received;
   if (opt.mode == THROUGHPUT) {
+    if (c->first) check_first_reply(c);
     messages++;
+    reply_bytes += c->msg_bytes;
+    compressed_replies += c->msg_rsv1;
+    c->msg_bytes = 0;
     queue_frames(c, 1);
   } else if (opt.mode == LATENCY) {
     double t = now();
@@ -274,6 +462,11 @@ static size_t header_len(const uint8_t *h) {
 }
 
 static void frame_done(struct conn *c) {
+  if (c->capturing && c->masked) {     /* the raw echo sends our masked frames back */
+    for (size_t i = c->frame_start; i < c->first_len; i++)
+      c->first[i] ^= c->mask[(i - c->frame_start) % 4];
+  }
+  c->capturing = 0;
   if (c->opcode == 8) drop(c);            /* the server closed */
   else if (c->opcode < 8 && c->fin) on_message(c);
 }
@@ -282,6 +475,11 @@ static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
   while (p < end && c->state == OPEN) {
     if (c->skip) {
       uint64_t n = (uint64_t)(end - p) < c->skip ? (uint64_t)(end - p) : c->skip;
+      if (c->capturing) {
+        if (c->first_len + n + 4 > first_max) die("the first reply is longer than %zu bytes", first_max);
+        memcpy(c->first + c->first_len, p, n);
+        c->first_len += n;
+      }
       p += n;
       if (!(c->skip -= n)) frame_done(c);
       continue;
@@ -302,6 +500,19 @@ static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
     c->opcode = h[0] & 0x0f;
     c->fin = h[0] >> 7;
     c->skip = frame_payload_len(h);
+    if (c->opcode < 8) {
+      if (c->opcode) {                    /* a message's first frame */
+        c->msg_opcode = c->opcode;
+        c->msg_rsv1 = (h[0] & 0x40) != 0;
+      }
+      c->msg_bytes += c->skip;
+      if (c->first) {
+        c->capturing = 1;
+        c->frame_start = c->first_len;
+        c->masked = h[1] >> 7;
+        if (c->masked) memcpy(c->mask, h + header_len(h) - 4, 4);
+      }
+    }
     if (!c->skip) frame_done(c);
   }
 }
@@ -406,7 +617,7 @@ static void throughput(void) {
   }
   run_until(now() + opt.warmup, NULL);
   double t0 = now(), cpu0 = cpu_seconds();
-  uint64_t m0 = messages;
+  uint64_t m0 = messages, b0 = reply_bytes, z0 = compressed_replies;
   run_until(t0 + opt.seconds, NULL);
   double dt = now() - t0, cpu = (cpu_seconds() - cpu0) / dt;
   uint64_t m = messages - m0;
@@ -414,6 +625,16 @@ static void throughput(void) {
          "\"messages\":%lu,\"msg_per_s\":%.0f,\"mb_per_s\":%.2f,\"cpu\":%.3f",
          opt.conns, opt.inflight, opt.size, dt, (unsigned long)m, m / dt,
          m * (double)opt.size / dt / 1e6, cpu);
+  if (opt.json) {
+    /* server_ratio: reply payload bytes on the wire over the bytes they carry */
+    if (verified < opened) die("only %d of %d connections got a reply to check", verified, opened);
+    printf(",\"text\":true,\"deflate\":%s,\"extensions\":\"%s\",\"client_frame_bytes\":%zu,"
+           "\"client_ratio\":%.4f,\"reply_bytes_per_msg\":%.1f,\"server_ratio\":%.4f,"
+           "\"compressed_share\":%.4f,\"verified\":%d",
+           opt.deflate ? "true" : "false", extensions, wire_len, (double)wire_len / opt.size,
+           m ? (double)(reply_bytes - b0) / m : 0, m ? (double)(reply_bytes - b0) / m / opt.size : 0,
+           m ? (double)(compressed_replies - z0) / m : 0, verified);
+  }
   end_result(lost);
 }
 
@@ -489,7 +710,7 @@ int main(int argc, char **argv) {
   int o;
   static const char *modes[] = {"throughput", "latency", "connect", "fanout"};
   opt.mode = -1;
-  while ((o = getopt(argc, argv, "m:p:c:f:s:d:w:n:k:")) != -1) {
+  while ((o = getopt(argc, argv, "m:p:c:f:s:d:w:n:k:jz")) != -1) {
     switch (o) {
       case 'm':
         for (int i = 0; i < 4; i++) if (!strcmp(optarg, modes[i])) opt.mode = i;
@@ -502,14 +723,16 @@ int main(int argc, char **argv) {
       case 'w': opt.warmup = atof(optarg); break;
       case 'n': opt.samples = atoi(optarg); break;
       case 'k': opt.pending_max = atoi(optarg); break;
+      case 'j': opt.json = 1; break;
+      case 'z': opt.deflate = 1; break;
       default:
         fprintf(stderr, "usage: loadgen -m throughput|latency|connect|fanout -p PORT "
-                        "[-c N] [-f N] [-s BYTES] [-d S] [-w S] [-n N] [-k N]\n");
+                        "[-c N] [-f N] [-s BYTES] [-d S] [-w S] [-n N] [-k N] [-j] [-z]\n");
         return 2;
     }
   }
   if (opt.mode < 0 || !opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 0 ||
-      opt.samples < 10)
+      opt.samples < 10 || ((opt.json || opt.deflate) && (opt.mode != THROUGHPUT || opt.size < 64)))
     die("bad arguments");
   signal(SIGPIPE, SIG_IGN);   /* a peer that went away shows up as EPIPE */
   ep = epoll_create1(EPOLL_CLOEXEC);

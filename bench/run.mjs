@@ -26,7 +26,7 @@ const USAGE = `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [
   --rounds N       rounds to take medians over (default 3; --quick: 1)
   --quick          1 round with shorter runs, for a smoke test
   --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,ws
-  --scenarios ids  comma-separated subset of: a,b,c,d,e,f`;
+  --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g`;
 
 function parseArgs(argv) {
   const o = { rounds: undefined, quick: false, servers: null, scenarios: null };
@@ -51,7 +51,12 @@ const opts = parseArgs(process.argv.slice(2));
 
 // --- servers and scenarios -----------------------------------------------------
 
-const script = (runtime, file) => (port) => [...runtime, `bench/servers/${file}`, String(port)];
+const wispEcho = (runtime) => (port) => [...runtime, "mod.ts", "--echo", "--port", String(port)];
+const script =
+  (runtime, file, ...extra) => (port) => [...runtime, `bench/servers/${file}`, String(port), ...extra];
+// `deflate`: the echo server that agrees to permessage-deflate, which scenario
+// (g) runs with and without compression; servers without one get n/a there.
+// Wisp's `--echo` always agrees to it, so it serves every echo scenario.
 const SERVERS = [
   {
     id: "raw",
@@ -62,7 +67,8 @@ const SERVERS = [
     id: "wisp-deno",
     label: "Wisp/Deno",
     wisp: true,
-    echo: (port) => [DENO, "run", "-A", "mod.ts", "--echo", "--port", String(port)],
+    echo: wispEcho([DENO, "run", "-A"]),
+    deflate: wispEcho([DENO, "run", "-A"]),
     fanout: script([DENO, "run", "-A"], "wisp_fanout.ts"),
   },
   {
@@ -75,19 +81,22 @@ const SERVERS = [
     id: "wisp-bun",
     label: "Wisp/Bun",
     wisp: true,
-    echo: (port) => [BUN, "run", "mod.ts", "--echo", "--port", String(port)],
+    echo: wispEcho([BUN, "run"]),
+    deflate: wispEcho([BUN, "run"]),
     fanout: script([BUN, "run"], "wisp_fanout.ts"),
   },
   {
     id: "bun",
     label: "Bun native",
     echo: script([BUN, "run"], "bun_native.ts"),
+    deflate: script([BUN, "run"], "bun_native.ts", "deflate"),
     fanout: script([BUN, "run"], "bun_native.ts"),
   },
   {
     id: "ws",
     label: "ws/Node",
     echo: script([process.execPath], "ws_node.mjs"),
+    deflate: script([process.execPath], "ws_node.mjs", "deflate"),
     fanout: script([process.execPath], "ws_node.mjs"),
   },
 ];
@@ -105,6 +114,14 @@ const SCENARIOS = [
     gen: ["-m", "fanout", "-c", 1000, "-f", 16, "-s", 32],
     rows: ["pub_per_s", "delivered_per_s"],
   },
+  {
+    // Each server runs twice, each time started afresh: once as a client that
+    // offers no extension, once with permessage-deflate offered and agreed.
+    id: "g",
+    deflate: true,
+    gen: [...throughput(64, 4, 4096), "-j"],
+    rows: ["off_msg_per_s", "on_msg_per_s", "on_off", "server_ratio"],
+  },
 ];
 
 // Row labels, and the rows where a smaller number is better.
@@ -120,8 +137,16 @@ const ROWS = {
     rss_kib_per_conn: "(e) RSS per idle conn, KiB",
   },
   f: { pub_per_s: "(f) fan-out to 1,000 subs, published msg/s", delivered_per_s: "(f) delivered msg/s" },
+  g: {
+    off_msg_per_s: "(g) 4 KiB JSON echo, deflate off, msg/s",
+    on_msg_per_s: "(g) same, deflate on, msg/s",
+    on_off: "(g) deflate on ÷ off",
+    server_ratio: "(g) server's compression ratio",
+  },
 };
-const LOWER = new Set(["p50_us", "p99_us", "open_s", "rss_mib", "rss_kib_per_conn"]);
+const LOWER = new Set(["p50_us", "p99_us", "open_s", "rss_mib", "rss_kib_per_conn", "server_ratio"]);
+// Rows left out of the Wisp ÷ native table: a ratio of two ratios says little.
+const NO_RATIO = new Set(["on_off", "server_ratio"]);
 
 const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
 const servers = SERVERS.filter((s) =>
@@ -327,16 +352,49 @@ async function measureIdle(port, server) {
 }
 
 async function runOne(server, scenario, round, logDir) {
+  if (scenario.deflate) return await runDeflate(server, scenario, round, logDir);
   const make = scenario.fanout ? server.fanout : server.echo;
   if (!make) return { skipped: true };
+  return await measure(make, scenario, path.join(logDir, `${round}-${scenario.id}-${server.id}.log`));
+}
+
+// Scenario (g): the same server program twice, each time started afresh,
+// first without the extension offered, then with it; a server that cannot
+// compress (no `deflate`) runs its plain echo for the "off" row only.
+async function runDeflate(server, scenario, round, logDir) {
+  const make = server.deflate ?? server.echo;
+  const log = (mode) => path.join(logDir, `${round}-${scenario.id}-${mode}-${server.id}.log`);
+  const off = await measure(make, scenario, log("off"));
+  const on = server.deflate ? await measure(make, scenario, log("on"), ["-z"]) : { skipped: true };
+  // Each row comes from one run or both: n/a or fail when one of them is.
+  const r = { off, on, na: [], failed: [], cpuOf: {}, othersOf: {} };
+  const row = (key, runs, value) => {
+    if (runs.some((run) => run.skipped)) r.na.push(key);
+    else if (runs.some((run) => run.error)) r.failed.push(key);
+    else {
+      r[key] = value();
+      r.cpuOf[key] = Math.max(...runs.map((run) => run.cpu));
+      r.othersOf[key] = Math.max(...runs.map((run) => run.others));
+    }
+  };
+  row("off_msg_per_s", [off], () => off.msg_per_s);
+  row("on_msg_per_s", [on], () => on.msg_per_s);
+  row("on_off", [off, on], () => on.msg_per_s / off.msg_per_s);
+  row("server_ratio", [on], () => on.server_ratio);
+  const errors = [["off", off], ["on", on]].filter(([, run]) => run.error);
+  if (errors.length) r.partError = errors.map(([mode, run]) => `deflate ${mode}: ${run.error}`).join("; ");
+  return r;
+}
+
+// One run on a freshly started server: `make` gives its command line.
+async function measure(make, scenario, logFile, extraGen = []) {
   const port = await freePort();
-  const logFile = path.join(logDir, `${round}-${scenario.id}-${server.id}.log`);
   let srv;
   try {
     srv = await startServer(make(port), port, logFile);
     const t0 = Date.now(), machine0 = machineCpuS(), server0 = processCpuS(srv.pid);
     const result = scenario.connect ? await measureIdle(port, srv) : await runGenerator(
-      [...scenario.gen, "-p", port, "-d", opts.seconds, "-w", opts.warmup],
+      [...scenario.gen, ...extraGen, "-p", port, "-d", opts.seconds, "-w", opts.warmup],
       opts.warmup + opts.seconds + 60,
     );
     if (srv.exited) throw new Error("server exited during the run");
@@ -372,20 +430,29 @@ function fmt(x) {
 const GEN_BOUND = 0.9;
 const BUSY = 0.15; // share of a core used by other processes that makes a run suspect
 
+// One round's value of one row.  A scenario (g) result holds rows of two runs,
+// so n/a, failure and the CPU figures can differ from row to row.
+function entry(r, key) {
+  if (r.skipped || r.na?.includes(key)) return { na: true };
+  if (r.error || r.failed?.includes(key)) return { failed: true };
+  return { value: r[key], cpu: r.cpuOf?.[key] ?? r.cpu, others: r.othersOf?.[key] ?? r.others };
+}
+
 function cell(runs, key) {
-  if (runs.every((r) => r.skipped)) return "n/a";
-  const ok = runs.filter((r) => !r.error);
+  const counted = runs.map((r) => entry(r, key)).filter((e) => !e.na);
+  if (!counted.length) return "n/a";
+  const ok = counted.filter((e) => !e.failed);
   if (!ok.length) return "fail";
-  let text = fmt(median(ok.map((r) => r[key])));
-  if (ok.some((r) => r.cpu > GEN_BOUND)) text += " †";
-  if (ok.some((r) => r.others > BUSY)) text += " ‡";
-  if (ok.length < runs.length) text += ` (${ok.length}/${runs.length} ok)`;
+  let text = fmt(median(ok.map((e) => e.value)));
+  if (ok.some((e) => e.cpu > GEN_BOUND)) text += " †";
+  if (ok.some((e) => e.others > BUSY)) text += " ‡";
+  if (ok.length < counted.length) text += ` (${ok.length}/${counted.length} ok)`;
   return text;
 }
 
 function medianOf(runs, key) {
-  const ok = runs.filter((r) => !r.error && !r.skipped);
-  return ok.length ? median(ok.map((r) => r[key])) : null;
+  const ok = runs.map((r) => entry(r, key)).filter((e) => !e.na && !e.failed);
+  return ok.length ? median(ok.map((e) => e.value)) : null;
 }
 
 function table(header, rows) {
@@ -410,7 +477,7 @@ function report(results, meta) {
   const ratios = pairs.length
     ? table(
       ["metric (Wisp ÷ native)", "better", ...pairs.map(([w, n]) => `${w.label} ÷ ${n.label}`)],
-      rows.map(({ sc, key }) => [
+      rows.filter(({ key }) => !NO_RATIO.has(key)).map(({ sc, key }) => [
         ROWS[sc.id][key],
         better(key),
         ...pairs.map(([w, n]) => {
@@ -425,15 +492,19 @@ function report(results, meta) {
     rows.map(({ sc, key }) => [
       ROWS[sc.id][key],
       ...servers.map((s) =>
-        results[sc.id][s.id].map((r) => r.skipped ? "n/a" : r.error ? "fail" : fmt(r[key])).join(" / ")
+        results[sc.id][s.id].map((r) => {
+          const e = entry(r, key);
+          return e.na ? "n/a" : e.failed ? "fail" : fmt(e.value);
+        }).join(" / ")
       ),
     ]),
   );
   const failures = scenarios.flatMap((sc) =>
     servers.flatMap((s) =>
-      results[sc.id][s.id].flatMap((r, i) =>
-        r.error ? [`- (${sc.id}) ${s.label}, round ${i + 1}: ${r.error}`] : []
-      )
+      results[sc.id][s.id].flatMap((r, i) => {
+        const error = r.error ?? r.partError;
+        return error ? [`- (${sc.id}) ${s.label}, round ${i + 1}: ${error}`] : [];
+      })
     )
   );
   return `# Wisp benchmark, ${meta.started}
@@ -455,7 +526,7 @@ MB/s is echoed payload (10⁶ bytes) per second one way. † = the load generato
 ${GEN_BOUND * 100}% of its core in at least one round, so that number is the generator's limit, not the
 server's. ‡ = other processes used more than ${BUSY * 100}% of a core during at least one round,
 so that number is suspect. n/a = the server has no such mode; fail = every round failed (see below).
-
+${scenarios.filter((sc) => sc.deflate).map((sc) => `\n${deflateNotes(sc, results)}\n`).join("")}
 ## Wisp relative to its runtime's native server (ratio of medians)
 
 Above 1× means Wisp's number is bigger: good where better is "higher" (throughput, conn/s),
@@ -469,7 +540,54 @@ ${everyRound}
 ${failures.length ? `\n## Failures\n\n${failures.join("\n")}\n` : ""}`;
 }
 
+// Scenario (g): the message, the generator's own compression, and what each
+// server agreed to in its 101.
+function deflateNotes(sc, results) {
+  const size = Number(sc.gen[sc.gen.indexOf("-s") + 1]).toLocaleString("en-US");
+  const onRuns = (s) => results.g[s.id].map((r) => r.on).filter((on) => on && !on.error && !on.skipped);
+  const lines = servers.map((s) => {
+    if (!s.deflate) return `- ${s.label}: has no permessage-deflate, so its "on" row is n/a`;
+    const ons = onRuns(s);
+    if (!ons.length) return `- ${s.label}: no run with compression succeeded`;
+    const agreed = [...new Set(ons.map((on) => `\`${on.extensions}\``))].join(" or ");
+    const share = median(ons.map((on) => on.compressed_share));
+    const bytes = median(ons.map((on) => on.reply_bytes_per_msg));
+    return `- ${s.label}: ${agreed}; ${(share * 100).toFixed(0)}% of replies compressed, ` +
+      `${fmt(bytes)} B of payload per reply`;
+  });
+  const client = servers.flatMap(onRuns)[0];
+  const own = client
+    ? ` (${client.client_frame_bytes.toLocaleString("en-US")} B, ratio ${client.client_ratio.toFixed(2)})`
+    : "";
+  return [
+    `(g): the message is ${size} B of JSON text (an array of user records, the same in every run). With`,
+    "deflate on, the generator offers `permessage-deflate; client_no_context_takeover; server_no_context_takeover`",
+    `and sends one frame deflated once${own}; with deflate off, it offers no extension. The first reply`,
+    'on every connection is inflated if compressed and compared with the message. "Deflate on ÷ off" is the',
+    `median of each round's ratio; the server's compression ratio is its replies' payload bytes ÷ ${size} B.`,
+    "What each server's 101 agreed to (`Sec-WebSocket-Extensions`):",
+    "",
+    ...lines,
+  ].join("\n");
+}
+
 // --- main ----------------------------------------------------------------------------
+
+const cpuNote = (r) =>
+  `generator ${(r.cpu * 100).toFixed(0)}% of its core, others ${(r.others * 100).toFixed(0)}% of a core`;
+
+// One run's line on stderr while the rounds go.
+function progress(sc, r) {
+  if (r.error) return `FAILED: ${r.error}`;
+  if (!sc.deflate) return `${sc.rows.map((k) => `${k} ${fmt(r[k])}`).join(", ")}; ${cpuNote(r)}`;
+  const run = (mode, x, extra) =>
+    x.skipped
+      ? `deflate ${mode} n/a`
+      : x.error
+      ? `deflate ${mode} FAILED: ${x.error}`
+      : `deflate ${mode} ${fmt(x.msg_per_s)} msg/s${extra(x)} (${cpuNote(x)})`;
+  return `${run("off", r.off, () => "")}; ${run("on", r.on, (x) => `, ratio ${x.server_ratio.toFixed(2)}`)}`;
+}
 
 function firstLine(cmd, args) {
   try {
@@ -515,11 +633,7 @@ async function main() {
         const r = await runOne(server, sc, round, logDir);
         results[sc.id][server.id].push(r);
         if (r.skipped) continue;
-        const shown = r.error ? `FAILED: ${r.error}` : sc.rows.map((k) => `${k} ${fmt(r[k])}`).join(", ") +
-          `; generator ${(r.cpu * 100).toFixed(0)}% of its core, others ${
-            (r.others * 100).toFixed(0)
-          }% of a core`;
-        console.error(`[round ${round}/${opts.rounds}] (${sc.id}) ${server.label}: ${shown}`);
+        console.error(`[round ${round}/${opts.rounds}] (${sc.id}) ${server.label}: ${progress(sc, r)}`);
       }
     }
   }

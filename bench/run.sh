@@ -12,7 +12,19 @@ done
   { echo "bench: run 'npm ci' first (deno, bun and ws come from package.json)" >&2; exit 1; }
 
 mkdir -p bench/.build
-cc -O2 -Wall -o bench/.build/loadgen bench/loadgen.c
+# The load generator deflates and inflates with zlib (scenario g).
+if ! printf '#include <zlib.h>\nint main(void) { return !zlibVersion(); }\n' |
+  cc -x c -o bench/.build/zlib-check - -lz 2>/dev/null; then
+  if ! printf '#include <zlib.h>\n' | cc -x c -E - >/dev/null 2>&1; then
+    echo "bench: zlib.h is missing: install zlib's development files" \
+      "(Debian/Ubuntu: apt-get install -y zlib1g-dev; Fedora: dnf install zlib-devel)" >&2
+  else
+    echo "bench: zlib.h is there but linking with -lz fails: install zlib's development files" \
+      "(Debian/Ubuntu: apt-get install -y zlib1g-dev; Fedora: dnf install zlib-devel)" >&2
+  fi
+  exit 1
+fi
+cc -O2 -Wall -o bench/.build/loadgen bench/loadgen.c -lz
 cc -O2 -Wall -o bench/.build/rawecho bench/rawecho.c
 
 # 10,000 idle connections take 10,000 descriptors on each side; go as high as allowed.

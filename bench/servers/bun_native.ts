@@ -1,8 +1,11 @@
 // Bun's own WebSocket server (Bun.serve, uWebSockets underneath): the baseline
 // for Wisp on Bun.  Echo on any path; /fanout subscribes to topic "bench", and
 // a message sent on /publish is published to it with Bun's native pub/sub.
-// Usage: bun run bench/servers/bun_native.ts PORT
+// With "deflate" it agrees to permessage-deflate and asks for every echo to
+// be compressed: Bun compresses only the sends that pass `compress` = true.
+// Usage: bun run bench/servers/bun_native.ts PORT [deflate]
 const port = Number(Bun.argv[2]);
+const deflate = Bun.argv[3] === "deflate";
 
 const server = Bun.serve<{ path: string }>({
   port,
@@ -13,12 +16,13 @@ const server = Bun.serve<{ path: string }>({
     return new Response("WebSocket only", { status: 426 });
   },
   websocket: {
+    perMessageDeflate: deflate,
     open(ws) {
       if (ws.data.path === "/fanout") ws.subscribe("bench");
     },
     message(ws, message) {
       if (ws.data.path === "/publish") server.publish("bench", message);
-      else ws.send(message);
+      else ws.send(message, deflate);
     },
   },
 });

@@ -1,12 +1,15 @@
 // ws 8 on Node: the common Node.js baseline.  Echo on any path; /fanout
-// subscribes, and a message sent on /publish goes to every subscriber.
-// Usage: node bench/servers/ws_node.mjs PORT
+// subscribes, and a message sent on /publish goes to every subscriber.  With
+// "deflate" it agrees to permessage-deflate: `perMessageDeflate: true`, ws's
+// defaults, which compress messages of 1024 bytes or more (`threshold`).
+// Usage: node bench/servers/ws_node.mjs PORT [deflate]
 import { Sender, WebSocket, WebSocketServer } from "ws";
 
 const port = Number(process.argv[2]);
+const perMessageDeflate = process.argv[3] === "deflate";
 const subscribers = new Set();
 
-const wss = new WebSocketServer({ host: "127.0.0.1", port, clientTracking: false });
+const wss = new WebSocketServer({ host: "127.0.0.1", port, clientTracking: false, perMessageDeflate });
 wss.on("listening", () => console.log(`listening on ws://127.0.0.1:${port}`));
 wss.on("connection", (ws, request) => {
   const path = new URL(request.url, "http://127.0.0.1").pathname;
