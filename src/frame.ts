@@ -239,6 +239,8 @@ function headerSize(b1: number): number {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Below this many bytes, making a 32-bit view costs more than it saves. */
+const WORD_THRESHOLD = 256;
 
 /**
  * XORs `bytes` in place with the masking key `mask` (its four bytes in wire order, as one 32-bit
@@ -250,7 +252,7 @@ export function unmask(bytes: Uint8Array, mask: number, offset: number): void {
   const shift = (offset & 3) << 3;
   let key = shift === 0 ? mask >>> 0 : ((mask << shift) | (mask >>> (32 - shift))) >>> 0;
   let i = 0;
-  if (length >= 32) {
+  if (length >= WORD_THRESHOLD) {
     for (; ((bytes.byteOffset + i) & 3) !== 0; i++) {
       bytes[i] ^= key >>> 24;
       key = ((key << 8) | (key >>> 24)) >>> 0;

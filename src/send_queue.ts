@@ -9,8 +9,8 @@
 import { frameHeaderSize, writeFrameHeader } from "./frame.ts";
 import type { Transport } from "./runtime/types.ts";
 
-/** Smallest buffer started for a turn's frames. */
-const MIN_BUFFER = 1024;
+/** Smallest buffer started for a turn's frames (small enough for engines' inline typed arrays). */
+const MIN_BUFFER = 512;
 /** Queued pieces are joined into one write up to this size; larger turns go piece by piece. */
 const COALESCE_LIMIT = 64 * 1024;
 

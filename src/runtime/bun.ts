@@ -109,6 +109,8 @@ export const listen: Listen = (options, accept) => {
     port: options.port,
     allowHalfOpen: true,
     socket: {
+      // Plain Uint8Array chunks, so handlers never see Bun's Buffer subclass.
+      binaryType: "uint8array",
       open(socket: BunSocket) {
         socket.setNoDelay?.(true);
         const transport = new BunTransport(socket);
@@ -116,8 +118,7 @@ export const listen: Listen = (options, accept) => {
         accept(transport);
       },
       data(socket: BunSocket, chunk: Uint8Array) {
-        // A plain Uint8Array view, so handlers never see Bun's Buffer subclass.
-        socket.data.events.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        socket.data.events.data(chunk);
       },
       drain(socket: BunSocket) {
         socket.data.onWritable();
