@@ -14,7 +14,7 @@ import {
 import { deflateMessage, InflateError, MessageInflater } from "./deflate/codec.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
 import { type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
-import { type CompressionSettings, messagePayload } from "./message.ts";
+import { type CompressionSettings, messageBytes, messageOpcode } from "./message.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
 import {
@@ -319,8 +319,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   send(data: MessageData, options?: SendOptions): SendStatus {
-    const { opcode, payload } = messagePayload(data, "send");
+    const payload = messageBytes(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
+    const opcode = messageOpcode(data);
     const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
     if (bits === 0) this.#out().frame(opcode, payload);
     else this.#out().frame(opcode, deflateMessage(payload, bits, this.#ctx.compression.level), true);
@@ -353,7 +354,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   ping(data: MessageData): SendStatus {
-    const { payload } = messagePayload(data, "ping");
+    const payload = messageBytes(data, "ping");
     if (payload.length > MAX_CONTROL_PAYLOAD) {
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }

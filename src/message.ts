@@ -17,23 +17,23 @@ export interface CompressionSettings {
 
 const encoder = new TextEncoder();
 
-/** A message's opcode and payload bytes (text encoded as UTF-8; bytes viewed, not copied). */
-export function messagePayload(data: MessageData, method: string): { opcode: number; payload: Uint8Array } {
-  if (typeof data === "string") return { opcode: Opcode.Text, payload: encoder.encode(data) };
-  return { opcode: Opcode.Binary, payload: toBytes(data, method) };
+/** The opcode a message goes out with: text for a string, binary for bytes. */
+export function messageOpcode(data: MessageData): number {
+  return typeof data === "string" ? Opcode.Text : Opcode.Binary;
+}
+
+/** A message's payload: text encoded as UTF-8, bytes viewed (not copied). */
+export function messageBytes(data: MessageData, method: string): Uint8Array {
+  return typeof data === "string" ? encoder.encode(data) : toBytes(data, method);
 }
 
 /**
  * Encodes a message as one unmasked frame, compressed with `bits` window bits unless 0. The
  * payload is copied into the frame, so the caller may reuse its buffer at once.
  */
-export function messageFrame(
-  message: { opcode: number; payload: Uint8Array },
-  bits: number,
-  level: number,
-): Uint8Array {
-  if (bits === 0) return encodeFrame(message.opcode, message.payload);
-  return encodeFrame(message.opcode, deflateMessage(message.payload, bits, level), true);
+export function messageFrame(opcode: number, payload: Uint8Array, bits: number, level: number): Uint8Array {
+  if (bits === 0) return encodeFrame(opcode, payload);
+  return encodeFrame(opcode, deflateMessage(payload, bits, level), true);
 }
 
 /** Views any accepted binary form as bytes, without copying. */

@@ -4,7 +4,7 @@
  */
 
 import type { Connection } from "./connection.ts";
-import { type CompressionSettings, messageFrame, messagePayload } from "./message.ts";
+import { type CompressionSettings, messageBytes, messageFrame, messageOpcode } from "./message.ts";
 import { type MessageData, ReadyState } from "./server_websocket.ts";
 
 /** Maps each topic to its subscribers; a topic with no subscribers takes no memory. */
@@ -52,22 +52,23 @@ export function publish<T>(
   checkTopic(topic, "publish");
   const subscribers = topics.subscribers(topic);
   if (subscribers === undefined) return 0;
-  const message = messagePayload(data, "publish");
+  const payload = messageBytes(data, "publish");
+  const opcode = messageOpcode(data);
   // Frames by window bits; index 0 is the uncompressed frame.
   const frames: Uint8Array[] = [];
   let count = 0;
   for (const subscriber of subscribers) {
     if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
-    const bits = subscriber.compressionBits(message.payload.length);
-    const frame = frames[bits] ??= messageFrame(message, bits, compression.level);
+    const bits = subscriber.compressionBits(payload.length);
+    const frame = frames[bits] ??= messageFrame(opcode, payload, bits, compression.level);
     // A subscriber past its backlog limit is dropped here; the others are not held up.
     if (subscriber.sendShared(frame) !== "dropped") count++;
   }
   return count;
 }
 
-export /** Throws a `TypeError` unless `topic` is a string. */
-function checkTopic(topic: unknown, method: string): void {
+/** Throws a `TypeError` unless `topic` is a string. */
+export function checkTopic(topic: unknown, method: string): void {
   if (typeof topic !== "string") {
     throw new TypeError(`${method}() takes the topic as a string, not ${typeof topic}`);
   }
