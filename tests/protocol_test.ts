@@ -46,6 +46,28 @@ class Clients {
   }
 }
 
+/** A recording server and a pool of raw clients for one `describe` block, made and ended with it. */
+function suiteServer(options: Parameters<typeof recordingServer>[0] = {}): {
+  readonly rec: RecordingServer;
+  readonly clients: Clients;
+} {
+  const clients = new Clients();
+  let rec: RecordingServer | undefined;
+  before(() => {
+    rec = recordingServer(options);
+  });
+  after(async () => {
+    clients.destroyAll();
+    await rec?.server.close();
+  });
+  return {
+    get rec() {
+      return rec!;
+    },
+    clients,
+  };
+}
+
 /** Sends `data` whole or one byte at a time. */
 async function send(client: RawClient, data: Uint8Array, bytewise: boolean): Promise<void> {
   if (bytewise) await client.writeBytewise(data);
@@ -184,21 +206,13 @@ const CLOSE_VIOLATIONS: Violation[] = [
 ];
 
 describe("protocol: frame, UTF-8 and close-frame violations", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   for (const violation of [...FRAME_VIOLATIONS, ...UTF8_VIOLATIONS, ...CLOSE_VIOLATIONS]) {
     it(`${violation.name} closes with ${violation.code}`, async () => {
-      const { client, path } = await clients.open(rec.port);
+      const { client, path } = await suite.clients.open(suite.rec.port);
       client.write(violation.data);
-      await expectFailure(rec, client, path, violation.code, violation.before);
+      await expectFailure(suite.rec, client, path, violation.code, violation.before);
     });
   }
 
@@ -206,18 +220,18 @@ describe("protocol: frame, UTF-8 and close-frame violations", () => {
   // TCP cuts the stream (and text split across reads takes the incremental UTF-8 path).
   for (const violation of [...FRAME_VIOLATIONS, ...UTF8_VIOLATIONS, ...CLOSE_VIOLATIONS.slice(0, 4)]) {
     it(`${violation.name}, sent byte by byte, closes with ${violation.code}`, async () => {
-      const { client, path } = await clients.open(rec.port);
+      const { client, path } = await suite.clients.open(suite.rec.port);
       await client.writeBytewise(violation.data);
-      await expectFailure(rec, client, path, violation.code, violation.before);
+      await expectFailure(suite.rec, client, path, violation.code, violation.before);
     });
   }
 
   it("a reserved opcode does not reach the message handler", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(0x3, "x"));
-    await expectFailure(rec, client, path, 1002);
+    await expectFailure(suite.rec, client, path, 1002);
     assert.equal(
-      rec.events.items.filter((event) => event.path === path && event.type === "message").length,
+      suite.rec.events.items.filter((event) => event.path === path && event.type === "message").length,
       0,
     );
   });
@@ -225,51 +239,43 @@ describe("protocol: frame, UTF-8 and close-frame violations", () => {
 
 describe("protocol: maxPayloadLength (1000 bytes)", () => {
   const LIMIT = 1000;
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ maxPayloadLength: LIMIT, closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ maxPayloadLength: LIMIT, closeTimeout: 1000 });
 
   it("refuses a single frame one byte over the limit at its header, before any payload (1009)", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     // Only the header, announcing 1001 bytes: the payload is never sent.
     client.write(frame(BINARY, new Uint8Array(0), { lengthBytes: bytes(126, 0x03, 0xe9) }));
-    await expectFailure(rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009);
   });
 
   it("refuses a text frame announcing a 64-bit length far over the limit at its header (1009)", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, new Uint8Array(0), { lengthBytes: bytes(127, 0, 0, 1, 0, 0, 0, 0, 0) }));
-    await expectFailure(rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009);
   });
 
   it("refuses a fragmented message once the sum of its fragments passes the limit (1009)", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(BINARY, new Uint8Array(600), { fin: false }));
     client.write(frame(CONTINUATION, new Uint8Array(300), { fin: false }));
     // 600 + 300 + 101 = 1001: only the header of the last fragment is sent.
     client.write(frame(CONTINUATION, new Uint8Array(0), { lengthBytes: bytes(101) }));
-    await expectFailure(rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009);
     assert.equal(
-      rec.events.items.filter((event) => event.path === path && event.type === "message").length,
+      suite.rec.events.items.filter((event) => event.path === path && event.type === "message").length,
       0,
     );
   });
 
   it("refuses a fragmented text message passing the limit (1009)", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, "a".repeat(LIMIT), { fin: false }));
     client.write(frame(CONTINUATION, "b"));
-    await expectFailure(rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009);
   });
 
   it("accepts a single-frame message of exactly the limit (inclusive)", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const payload = patternBytes(LIMIT, 1);
     client.write(frame(BINARY, payload));
     const echoed = await client.readFrame();
@@ -279,7 +285,7 @@ describe("protocol: maxPayloadLength (1000 bytes)", () => {
   });
 
   it("accepts a fragmented message of exactly the limit", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const message = "x".repeat(400) + "y".repeat(599) + "z";
     client.write(frame(TEXT, message.slice(0, 400), { fin: false }));
     client.write(frame(CONTINUATION, message.slice(400, 999), { fin: false }));
@@ -291,7 +297,7 @@ describe("protocol: maxPayloadLength (1000 bytes)", () => {
   });
 
   it("counts control frames between fragments apart from the message size", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     client.write(frame(BINARY, new Uint8Array(900), { fin: false }));
     client.write(frame(PING, new Uint8Array(125)));
     client.write(frame(CONTINUATION, new Uint8Array(100)));
@@ -304,53 +310,45 @@ describe("protocol: maxPayloadLength (1000 bytes)", () => {
 });
 
 describe("protocol: UTF-8 across fragments", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   it("fails fast with 1007 on an invalid fragment, before the message's last fragment", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, "hello ", { fin: false }));
     client.write(frame(CONTINUATION, bytes(0x77, 0xff, 0x77), { fin: false }));
     // No final fragment is ever sent.
-    await expectFailure(rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007);
   });
 
   it("fails fast with 1007 when a sequence split across fragments continues wrongly", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     // E0 must be followed by A0..BF; E0 80 starts an overlong form.
     client.write(frame(TEXT, bytes(0x61, 0xe0), { fin: false }));
     client.write(frame(CONTINUATION, bytes(0x80, 0x80), { fin: false }));
-    await expectFailure(rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007);
   });
 
   it("fails fast with 1007 on an invalid first fragment", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, bytes(0x61, 0xc1, 0x81), { fin: false }));
-    await expectFailure(rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007);
   });
 
   it("accepts a two-byte sequence split across two fragments", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     const cafe = encoder.encode("café"); // é is C3 A9
     client.write(frame(TEXT, cafe.subarray(0, 4), { fin: false }));
     client.write(frame(CONTINUATION, cafe.subarray(4)));
     const echoed = await client.readFrame();
     assert.equal(echoed.opcode, TEXT);
     assert.equal(text(echoed), "café");
-    const event = await rec.next("message", path);
+    const event = await suite.rec.next("message", path);
     assert.equal(event.data, "café");
     await closeCleanly(client);
   });
 
   it("accepts a four-byte sequence split across three fragments", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const emoji = encoder.encode("a😀!"); // 61 F0 9F 98 80 21
     client.write(frame(TEXT, emoji.subarray(0, 2), { fin: false }));
     client.write(frame(CONTINUATION, emoji.subarray(2, 4), { fin: false }));
@@ -361,7 +359,7 @@ describe("protocol: UTF-8 across fragments", () => {
   });
 
   it("accepts a text message with empty fragments", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, "", { fin: false }));
     client.write(frame(CONTINUATION, "ab", { fin: false }));
     client.write(frame(CONTINUATION, "", { fin: false }));
@@ -372,7 +370,7 @@ describe("protocol: UTF-8 across fragments", () => {
   });
 
   it("validates each message afresh after a split sequence", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const euro = encoder.encode("€"); // E2 82 AC
     client.write(frame(TEXT, euro.subarray(0, 1), { fin: false }));
     client.write(frame(CONTINUATION, euro.subarray(1)));
@@ -383,7 +381,7 @@ describe("protocol: UTF-8 across fragments", () => {
   });
 
   it("does not validate binary messages as UTF-8", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     client.write(frame(BINARY, bytes(0xff, 0xfe), { fin: false }));
     client.write(frame(CONTINUATION, bytes(0xc0)));
     const echoed = await client.readFrame();
@@ -394,117 +392,101 @@ describe("protocol: UTF-8 across fragments", () => {
 });
 
 describe("protocol: the closing handshake from the client", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   for (const code of [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999]) {
     it(`echoes close code ${code} and reports it with the reason`, async () => {
-      const { client, path } = await clients.open(rec.port);
+      const { client, path } = await suite.clients.open(suite.rec.port);
       client.write(frame(CLOSE, closePayload(code, `reason ${code} é`)));
       const reply = await client.readClose();
       assert.equal(reply.code, code);
       assert.deepEqual(reply.skipped, []);
       await client.waitForEnd();
-      const event = await rec.next("close", path);
+      const event = await suite.rec.next("close", path);
       assert.equal(event.code, code);
       assert.equal(event.reason, `reason ${code} é`);
     });
   }
 
   it("answers an empty close payload with an empty close and reports 1005", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(CLOSE));
     const reply = await client.readFrame();
     assert.equal(reply.opcode, CLOSE);
     assert.equal(reply.payload.length, 0);
     await client.waitForEnd();
-    const event = await rec.next("close", path);
+    const event = await suite.rec.next("close", path);
     assert.equal(event.code, 1005);
     assert.equal(event.reason, "");
   });
 
   it("accepts a close reason of the maximum 123 bytes", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     const reason = "é".repeat(61) + "!"; // 123 bytes of UTF-8
     client.write(frame(CLOSE, closePayload(4123, reason)));
     const reply = await client.readClose();
     assert.equal(reply.code, 4123);
     await client.waitForEnd();
-    const event = await rec.next("close", path);
+    const event = await suite.rec.next("close", path);
     assert.equal(event.reason, reason);
   });
 
   it("ignores frames that follow the close frame", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(concat(frame(CLOSE, closePayload(1000)), frame(TEXT, "too late"), frame(PING, "late")));
     const reply = await client.readClose();
     assert.equal(reply.code, 1000);
     assert.deepEqual(reply.skipped, []);
     await client.waitForEnd();
-    await rec.next("close", path);
+    await suite.rec.next("close", path);
     assert.equal(client.unread, 0, "nothing after the close frame");
-    const handled = rec.events.items.filter((event) => event.path === path && event.type !== "open");
+    const handled = suite.rec.events.items.filter((event) => event.path === path && event.type !== "open");
     assert.deepEqual(handled.map((event) => event.type), [], "no message or ping handled after the close");
   });
 
   it("drops a partial message when a close frame arrives between its fragments", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(concat(frame(TEXT, "part", { fin: false }), frame(CLOSE, closePayload(1000))));
     const reply = await client.readClose();
     assert.equal(reply.code, 1000);
     assert.deepEqual(reply.skipped, []);
     await client.waitForEnd();
-    const event = await rec.next("close", path);
+    const event = await suite.rec.next("close", path);
     assert.equal(event.code, 1000);
-    assert.equal(rec.events.items.filter((e) => e.path === path && e.type === "message").length, 0);
+    assert.equal(suite.rec.events.items.filter((e) => e.path === path && e.type === "message").length, 0);
   });
 });
 
 describe("protocol: ping and pong", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   it("answers an empty ping with an empty pong and tells the ping handler", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(PING));
     const pong = await client.readFrame();
     assert.equal(pong.opcode, PONG);
     assert.equal(pong.fin, true);
     assert.equal(pong.masked, false);
     assert.equal(pong.payload.length, 0);
-    const event = await rec.next("ping", path);
+    const event = await suite.rec.next("ping", path);
     assert.equal(event.data.length, 0);
     await closeCleanly(client);
   });
 
   it("answers a 125-byte ping with a pong carrying the same payload", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     const payload = patternBytes(125, 3);
     client.write(frame(PING, payload));
     const pong = await client.readFrame();
     assert.equal(pong.opcode, PONG);
     assert.equal(firstDifference(pong.payload, payload), -1);
-    const event = await rec.next("ping", path);
+    const event = await suite.rec.next("ping", path);
     assert.equal(firstDifference(event.data, payload), -1);
     await closeCleanly(client);
   });
 
   it("answers each of several pings in order", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     client.write(concat(frame(PING, "1"), frame(PING, "2"), frame(PING, "3")));
     const payloads = [];
     for (let i = 0; i < 3; i++) payloads.push(text(await client.readFrame()));
@@ -513,19 +495,19 @@ describe("protocol: ping and pong", () => {
   });
 
   it("ignores an unsolicited pong: no reply, the connection stays open and echoes", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(PONG, "unsolicited"));
     client.write(frame(TEXT, "still here"));
     const next = await client.readFrame();
     assert.equal(next.opcode, TEXT, "the first frame back is the echo, not a reply to the pong");
     assert.equal(text(next), "still here");
-    const event = await rec.next("pong", path);
+    const event = await suite.rec.next("pong", path);
     assert.equal(decoder.decode(event.data), "unsolicited");
     await closeCleanly(client);
   });
 
   it("answers control frames between fragments at once, and still assembles the message", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, "Hel", { fin: false }));
     client.write(frame(PING, "p1"));
     // The pong comes before the message is complete.
@@ -541,21 +523,13 @@ describe("protocol: ping and pong", () => {
     const echoed = await client.readFrame();
     assert.equal(echoed.opcode, TEXT);
     assert.equal(text(echoed), "Hello, world");
-    assert.equal((await rec.next("message", path)).data, "Hello, world");
+    assert.equal((await suite.rec.next("message", path)).data, "Hello, world");
     await closeCleanly(client);
   });
 });
 
 describe("protocol: input split into single bytes", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   /** A fragmented text message (with a 16-bit length fragment) with a ping between fragments. */
   const long = "ü".repeat(100); // 200 bytes: a 16-bit length
@@ -570,7 +544,7 @@ describe("protocol: input split into single bytes", () => {
 
   /** Sends `interleaved` and returns what came back, in order. */
   async function exchange(bytewise: boolean): Promise<Array<{ opcode: number; payload: number[] }>> {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     await send(client, interleaved, bytewise);
     const received = [];
     for (let i = 0; i < 3; i++) {
@@ -592,29 +566,21 @@ describe("protocol: input split into single bytes", () => {
   });
 
   it("completes a closing handshake sent byte by byte", async () => {
-    const { client, path } = await clients.open(rec.port);
+    const { client, path } = await suite.clients.open(suite.rec.port);
     await client.writeBytewise(frame(CLOSE, closePayload(4321, "split")));
     const reply = await client.readClose();
     assert.equal(reply.code, 4321);
     await client.waitForEnd();
-    const event = await rec.next("close", path);
+    const event = await suite.rec.next("close", path);
     assert.deepEqual([event.code, event.reason], [4321, "split"]);
   });
 });
 
 describe("protocol: large messages", () => {
-  let rec: RecordingServer;
-  const clients = new Clients();
-  before(() => {
-    rec = recordingServer({ closeTimeout: 1000 });
-  });
-  after(async () => {
-    clients.destroyAll();
-    await rec.server.close();
-  });
+  const suite = suiteServer({ closeTimeout: 1000 });
 
   it("echoes a 4 MiB message sent as 65,536 fragments of 64 bytes intact", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const message = patternBytes(4 * 1024 * 1024, 5);
     const frames: Uint8Array[] = [];
     for (let i = 0; i < 65536; i++) {
@@ -632,7 +598,7 @@ describe("protocol: large messages", () => {
   });
 
   it("echoes a 1 MiB text message sent in one frame", async () => {
-    const { client } = await clients.open(rec.port);
+    const { client } = await suite.clients.open(suite.rec.port);
     const message = "0123456789abcdef€".repeat(55_000);
     client.write(frame(TEXT, message));
     const echoed = await client.readFrame(20_000);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { SendQueue } from "../src/send_queue.ts";
 import { encodeFrame, Opcode } from "../src/frame.ts";
 import type { Transport, TransportEvents } from "../src/runtime/types.ts";
+import { concat } from "./helpers/raw_client.ts";
 
 /** A transport that records what it is asked to write. */
 class RecordingTransport implements Transport {
@@ -27,16 +28,6 @@ class RecordingTransport implements Transport {
 const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 const text = (value: string) => new TextEncoder().encode(value);
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 describe("SendQueue", () => {
   it("writes every frame of a turn in one write, in order", async () => {
     const transport = new RecordingTransport();
@@ -48,7 +39,7 @@ describe("SendQueue", () => {
     assert.equal(transport.writes.length, 0, "nothing is written before the turn ends");
     await turn();
     assert.equal(transport.writes.length, 1);
-    assert.deepEqual(transport.writes[0], concat(frames));
+    assert.deepEqual(transport.writes[0], concat(...frames));
     assert.equal(queue.bytes, 0);
   });
 
@@ -73,7 +64,7 @@ describe("SendQueue", () => {
     assert.equal(transport.writes.length, 1);
     assert.deepEqual(
       transport.writes[0],
-      concat([encodeFrame(Opcode.Text, text("a")), shared, encodeFrame(Opcode.Text, text("b"))]),
+      concat(encodeFrame(Opcode.Text, text("a")), shared, encodeFrame(Opcode.Text, text("b"))),
     );
   });
 
@@ -108,7 +99,7 @@ describe("SendQueue", () => {
     assert.deepEqual(transports.map((transport) => transport.writes.length), [1, 1, 1]);
     assert.deepEqual(
       transports[0].writes[0],
-      concat([encodeFrame(Opcode.Text, text("to 0")), encodeFrame(Opcode.Text, text("again"))]),
+      concat(encodeFrame(Opcode.Text, text("to 0")), encodeFrame(Opcode.Text, text("again"))),
     );
   });
 

@@ -28,10 +28,26 @@ process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-/** The command that runs `mod.ts` on the runtime running the tests, as the README says. */
-function command(args: string[]): [string, string[]] {
-  if ("Bun" in globalThis) return [process.execPath, ["run", MOD_TS, ...args]];
-  return [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+/**
+ * Runs `mod.ts` with `args` on the runtime running the tests, as the README says, collecting its
+ * output; the process is killed if the test run exits first.
+ */
+function spawnMod(args: string[]): { child: ChildProcess; command: string; output: () => string } {
+  const [file, argv] = "Bun" in globalThis
+    ? [process.execPath, ["run", MOD_TS, ...args]]
+    : [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+  const child = spawn(file, argv, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  child.once("close", () => running.delete(child));
+  let output = "";
+  const collect = (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  return { child, command: `${file} ${argv.join(" ")}`, output: () => output };
 }
 
 /**
@@ -39,20 +55,8 @@ function command(args: string[]): [string, string[]] {
  * Pass `--port 0` to get a free port.
  */
 export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
-  const [file, argv] = command(args);
-  const child = spawn(file, argv, {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  running.add(child);
-  let output = "";
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => {
-      running.delete(child);
-      resolve();
-    });
-  });
+  const { child, command, output } = spawnMod(args);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await exited;
@@ -60,19 +64,16 @@ export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
   return new Promise<CliServer>((resolve, reject) => {
     const fail = (why: string) => {
       clearTimeout(timer);
-      stop().then(() => reject(new Error(`${why}: ${file} ${argv.join(" ")}\n--- output ---\n${output}`)));
+      stop().then(() => reject(new Error(`${why}: ${command}\n--- output ---\n${output()}`)));
     };
     const timer = setTimeout(() => fail(`no "listening" line within ${ms} ms`), ms);
-    const onData = (chunk: Uint8Array) => {
-      output += new TextDecoder().decode(chunk);
-      const match = /listening on (\S+)\r?\n/.exec(output);
+    child.stdout!.on("data", () => {
+      const match = /listening on (\S+)\r?\n/.exec(output());
       if (match === null) return;
       clearTimeout(timer);
       const url = match[1];
-      resolve({ port: Number(new URL(url).port), url, output: () => output, stop });
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk)));
+      resolve({ port: Number(new URL(url).port), url, output, stop });
+    });
     child.once("error", (error) => fail(`could not start: ${error.message}`));
     child.once("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
   });
@@ -88,24 +89,13 @@ export interface CliExit {
 
 /** Runs `mod.ts` with `args` to completion (killed after `ms`), for flags that exit on their own. */
 export function runCli(args: string[], ms = 20_000): Promise<CliExit> {
-  const [file, argv] = command(args);
-  const child = spawn(file, argv, {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  running.add(child);
-  let output = "";
-  const collect = (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk));
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
+  const { child, output } = spawnMod(args);
   const timer = setTimeout(() => child.kill("SIGKILL"), ms);
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code) => {
       clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, output });
+      resolve({ code, output: output() });
     });
   });
 }

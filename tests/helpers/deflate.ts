@@ -6,6 +6,7 @@
 
 import { constants, createDeflateRaw, deflateRawSync, inflateRawSync } from "node:zlib";
 import { Random } from "./random.ts";
+import { concat } from "./raw_client.ts";
 
 /** The empty stored block that ends a sync-flushed message (RFC 7692 §7.2.1). */
 export const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
@@ -67,11 +68,11 @@ export class StreamCompressor {
       }),
     ]).finally(() => clearTimeout(timer));
     // The flushed bytes normally arrive before the callback; allow a few turns in case they lag.
-    for (let turn = 0; turn < 100 && !endsWithTail(joined(this.#chunks)); turn++) {
+    for (let turn = 0; turn < 100 && !endsWithTail(concat(...this.#chunks)); turn++) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     if (this.#failure !== null) throw this.#failure;
-    const out = joined(this.#chunks);
+    const out = concat(...this.#chunks);
     if (!endsWithTail(out)) throw new Error("zlib stream flush did not end with a sync-flush tail");
     return out.slice(0, out.length - 4);
   }
@@ -79,16 +80,6 @@ export class StreamCompressor {
   close(): void {
     this.#stream.close();
   }
-}
-
-function joined(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /**
