@@ -433,6 +433,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       return;
     }
     this.#silentSweeps++;
+    this.#queue?.trim(); // a quiet socket keeps no send buffer
     if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
       this.#out().frame(Opcode.Ping, EMPTY);
     } else if (this.#silentSweeps >= 2) {

@@ -11,6 +11,11 @@ import type { Transport } from "./runtime/types.ts";
 
 /** Smallest buffer started for a turn's frames (small enough for engines' inline typed arrays). */
 const MIN_BUFFER = 512;
+/**
+ * A turn's buffer up to this size is kept for the next turn when the transport wrote it at once
+ * (so busy sockets do not allocate every turn); `trim` lets it go when the socket goes quiet.
+ */
+const REUSE_LIMIT = 2048;
 /** Queued pieces are joined into one write up to this size; larger turns go piece by piece. */
 const COALESCE_LIMIT = 64 * 1024;
 
@@ -71,7 +76,11 @@ export class SendQueue {
     const transport = this.#transport;
     const pieces = this.#pieces;
     if (pieces === null) {
-      transport.write(this.#buffer!.subarray(0, this.#end));
+      const buffer = this.#buffer!;
+      if (!transport.write(buffer.subarray(0, this.#end)) && buffer.length <= REUSE_LIMIT) {
+        this.#end = this.#bytes = 0;
+        return;
+      }
     } else {
       this.#seal();
       if (pieces.length === 1 || this.#bytes > COALESCE_LIMIT) {
@@ -87,6 +96,11 @@ export class SendQueue {
       }
     }
     this.clear();
+  }
+
+  /** Lets go of a buffer kept for reuse, unless frames wait in it. */
+  trim(): void {
+    if (this.#bytes === 0) this.clear();
   }
 
   /** Drops what is queued (the connection is gone). The transport owns what it was given. */

@@ -17,13 +17,18 @@ class RecordingTransport implements Transport {
   readonly pending = 0;
   events!: TransportEvents;
   readonly writes: Uint8Array[] = [];
+  /** Whether `write` says it kept the bytes (as a transport with a backlog does). */
+  constructor(readonly keeps = false) {}
   write(bytes: Uint8Array): boolean {
-    this.writes.push(bytes);
-    return false;
+    this.writes.push(keeps(this.keeps, bytes));
+    return this.keeps;
   }
   end(): void {}
   destroy(): void {}
 }
+
+/** What the test may inspect later: the bytes themselves when kept, a copy when written at once. */
+const keeps = (kept: boolean, bytes: Uint8Array) => kept ? bytes : bytes.slice();
 
 const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 const text = (value: string) => new TextEncoder().encode(value);
@@ -69,7 +74,7 @@ describe("SendQueue", () => {
   });
 
   it("passes a shared frame on by reference when it is all there is", async () => {
-    const transport = new RecordingTransport();
+    const transport = new RecordingTransport(true);
     const queue = new SendQueue(transport);
     const shared = encodeFrame(Opcode.Binary, new Uint8Array(100));
     queue.shared(shared);
@@ -79,7 +84,7 @@ describe("SendQueue", () => {
   });
 
   it("writes a large turn piece by piece instead of copying it into one buffer", async () => {
-    const transport = new RecordingTransport();
+    const transport = new RecordingTransport(true);
     const queue = new SendQueue(transport);
     const shared = encodeFrame(Opcode.Binary, new Uint8Array(100_000).fill(7));
     queue.frame(Opcode.Text, text("first"));
@@ -111,5 +116,40 @@ describe("SendQueue", () => {
     await turn();
     assert.equal(transport.writes.length, 0);
     assert.equal(queue.bytes, 0);
+  });
+
+  it("reuses a small buffer the transport wrote at once, and lets it go when trimmed", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const buffers: ArrayBufferLike[] = [];
+    const original = transport.write.bind(transport);
+    transport.write = (bytes) => {
+      buffers.push(bytes.buffer);
+      return original(bytes);
+    };
+    for (const value of ["one", "two"]) {
+      queue.frame(Opcode.Text, text(value));
+      await turn();
+    }
+    queue.trim();
+    queue.frame(Opcode.Text, text("three"));
+    await turn();
+    assert.deepEqual(
+      transport.writes,
+      ["one", "two", "three"].map((value) => encodeFrame(Opcode.Text, text(value))),
+    );
+    assert.equal(buffers[1], buffers[0], "the second turn wrote from the first turn's buffer");
+    assert.notEqual(buffers[2], buffers[1], "after trim a new buffer was made");
+  });
+
+  it("never reuses a buffer the transport kept", async () => {
+    const transport = new RecordingTransport(true);
+    const queue = new SendQueue(transport);
+    for (const value of ["one", "two"]) {
+      queue.frame(Opcode.Text, text(value));
+      await turn();
+    }
+    assert.notEqual(transport.writes[1].buffer, transport.writes[0].buffer);
+    assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Text, text("one")), "still intact");
   });
 });
