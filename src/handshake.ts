@@ -98,12 +98,19 @@ function findHeadEnd(bytes: Uint8Array, limit: number): number {
 
 /** Bytes as a string of code points 0–255 (HTTP heads are octets, not UTF-8). */
 function latin1(bytes: Uint8Array, length: number): string {
+  const head = bytes.subarray(0, length);
+  // Almost every head is ASCII, which the (much faster) native decoder reads the same way.
+  let ascii = true;
+  for (let i = 0; i < length && ascii; i++) ascii = bytes[i] < 0x80;
+  if (ascii) return asciiDecoder.decode(head);
   let text = "";
   for (let i = 0; i < length; i += 4096) {
-    text += String.fromCharCode(...bytes.subarray(i, Math.min(i + 4096, length)));
+    text += String.fromCharCode.apply(null, head.subarray(i, i + 4096) as unknown as number[]);
   }
   return text;
 }
+
+const asciiDecoder = new TextDecoder();
 
 /** Whether a comma-separated header value lists `token` (case-insensitively). */
 export function hasToken(value: string | undefined, token: string): boolean {
@@ -156,7 +163,7 @@ export function offeredProtocols(headers: HeaderFields): string[] | null {
 /** `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)). */
 export async function acceptKey(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  return btoa(String.fromCharCode.apply(null, new Uint8Array(digest) as unknown as number[]));
 }
 
 const REASON_PHRASES: Record<number, string> = {
