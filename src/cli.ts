@@ -57,7 +57,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
  * Starts the server the flags describe: the chat demo (its page at `/`, its WebSocket endpoint at
  * `/chat`), or with `--echo` an echo server.
  */
-export function startFromCli(options: CliOptions): Server {
+function startFromCli(options: CliOptions): Server {
   if (!options.echo) return startChatServer({ port: options.port, hostname: options.hostname });
   return serve({
     port: options.port,

@@ -113,7 +113,7 @@ function latin1(bytes: Uint8Array, length: number): string {
 const asciiDecoder = new TextDecoder();
 
 /** Whether a comma-separated header value lists `token` (case-insensitively). */
-export function hasToken(value: string | undefined, token: string): boolean {
+function hasToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
   return value.split(",").some((item) => item.trim().toLowerCase() === token);
 }
@@ -191,7 +191,7 @@ const REASON_PHRASES: Record<number, string> = {
 };
 
 /** The status line and header block of a response, ending with the blank line. */
-export function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): string {
+function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): string {
   let head = `HTTP/1.1 ${status} ${statusText || REASON_PHRASES[status] || ""}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   return head + "\r\n";
