@@ -26,7 +26,11 @@ class DenoTransport implements Transport {
     const addr = conn.remoteAddr;
     this.remoteAddress = addr.hostname;
     this.remotePort = addr.port;
-    conn.setNoDelay(true);
+    try {
+      conn.setNoDelay(true);
+    } catch {
+      // Reset before we got to it: the first read ends the connection.
+    }
   }
 
   async readLoop(): Promise<void> {
