@@ -556,10 +556,8 @@ describe("permessage-deflate over raw frames", () => {
       const bomb = compressAlone(new Uint8Array(64 * MiB));
       assert.ok(bomb.length < 100 * KiB, `64 MiB of zeros compress to ${bomb.length} B`);
       const { client } = await open("/bomb/big", "permessage-deflate", small);
-      const started = Date.now();
       client.write(frame(BINARY, bomb, { rsv: RSV1 }));
       await expectFailure(small, client, "/bomb/big", 1009);
-      assert.ok(Date.now() - started < 3000, "refused quickly");
 
       // The same bomb in fragments, on a connection with context takeover and some history.
       const { client: fragmented } = await open("/bomb/fragmented", "permessage-deflate", small);

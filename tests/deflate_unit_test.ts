@@ -430,13 +430,15 @@ describe("deflateMessage and MessageInflater", () => {
       const inflater = new MessageInflater(15, contextTakeover);
       // With context, give it some history so that the preset-dictionary path is used too.
       if (contextTakeover) inflater.inflate(compressAlone(Uint8Array.of(1, 2, 3)), 10);
-      const started = Date.now();
+      // zlib itself stopped at the output limit (its own error is the cause), rather than
+      // inflating all 16 MiB and being refused afterwards.
       assert.throws(
         () => inflater.inflate(bomb, MiB),
-        (error: unknown) => error instanceof InflateError && error.tooBig === true,
+        (error: unknown) =>
+          error instanceof InflateError && error.tooBig === true &&
+          (error.cause as { code?: string } | undefined)?.code === "ERR_BUFFER_TOO_LARGE",
         `context takeover ${contextTakeover}`,
       );
-      assert.ok(Date.now() - started < 2000, "the inflate stopped early");
     }
   });
 
