@@ -159,27 +159,34 @@ describe("chat page in Chromium", group, () => {
       }),
   );
 
-  it("uses the chat subprotocol", options, () =>
-    withTimeout(TEST_MS, async () => {
-      await setup();
-      const page = await openChat(browser, chat);
-      try {
-        assert.equal(await page.getAttribute("#status", "data-protocol"), "chat");
-        const protocol = await page.evaluate(() =>
-          new Promise<string>((resolve, reject) => {
-            const ws = new WebSocket(`ws://${location.host}/chat`, ["other", "chat"]);
-            ws.onopen = () => {
-              resolve(ws.protocol);
-              ws.close();
-            };
-            ws.onerror = () => reject(new Error("WebSocket failed"));
-          })
-        );
-        assert.equal(protocol, "chat");
-      } finally {
-        await closeAll([page]);
-      }
-    }));
+  it(
+    "uses the chat subprotocol and negotiates permessage-deflate",
+    options,
+    () =>
+      withTimeout(TEST_MS, async () => {
+        await setup();
+        const page = await openChat(browser, chat);
+        try {
+          assert.equal(await page.getAttribute("#status", "data-protocol"), "chat");
+          const agreed = await page.evaluate(() =>
+            new Promise<{ protocol: string; extensions: string }>((resolve, reject) => {
+              const ws = new WebSocket(`ws://${location.host}/chat`, ["other", "chat"]);
+              ws.onopen = () => {
+                resolve({ protocol: ws.protocol, extensions: ws.extensions });
+                ws.close();
+              };
+              ws.onerror = () => reject(new Error("WebSocket failed"));
+            })
+          );
+          assert.deepEqual(agreed, {
+            protocol: "chat",
+            extensions: "permessage-deflate; server_no_context_takeover",
+          });
+        } finally {
+          await closeAll([page]);
+        }
+      }),
+  );
 
   it(
     "displays names and messages that look like HTML as plain text",
