@@ -9,9 +9,13 @@ import { serve, type Server } from "./server.ts";
 
 /** Parsed command-line flags. */
 export interface CliOptions {
+  /** `--port`: 3368 unless given. */
   port: number;
+  /** `--hostname`: 127.0.0.1 unless given. */
   hostname: string;
+  /** `--echo`: the echo server instead of the chat demo. */
   echo: boolean;
+  /** `--help`: print the usage and exit. */
   help: boolean;
 }
 

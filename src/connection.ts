@@ -30,11 +30,17 @@ import { Utf8Validator } from "./utf8.ts";
 
 /** What the server shares with all its connections (one object per server). */
 export interface ConnectionContext<T> {
+  /** The `websocket` handlers. */
   handler: WebSocketHandler<T>;
+  /** See `ServeOptions.maxPayloadLength`. */
   maxPayloadLength: number;
+  /** See `ServeOptions.maxBufferedAmount`. */
   maxBufferedAmount: number;
+  /** See `ServeOptions.closeTimeout`. */
   closeTimeout: number;
+  /** The server's topics. */
   topics: TopicRegistry<Connection<T>>;
+  /** Threshold and level for compressed sends. */
   compression: CompressionSettings;
   /** Called once when a connection's transport has closed. */
   release(connection: Connection<T>): void;
@@ -42,8 +48,11 @@ export interface ConnectionContext<T> {
 
 /** The per-connection facts fixed by the handshake. */
 export interface ConnectionInit<T> {
+  /** The requested URL with the `ws:` scheme. */
   url: string;
+  /** The agreed subprotocol, or `""`. */
   protocol: string;
+  /** The upgrade hook's per-connection data. */
   data: T;
   /** The agreed permessage-deflate parameters, or null. */
   deflate: DeflateParams | null;
@@ -70,7 +79,9 @@ const EMPTY = new Uint8Array(0);
  * {@linkcode ServerWebSocket}.
  */
 export class Connection<T> implements FrameHandler, TransportEvents {
+  /** The public face of this connection, handed to handlers. */
   readonly socket: ServerWebSocket<T>;
+  /** A {@linkcode ReadyState} value. */
   readyState: number = ReadyState.OPEN;
   /** Set on every read; the server's idle sweep clears it. */
   #active = true;
@@ -110,6 +121,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #reported = false;
 
+  /** Takes over `transport` once its handshake succeeded. */
   constructor(transport: Transport, ctx: ConnectionContext<T>, init: ConnectionInit<T>) {
     this.#transport = transport;
     this.#ctx = ctx;
@@ -318,6 +330,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return this.#queue ??= new SendQueue(this.#transport);
   }
 
+  /** See {@linkcode ServerWebSocket.send}. */
   send(data: MessageData, options?: SendOptions): SendStatus {
     const payload = messageBytes(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
@@ -353,6 +366,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return "sent";
   }
 
+  /** See {@linkcode ServerWebSocket.ping}. */
   ping(data: MessageData): SendStatus {
     const payload = messageBytes(data, "ping");
     if (payload.length > MAX_CONTROL_PAYLOAD) {
@@ -363,6 +377,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return this.#status();
   }
 
+  /** See {@linkcode ServerWebSocket.subscribe}. */
   subscribe(topic: string): void {
     checkTopic(topic, "subscribe");
     if (this.readyState !== ReadyState.OPEN) return;
@@ -370,19 +385,23 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#ctx.topics.add(topic, this);
   }
 
+  /** See {@linkcode ServerWebSocket.unsubscribe}. */
   unsubscribe(topic: string): void {
     checkTopic(topic, "unsubscribe");
     if (this.#topics?.delete(topic)) this.#ctx.topics.remove(topic, this);
   }
 
+  /** See {@linkcode ServerWebSocket.isSubscribed}. */
   isSubscribed(topic: string): boolean {
     return this.#topics?.has(topic) ?? false;
   }
 
+  /** See {@linkcode ServerWebSocket.publish}. */
   publish(topic: string, data: MessageData): number {
     return publish(this.#ctx.topics, topic, data, this, this.#ctx.compression);
   }
 
+  /** See {@linkcode ServerWebSocket.subscriptions}. */
   get subscriptions(): string[] {
     return this.#topics === null ? [] : [...this.#topics];
   }

@@ -71,6 +71,7 @@ export class FrameParser {
   #paused = false;
 
   /**
+   * A parser for one connection's incoming bytes.
    * @param handler receives frames and payload.
    * @param allowedRsv the RSV bits a negotiated extension defines (`RSV1` for deflate), else 0.
    */

@@ -23,10 +23,13 @@ export type HeaderFields = Map<string, string>;
 
 /** A parsed HTTP request head. */
 export interface RequestHead {
+  /** The request method, e.g. `GET`. */
   method: string;
+  /** The request target as sent, e.g. `/chat?room=1`. */
   target: string;
   /** Minor version of HTTP/1.x. */
   minorVersion: number;
+  /** The header fields. */
   headers: HeaderFields;
   /** Bytes the head took, including the blank line. */
   size: number;
@@ -34,14 +37,19 @@ export interface RequestHead {
 
 /** An HTTP status to answer with instead of going on. */
 export interface HttpError {
+  /** The status code to answer with. */
   status: number;
+  /** A plain-text explanation, sent as the body. */
   message: string;
+  /** Extra response headers. */
   headers?: Record<string, string>;
 }
 
 /** Limits on a request head. */
 export interface HeadLimits {
+  /** Largest head, in bytes. */
   maxHeadSize: number;
+  /** Most header fields. */
   maxHeaderCount: number;
 }
 

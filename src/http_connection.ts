@@ -23,6 +23,7 @@ import type { Transport, TransportEvents } from "./runtime/types.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */
 export interface HttpHost<T> {
+  /** The server\'s resolved options. */
   options: ResolvedOptions<T>;
   /** Takes over a connection whose handshake succeeded. */
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
@@ -52,6 +53,7 @@ export class HttpConnection<T> implements TransportEvents {
   /** When the connection was accepted (the server's sweep enforces `handshakeTimeout`). */
   readonly startedAt: number = Date.now();
 
+  /** Starts the HTTP phase of a freshly accepted `transport`. */
   constructor(transport: Transport, host: HttpHost<T>) {
     this.#transport = transport;
     this.#host = host;

@@ -116,23 +116,41 @@ export interface PerMessageDeflateOptions {
 
 /** Options with every default filled in. */
 export interface ResolvedOptions<T> {
+  /** `port`, resolved (see {@linkcode ServeOptions}). */
   port: number;
+  /** `hostname`, resolved (see {@linkcode ServeOptions}). */
   hostname: string;
+  /** `path`, resolved (see {@linkcode ServeOptions}). */
   path: string | null;
+  /** `origins`, resolved (see {@linkcode ServeOptions}). */
   origins: ReadonlySet<string> | null;
+  /** `protocols`, resolved (see {@linkcode ServeOptions}). */
   protocols: readonly string[] | ProtocolSelector;
+  /** `upgrade`, resolved (see {@linkcode ServeOptions}). */
   upgrade: NonNullable<ServeOptions<T>["upgrade"]> | null;
+  /** `fetch`, resolved (see {@linkcode ServeOptions}). */
   fetch: NonNullable<ServeOptions<T>["fetch"]> | null;
+  /** `websocket`, resolved (see {@linkcode ServeOptions}). */
   websocket: WebSocketHandler<T>;
+  /** `maxPayloadLength`, resolved (see {@linkcode ServeOptions}). */
   maxPayloadLength: number;
+  /** `maxBufferedAmount`, resolved (see {@linkcode ServeOptions}). */
   maxBufferedAmount: number;
+  /** `maxHeadSize`, resolved (see {@linkcode ServeOptions}). */
   maxHeadSize: number;
+  /** `maxHeaderCount`, resolved (see {@linkcode ServeOptions}). */
   maxHeaderCount: number;
+  /** `maxBodySize`, resolved (see {@linkcode ServeOptions}). */
   maxBodySize: number;
+  /** `maxPendingHandshakes`, resolved (see {@linkcode ServeOptions}). */
   maxPendingHandshakes: number;
+  /** `handshakeTimeout`, resolved (see {@linkcode ServeOptions}). */
   handshakeTimeout: number;
+  /** `closeTimeout`, resolved (see {@linkcode ServeOptions}). */
   closeTimeout: number;
+  /** `idleTimeout`, resolved (see {@linkcode ServeOptions}). */
   idleTimeout: number;
+  /** `sendPings`, resolved (see {@linkcode ServeOptions}). */
   sendPings: boolean;
   /** Compression settings, or null when permessage-deflate is off. */
   perMessageDeflate: Required<PerMessageDeflateOptions> | null;

@@ -45,6 +45,7 @@ export class SendQueue {
   #bytes = 0;
   #scheduled = false;
 
+  /** A queue whose bytes go to `transport`. */
   constructor(transport: Transport) {
     this.#transport = transport;
   }

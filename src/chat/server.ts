@@ -51,6 +51,7 @@ export type ServerMessage =
 
 /** Per-socket state: the name, once joined. */
 export interface ChatMember {
+  /** The name the socket joined with, or null before it joins. */
   name: string | null;
 }
 

@@ -31,6 +31,7 @@ export class InflateError extends Error {
   /** True when the message grew past the limit (close 1009); false for corrupt data (1007). */
   readonly tooBig: boolean;
 
+  /** An inflate failure; `tooBig` is true for a message over the limit, false for corrupt data. */
   constructor(tooBig: boolean, options?: ErrorOptions) {
     super(tooBig ? "decompressed message exceeds the size limit" : "invalid compressed data", options);
     this.tooBig = tooBig;
@@ -48,6 +49,7 @@ export class MessageInflater {
   #history: History | null;
 
   /**
+   * An inflater for one peer.
    * @param windowBits the peer's window size in bits, 8–15.
    * @param contextTakeover whether the peer refers back to earlier messages.
    */

@@ -12,6 +12,7 @@ export class History {
   #bytes: Uint8Array | null = null;
   #length = 0;
 
+  /** A window of at most `capacity` bytes, empty at first. */
   constructor(capacity: number) {
     this.#capacity = capacity;
   }

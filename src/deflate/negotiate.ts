@@ -17,8 +17,10 @@ export interface DeflateParams {
 }
 
 /** An extension offer: its name and parameters (a parameter without a value maps to `true`). */
-interface Offer {
+export interface Offer {
+  /** The extension's name, lower-cased. */
   name: string;
+  /** Its parameters in order, names lower-cased. */
   params: [string, string | true][];
 }
 

@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { Listen, Transport, TransportEvents, TransportListener } from "./types.ts";
+import type { ListenOptions, Transport, TransportEvents, TransportListener } from "./types.ts";
 
 /** The part of Bun's socket this adapter uses. */
 interface BunSocket {
@@ -101,7 +101,7 @@ class BunTransport implements Transport {
 }
 
 /** Listens with `Bun.listen`. */
-export const listen: Listen = (options, accept) => {
+export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
   const listener = bun.listen({
@@ -142,4 +142,4 @@ export const listen: Listen = (options, accept) => {
     },
   };
   return result;
-};
+}

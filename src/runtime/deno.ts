@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { Listen, Transport, TransportEvents, TransportListener } from "./types.ts";
+import type { ListenOptions, Transport, TransportEvents, TransportListener } from "./types.ts";
 
 /** Read buffers start small so idle connections stay cheap, and grow while reads fill them. */
 const MIN_READ = 4096;
@@ -113,7 +113,7 @@ class DenoTransport implements Transport {
 }
 
 /** Listens with `Deno.listen`. */
-export const listen: Listen = (options, accept) => {
+export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
   const addr = listener.addr as Deno.NetAddr;
   (async () => {
@@ -146,4 +146,4 @@ export const listen: Listen = (options, accept) => {
     },
   };
   return result;
-};
+}

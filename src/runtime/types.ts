@@ -51,7 +51,9 @@ export interface TransportListener {
 
 /** Options for {@linkcode Listen}. */
 export interface ListenOptions {
+  /** The address to bind. */
   hostname: string;
+  /** The port to bind; 0 for any free one. */
   port: number;
 }
 
