@@ -9,11 +9,8 @@ const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)$/;
 /** Base64 of exactly 16 bytes: 22 significant characters and two pad characters. */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
-/** Field values: visible characters, spaces and tabs, and obs-text (RFC 9110 §5.5). */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * Request header fields by lower-case name, repeated fields joined with ", " (RFC 9110 §5.3). A
@@ -65,33 +62,130 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
       ? { status: 431, message: `request head exceeds ${limits.maxHeadSize} bytes` }
       : null;
   }
-  const lines = latin1(bytes, end).split("\r\n");
-  const requestLine = REQUEST_LINE.exec(lines[0]);
-  if (requestLine === null) return { status: 400, message: "malformed request line" };
-  if (requestLine[3] !== "1") return { status: 505, message: "only HTTP/1.x is supported" };
-  if (lines.length - 1 > limits.maxHeaderCount) {
-    return { status: 431, message: `more than ${limits.maxHeaderCount} header fields` };
+  // The structure is found on the bytes; strings are cut from one decoded copy of the head, so a
+  // handshake allocates little more than the values it keeps.
+  const text = latin1(bytes, end);
+  let lineEnd = text.indexOf("\r\n");
+  if (lineEnd < 0) lineEnd = end;
+  const methodEnd = scanToken(bytes, 0, lineEnd);
+  const targetEnd = scanVisible(bytes, methodEnd + 1, lineEnd);
+  const version = targetEnd + 1;
+  if (
+    methodEnd === 0 || bytes[methodEnd] !== SP || targetEnd === methodEnd + 1 || bytes[targetEnd] !== SP ||
+    lineEnd - version !== 8 || !text.startsWith("HTTP/", version) || !isDigit(bytes[version + 5]) ||
+    bytes[version + 6] !== DOT || !isDigit(bytes[version + 7])
+  ) {
+    return { status: 400, message: "malformed request line" };
   }
+  if (bytes[version + 5] !== DIGIT_1) return { status: 505, message: "only HTTP/1.x is supported" };
   const headers: HeaderFields = new Map();
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon);
+  let count = 0;
+  for (let start = lineEnd + 2; start < end; start = lineEnd + 2) {
+    lineEnd = text.indexOf("\r\n", start);
+    if (lineEnd < 0) lineEnd = end;
+    if (++count > limits.maxHeaderCount) {
+      return { status: 431, message: `more than ${limits.maxHeaderCount} header fields` };
+    }
+    const colon = scanToken(bytes, start, lineEnd);
     // A missing colon, a name that is not a token, or obsolete line folding are all refused.
-    if (colon <= 0 || !TOKEN.test(name)) return { status: 400, message: "malformed header field" };
-    const value = line.slice(colon + 1).trim();
-    if (!FIELD_VALUE.test(value)) return { status: 400, message: "invalid header value" };
-    const key = name.toLowerCase();
-    const earlier = headers.get(key);
-    headers.set(key, earlier === undefined ? value : `${earlier}, ${value}`);
+    if (colon === start || bytes[colon] !== COLON) return { status: 400, message: "malformed header field" };
+    let valueStart = colon + 1;
+    let valueEnd = lineEnd;
+    while (valueStart < valueEnd && isBlank(bytes[valueStart])) valueStart++;
+    while (valueEnd > valueStart && isBlank(bytes[valueEnd - 1])) valueEnd--;
+    for (let i = valueStart; i < valueEnd; i++) {
+      if (!FIELD_VALUE[bytes[i]]) return { status: 400, message: "invalid header value" };
+    }
+    const name = fieldName(bytes, text, start, colon);
+    const value = text.slice(valueStart, valueEnd);
+    const earlier = headers.get(name);
+    headers.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   return {
-    method: requestLine[1],
-    target: requestLine[2],
-    minorVersion: Number(requestLine[4]),
+    method: methodEnd === 3 && text.startsWith("GET") ? "GET" : text.slice(0, methodEnd),
+    target: text.slice(methodEnd + 1, targetEnd),
+    minorVersion: bytes[version + 7] - DIGIT_0,
     headers,
     size: end + 4,
   };
+}
+
+const SP = 0x20, TAB = 0x09, COLON = 0x3a, DOT = 0x2e, DIGIT_0 = 0x30, DIGIT_1 = 0x31;
+
+/** Byte classes, indexed by byte: token characters (RFC 9110 §5.6.2). */
+const TOKEN_CHAR = byteClass((b) =>
+  b > 0x20 && b < 0x7f && !'"(),/:;<=>?@[\\]{}'.includes(String.fromCharCode(b))
+);
+/** Bytes allowed in a field value: visible characters, space, tab and obs-text (RFC 9110 §5.5). */
+const FIELD_VALUE = byteClass((b) => b === TAB || (b >= 0x20 && b !== 0x7f));
+
+function byteClass(member: (byte: number) => boolean): Uint8Array {
+  const table = new Uint8Array(256);
+  for (let b = 0; b < 256; b++) table[b] = member(b) ? 1 : 0;
+  return table;
+}
+
+/** Index of the first byte from `start` (before `end`) that is not a token character. */
+function scanToken(bytes: Uint8Array, start: number, end: number): number {
+  let i = start;
+  while (i < end && TOKEN_CHAR[bytes[i]]) i++;
+  return i;
+}
+
+/** Index of the first byte from `start` (before `end`) that is a space, a control or DEL. */
+function scanVisible(bytes: Uint8Array, start: number, end: number): number {
+  let i = start;
+  while (i < end && bytes[i] > SP && bytes[i] !== 0x7f) i++;
+  return i;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= DIGIT_0 && byte <= DIGIT_0 + 9;
+}
+
+function isBlank(byte: number): boolean {
+  return byte === SP || byte === TAB;
+}
+
+/**
+ * The field names clients send in handshakes, lower-cased once here: a name matching one (in any
+ * case) costs no string of its own. Bucketed by length for a quick lookup.
+ */
+const COMMON_NAMES: string[][] = [];
+for (
+  const name of [
+    "host",
+    "upgrade",
+    "connection",
+    "origin",
+    "pragma",
+    "cookie",
+    "user-agent",
+    "cache-control",
+    "authorization",
+    "accept-encoding",
+    "accept-language",
+    "content-length",
+    "content-type",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+  ]
+) (COMMON_NAMES[name.length] ??= []).push(name);
+
+/** The lower-case name of the header field whose name is `bytes[start..end)`. */
+function fieldName(bytes: Uint8Array, text: string, start: number, end: number): string {
+  const candidates = COMMON_NAMES[end - start];
+  if (candidates !== undefined) {
+    for (const name of candidates) {
+      let i = 0;
+      // Token characters: setting bit 0x20 lower-cases letters and leaves "-" and digits alone.
+      while (i < name.length && (bytes[start + i] | 0x20) === name.charCodeAt(i)) i++;
+      if (i === name.length) return name;
+    }
+  }
+  return text.slice(start, end).toLowerCase();
 }
 
 /** Index of the `\r\n\r\n` that ends the head within the first `limit` bytes, or -1. */
