@@ -33,6 +33,7 @@ export type {
   PerMessageDeflateOptions,
   ProtocolSelector,
   ServeOptions,
+  UpgradeAccept,
   UpgradeInfo,
   UpgradeResult,
 } from "./src/options.ts";

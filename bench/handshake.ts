@@ -4,7 +4,7 @@
  * bench/handshake.ts` or `bun bench/handshake.ts`.
  */
 
-import { acceptKey } from "../src/handshake.ts";
+import { acceptDigest } from "../src/handshake.ts";
 import { HttpConnection, type HttpHost } from "../src/http_connection.ts";
 import { resolveOptions } from "../src/options.ts";
 import type { Transport, TransportEvents } from "../src/runtime/types.ts";
@@ -57,6 +57,6 @@ const runtime = "Bun" in globalThis ? "bun" : "deno";
 const whole = await microseconds(COUNT, handshakes);
 const digest = await microseconds(
   COUNT,
-  (count) => Promise.all(Array.from({ length: count }, () => acceptKey("dGhlIHNhbXBsZSBub25jZQ=="))),
+  (count) => Promise.all(Array.from({ length: count }, () => acceptDigest("dGhlIHNhbXBsZSBub25jZQ=="))),
 );
 console.log(`${runtime}: ${whole} µs per handshake, of which the accept-key digest ${digest} µs`);

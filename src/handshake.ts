@@ -64,7 +64,8 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
   }
   // The structure is found on the bytes; strings are cut from one decoded copy of the head, so a
   // handshake allocates little more than the values it keeps.
-  const text = latin1(bytes, end);
+  // The decoded text keeps the blank line, so that a chunk holding just the head is decoded whole.
+  const text = latin1(bytes, end + 4);
   let lineEnd = text.indexOf("\r\n");
   if (lineEnd < 0) lineEnd = end;
   const methodEnd = scanToken(bytes, 0, lineEnd);
@@ -200,7 +201,7 @@ function findHeadEnd(bytes: Uint8Array, limit: number): number {
 
 /** Bytes as a string of code points 0–255 (HTTP heads are octets, not UTF-8). */
 function latin1(bytes: Uint8Array, length: number): string {
-  const head = bytes.subarray(0, length);
+  const head = length === bytes.length ? bytes : bytes.subarray(0, length);
   // Almost every head is ASCII, which the (much faster) native decoder reads the same way.
   let ascii = true;
   for (let i = 0; i < length && ascii; i++) ascii = bytes[i] < 0x80;
@@ -214,10 +215,27 @@ function latin1(bytes: Uint8Array, length: number): string {
 
 const asciiDecoder = new TextDecoder();
 
-/** Whether a comma-separated header value lists `token` (case-insensitively). */
+/**
+ * Whether a comma-separated header value lists `token`, given in lower case, in any case. Walks
+ * the value in place: this runs twice per handshake.
+ */
 function hasToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
-  return value.split(",").some((item) => item.trim().toLowerCase() === token);
+  for (let start = 0; start <= value.length;) {
+    let end = value.indexOf(",", start);
+    if (end < 0) end = value.length;
+    let from = start;
+    let to = end;
+    while (from < to && isBlank(value.charCodeAt(from))) from++;
+    while (to > from && isBlank(value.charCodeAt(to - 1))) to--;
+    if (to - from === token.length) {
+      let i = 0;
+      while (i < token.length && (value.charCodeAt(from + i) | 0x20) === token.charCodeAt(i)) i++;
+      if (i === token.length) return true;
+    }
+    start = end + 1;
+  }
+  return false;
 }
 
 /** True when the request asks for a WebSocket (its `Upgrade` header names `websocket`). */
@@ -262,11 +280,18 @@ export function offeredProtocols(headers: HeaderFields): string[] | null {
   return protocols.every((protocol) => TOKEN.test(protocol)) ? protocols : null;
 }
 
-/** `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)). */
-export async function acceptKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
-  return btoa(String.fromCharCode.apply(null, new Uint8Array(digest) as unknown as number[]));
+/**
+ * SHA-1 of `key` followed by RFC 6455's GUID: the digest whose base64 is `Sec-WebSocket-Accept`.
+ * `key` must have passed {@linkcode validateUpgrade} (24 base64 characters).
+ */
+export function acceptDigest(key: string): Promise<ArrayBuffer> {
+  // WebCrypto copies its input before `digest` returns, so one buffer serves every handshake.
+  for (let i = 0; i < KEY_LENGTH; i++) DIGEST_INPUT[i] = key.charCodeAt(i);
+  return crypto.subtle.digest("SHA-1", DIGEST_INPUT);
 }
+
+const KEY_LENGTH = 24;
+const DIGEST_INPUT = latin1Bytes("k".repeat(KEY_LENGTH) + WEBSOCKET_GUID);
 
 const REASON_PHRASES: Record<number, string> = {
   101: "Switching Protocols",
@@ -293,28 +318,66 @@ const REASON_PHRASES: Record<number, string> = {
 };
 
 /** The status line and header block of a response, ending with the blank line. */
-function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): string {
+function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): Uint8Array {
   let head = `HTTP/1.1 ${status} ${statusText || REASON_PHRASES[status] || ""}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  return head + "\r\n";
+  return latin1Bytes(head + "\r\n");
 }
 
-/** The `101 Switching Protocols` response that completes a handshake. */
+/**
+ * A response head's text as bytes: header values are octets (a web `Headers` holds them as
+ * code points 0–255), so each code unit is one byte.
+ */
+function latin1Bytes(
+  text: string,
+  into: Uint8Array<ArrayBuffer> = new Uint8Array(text.length),
+  offset = 0,
+): Uint8Array<ArrayBuffer> {
+  for (let i = 0; i < text.length; i++) into[offset + i] = text.charCodeAt(i);
+  return into;
+}
+
+const SWITCHING_PROTOCOLS = latin1Bytes(
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+);
+/** Base64 of a 20-byte SHA-1 digest: 28 characters, the last one padding. */
+const ACCEPT_LENGTH = 28;
+const BASE64 = latin1Bytes("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+
+/**
+ * The `101 Switching Protocols` response that completes a handshake, with the base64 of `digest`
+ * (from {@linkcode acceptDigest}) written straight into it as `Sec-WebSocket-Accept`.
+ */
 export function switchingProtocols(
-  accept: string,
+  digest: ArrayBuffer,
   protocol: string,
   extensions: string,
   extra: Headers | null,
 ): Uint8Array {
-  const headers: [string, string][] = [
-    ["Upgrade", "websocket"],
-    ["Connection", "Upgrade"],
-    ["Sec-WebSocket-Accept", accept],
-  ];
-  if (protocol !== "") headers.push(["Sec-WebSocket-Protocol", protocol]);
-  if (extensions !== "") headers.push(["Sec-WebSocket-Extensions", extensions]);
-  if (extra !== null) headers.push(...extra);
-  return encoder.encode(responseHead(101, headers));
+  let tail = "";
+  if (protocol !== "") tail += `\r\nSec-WebSocket-Protocol: ${protocol}`;
+  if (extensions !== "") tail += `\r\nSec-WebSocket-Extensions: ${extensions}`;
+  if (extra !== null) { for (const [name, value] of extra) tail += `\r\n${name}: ${value}`; }
+  tail += "\r\n\r\n";
+  const prefix = SWITCHING_PROTOCOLS.length;
+  const response = new Uint8Array(prefix + ACCEPT_LENGTH + tail.length);
+  response.set(SWITCHING_PROTOCOLS);
+  const sha1 = new Uint8Array(digest);
+  let at = prefix;
+  for (let i = 0; i < 18; i += 3) {
+    const triple = (sha1[i] << 16) | (sha1[i + 1] << 8) | sha1[i + 2];
+    response[at++] = BASE64[triple >> 18];
+    response[at++] = BASE64[(triple >> 12) & 63];
+    response[at++] = BASE64[(triple >> 6) & 63];
+    response[at++] = BASE64[triple & 63];
+  }
+  const last = (sha1[18] << 8) | sha1[19]; // two bytes left: three characters and one "="
+  response[at++] = BASE64[last >> 10];
+  response[at++] = BASE64[(last >> 4) & 63];
+  response[at++] = BASE64[(last << 2) & 63];
+  response[at++] = 0x3d;
+  latin1Bytes(tail, response, at);
+  return response;
 }
 
 /** A short plain-text response for an {@linkcode HttpError}; the connection closes after it. */
@@ -326,7 +389,7 @@ export function errorResponse(error: HttpError): Uint8Array {
     ["Connection", "close"],
     ...Object.entries(error.headers ?? {}),
   ];
-  return concat(encoder.encode(responseHead(error.status, headers)), body);
+  return concat(responseHead(error.status, headers), body);
 }
 
 /**
@@ -345,7 +408,7 @@ export async function encodeResponse(response: Response, method: string): Promis
   }
   if (!bodiless) headers.push(["content-length", String(body.length)]);
   headers.push(["connection", "close"]);
-  const head = encoder.encode(responseHead(response.status, headers, response.statusText));
+  const head = responseHead(response.status, headers, response.statusText);
   return method === "HEAD" || bodiless ? head : concat(head, body);
 }
 

@@ -5,7 +5,7 @@
  */
 
 import {
-  acceptKey,
+  acceptDigest,
   encodeResponse,
   errorResponse,
   type HttpError,
@@ -17,7 +17,7 @@ import {
   validateUpgrade,
 } from "./handshake.ts";
 import { negotiateDeflate } from "./deflate/negotiate.ts";
-import type { ResolvedOptions, UpgradeResult } from "./options.ts";
+import type { ResolvedOptions, UpgradeAccept } from "./options.ts";
 import type { ConnectionInit } from "./connection.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 
@@ -105,7 +105,11 @@ export class HttpConnection<T> implements TransportEvents {
   #read(): void {
     const options = this.#host.options;
     if (this.#head === null) {
-      const parsed = parseRequestHead(this.#buffer!.subarray(0, this.#length), options);
+      const buffer = this.#buffer!;
+      const parsed = parseRequestHead(
+        this.#length === buffer.length ? buffer : buffer.subarray(0, this.#length),
+        options,
+      );
       if (parsed === null) return;
       if ("status" in parsed) return this.refuse(parsed);
       this.#head = parsed;
@@ -113,7 +117,11 @@ export class HttpConnection<T> implements TransportEvents {
     const head = this.#head;
     if (isUpgradeRequest(head.headers)) {
       this.#stage = Stage.Deciding;
-      this.#upgrade(head).catch((error) => this.#internalError(error));
+      try {
+        this.#upgrade(head);
+      } catch (error) {
+        this.#internalError(error);
+      }
       return;
     }
     if (head.headers.has("transfer-encoding")) {
@@ -165,7 +173,8 @@ export class HttpConnection<T> implements TransportEvents {
     this.#send(await encodeResponse(response, head.method));
   }
 
-  async #upgrade(head: RequestHead): Promise<void> {
+  /** Checks an upgrade request, then accepts it, or asks the upgrade hook first when there is one. */
+  #upgrade(head: RequestHead): void {
     const options = this.#host.options;
     const key = validateUpgrade(head);
     if (typeof key !== "string") return this.refuse(key);
@@ -180,24 +189,41 @@ export class HttpConnection<T> implements TransportEvents {
     }
     const offered = offeredProtocols(head.headers);
     if (offered === null) return this.refuse({ status: 400, message: "malformed Sec-WebSocket-Protocol" });
+    if (options.upgrade === null) return this.#switch(head, url, key, offered, {}, null);
+    this.#askHook(head, url, key, offered).catch((error) => this.#internalError(error));
+  }
 
+  async #askHook(head: RequestHead, url: URL, key: string, offered: string[]): Promise<void> {
     const transport = this.#transport;
-    // A web Request costs more than the rest of the handshake: made only for hooks that take one.
-    let request: Request | null = null;
-    const getRequest = () => request ??= webRequest(head, url, null);
-    let decision: UpgradeResult<T> = true;
-    if (options.upgrade !== null) {
-      decision = await options.upgrade(getRequest(), {
-        remoteAddress: transport.remoteAddress,
-        remotePort: transport.remotePort,
-        protocols: offered,
-      });
-    }
+    const request = webRequest(head, url, null);
+    const decision = await this.#host.options.upgrade!(request, {
+      remoteAddress: transport.remoteAddress,
+      remotePort: transport.remotePort,
+      protocols: offered,
+    });
     if (this.#done) return; // timed out or dropped while the hook ran
     if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
     if (decision instanceof Response) return this.#send(await encodeResponse(decision, head.method));
     const accepted = typeof decision === "object" && decision !== null ? decision : {};
-    const protocol = accepted.protocol ?? chooseProtocol(options.protocols, offered, getRequest) ?? "";
+    this.#switch(head, url, key, offered, accepted, request);
+  }
+
+  /** Agrees on a subprotocol and extensions, answers 101 and hands the connection over. */
+  #switch(
+    head: RequestHead,
+    url: URL,
+    key: string,
+    offered: string[],
+    accepted: UpgradeAccept<T>,
+    request: Request | null,
+  ): void {
+    const options = this.#host.options;
+    const protocols = options.protocols;
+    const protocol = accepted.protocol ??
+      (typeof protocols === "function"
+        ? protocols(offered, request ?? webRequest(head, url, null))
+        : protocols.find((protocol) => offered.includes(protocol))) ??
+      "";
     if (protocol !== "" && !offered.includes(protocol)) {
       throw new TypeError(
         `subprotocol "${protocol}" was chosen but the client offered ${JSON.stringify(offered)}`,
@@ -208,13 +234,15 @@ export class HttpConnection<T> implements TransportEvents {
       head.headers.get("sec-websocket-extensions") ?? null,
       options.perMessageDeflate.clientMaxWindowBits,
     );
-    const accept = await acceptKey(key);
-    if (this.#done) return;
-    this.#end();
-    transport.write(switchingProtocols(accept, protocol, deflate?.response ?? "", extra));
-    const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
-    const wsUrl = "ws" + url.href.slice("http".length); // the URL the client asked for: ws://…
-    this.#host.adopt(transport, { url: wsUrl, protocol, data: accepted.data as T, deflate }, early);
+    acceptDigest(key).then((digest) => {
+      if (this.#done) return; // timed out or dropped meanwhile
+      this.#end();
+      const transport = this.#transport;
+      transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
+      const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
+      const wsUrl = "ws" + url.href.slice("http".length); // the URL the client asked for: ws://…
+      this.#host.adopt(transport, { url: wsUrl, protocol, data: accepted.data as T, deflate }, early);
+    }).catch((error) => this.#internalError(error));
   }
 
   /** Whether the connection was answered, handed over or dropped (checked after each await). */
@@ -254,13 +282,4 @@ export class HttpConnection<T> implements TransportEvents {
 function webRequest(head: RequestHead, url: URL, body: Uint8Array<ArrayBuffer> | null): Request {
   const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
   return new Request(url, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
-}
-
-function chooseProtocol(
-  protocols: ResolvedOptions<unknown>["protocols"],
-  offered: string[],
-  request: () => Request,
-): string | null | undefined {
-  if (typeof protocols === "function") return protocols(offered, request());
-  return protocols.find((protocol) => offered.includes(protocol));
 }

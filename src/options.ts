@@ -31,7 +31,17 @@ export type UpgradeResult<T> =
   | Response
   | void
   | undefined
-  | { data?: T; protocol?: string; headers?: HeadersInit };
+  | UpgradeAccept<T>;
+
+/** How the `upgrade` hook accepts with details (see {@linkcode UpgradeResult}). */
+export interface UpgradeAccept<T> {
+  /** The socket's `data`. */
+  data?: T;
+  /** The subprotocol to agree on: one the client offered. */
+  protocol?: string;
+  /** Extra headers for the 101 response. */
+  headers?: HeadersInit;
+}
 
 /** Chooses a subprotocol from the client's offer; `null`/`undefined` agrees on none. */
 export type ProtocolSelector = (offered: string[], request: Request) => string | null | undefined;

@@ -110,6 +110,32 @@ describe("handshake: accepting", () => {
     });
   });
 
+  it("answers handshakes that arrive together each with its own key's accept value", async () => {
+    // Every key's bytes differ (index in bytes 0–1), and all requests reach the server in one turn.
+    const keys = Array.from(
+      { length: 40 },
+      (_, i) => btoa(String.fromCharCode(i >> 8, i & 255, ...new Array(14).fill(7))),
+    );
+    const clients = await Promise.all(keys.map(() => RawClient.connect(server.port)));
+    try {
+      clients.forEach((client, i) => client.write(upgradeRequest("/", { "Sec-WebSocket-Key": keys[i] })));
+      const responses = await Promise.all(clients.map((client) => client.readResponse(WAIT)));
+      for (const [i, response] of responses.entries()) {
+        const digest = await crypto.subtle.digest(
+          "SHA-1",
+          new TextEncoder().encode(keys[i] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+        );
+        assert.equal(response.status, 101);
+        assert.equal(
+          response.headers.get("sec-websocket-accept"),
+          btoa(String.fromCharCode(...new Uint8Array(digest))),
+        );
+      }
+    } finally {
+      for (const client of clients) client.destroy();
+    }
+  });
+
   for (
     const connection of ["keep-alive, Upgrade", "upgrade", "UPGRADE", "Upgrade,keep-alive", "  Upgrade  "]
   ) {

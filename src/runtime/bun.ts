@@ -14,7 +14,6 @@ interface BunSocket {
   /** Without an argument, sends FIN and keeps reading (`end()` would close both directions). */
   shutdown(): void;
   terminate(): void;
-  setNoDelay?(enabled: boolean): void;
 }
 
 class BunTransport implements Transport {
@@ -111,8 +110,8 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
     socket: {
       // Plain Uint8Array chunks, so handlers never see Bun's Buffer subclass.
       binaryType: "uint8array",
+      // No setNoDelay: Bun already sets TCP_NODELAY on every socket it accepts.
       open(socket: BunSocket) {
-        socket.setNoDelay?.(true);
         const transport = new BunTransport(socket);
         socket.data = transport;
         accept(transport);
