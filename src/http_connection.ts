@@ -144,19 +144,28 @@ export class HttpConnection<T> implements TransportEvents {
     this.#answer(head, body).catch((error) => this.#internalError(error));
   }
 
-  /** The request's URL (from its target and `Host`), or the 400 to answer when it is unusable. */
-  #url(head: RequestHead): URL | HttpError {
+  /**
+   * The request's URL (from its target and `Host`) with `scheme`, or the 400 to answer when it is
+   * unusable. An upgrade's URL is built as `ws:` at once, so that the socket's `url` is one plain
+   * string rather than a string derived from another.
+   */
+  #url(head: RequestHead, scheme: "http" | "ws"): URL | HttpError {
     const host = head.headers.get("host");
     if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
+    let url: URL;
     try {
-      return new URL(head.target, `http://${host ?? this.#host.options.hostname}`);
+      url = new URL(head.target, `${scheme}://${host ?? this.#host.options.hostname}`);
     } catch {
       return { status: 400, message: "invalid request target" };
     }
+    // An absolute-form target (RFC 9112 §3.2.2) brings its own scheme.
+    if (url.protocol !== `${scheme}:`) url.protocol = scheme;
+    if (url.protocol !== `${scheme}:`) return { status: 400, message: "invalid request target" };
+    return url;
   }
 
   async #answer(head: RequestHead, body: Uint8Array<ArrayBuffer>): Promise<void> {
-    const url = this.#url(head);
+    const url = this.#url(head, "http");
     if (!(url instanceof URL)) return this.refuse(url);
     const request = webRequest(head, url, body);
     const transport = this.#transport;
@@ -178,7 +187,7 @@ export class HttpConnection<T> implements TransportEvents {
     const options = this.#host.options;
     const key = validateUpgrade(head);
     if (typeof key !== "string") return this.refuse(key);
-    const url = this.#url(head);
+    const url = this.#url(head, "ws");
     if (!(url instanceof URL)) return this.refuse(url);
     if (options.path !== null && url.pathname !== options.path) {
       return this.refuse({ status: 404, message: "no WebSocket endpoint at this path" });
@@ -240,8 +249,7 @@ export class HttpConnection<T> implements TransportEvents {
       const transport = this.#transport;
       transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
       const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
-      const wsUrl = "ws" + url.href.slice("http".length); // the URL the client asked for: ws://…
-      this.#host.adopt(transport, { url: wsUrl, protocol, data: accepted.data as T, deflate }, early);
+      this.#host.adopt(transport, { url: url.href, protocol, data: accepted.data as T, deflate }, early);
     }).catch((error) => this.#internalError(error));
   }
 
@@ -278,8 +286,12 @@ export class HttpConnection<T> implements TransportEvents {
   }
 }
 
-/** The web `Request` handed to hooks; a body only for methods that may carry one. */
+/**
+ * The web `Request` handed to hooks, at the `http:` form of `url`; a body only for methods that
+ * may carry one.
+ */
 function webRequest(head: RequestHead, url: URL, body: Uint8Array<ArrayBuffer> | null): Request {
   const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
-  return new Request(url, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
+  const href = url.protocol === "ws:" ? "http" + url.href.slice("ws".length) : url.href;
+  return new Request(href, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
 }

@@ -436,6 +436,13 @@ describe("handshake: upgrade hook", () => {
     assert.equal(opened.url, "ws://example.test:8080/anything?room=1");
   });
 
+  it("ws.url is ws: for an absolute-form request target too; other schemes are refused with 400", async () => {
+    const { opened } = await open("http://example.test/anything?room=2");
+    assert.equal(opened.url, "ws://example.test/anything?room=2");
+    assert.equal((await open("ws://example.test/x")).opened.url, "ws://example.test/x");
+    await refused(server.port, upgradeRequest("mailto:someone@example.test"), 400);
+  });
+
   it("returning false refuses with 403", async () => {
     await refused(server.port, upgradeRequest("/refuse"), 403);
   });
