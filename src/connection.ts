@@ -158,6 +158,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   }
 
   drain(): void {
+    if (this.#transport.pending === 0) this.#queue?.reclaim();
     if (!this.#backpressured) return;
     this.#backpressured = false;
     if (this.readyState === ReadyState.OPEN) this.#invoke(this.#ctx.handler.drain);

@@ -2,7 +2,8 @@
  * One connection's outgoing frames for the current turn of the event loop. Frames are encoded
  * straight into one buffer as they are sent (their payload copied once), frames shared between
  * sockets (publish) are queued by reference, and when the turn ends everything goes to the
- * transport in one write. One microtask flushes every queue that has data.
+ * transport in one write. One microtask flushes every queue that has data. Large buffers are
+ * recycled through a pool shared by all queues once their bytes are written.
  * @module
  */
 
@@ -18,6 +19,38 @@ const MIN_BUFFER = 512;
 const REUSE_LIMIT = 2048;
 /** Queued pieces are joined into one write up to this size; larger turns go piece by piece. */
 const COALESCE_LIMIT = 64 * 1024;
+
+/**
+ * Turn buffers over REUSE_LIMIT whose bytes were written, for any queue's next large turn: a new
+ * large buffer is zero-filled (and page-faulted in) at a cost above that of the copy into it.
+ * Bounded in total, so it costs little memory however many sockets there are.
+ */
+const pool: Uint8Array[] = [];
+const POOL_BUDGET = 8 * 1024 * 1024;
+let pooledBytes = 0;
+
+/**
+ * A buffer of at least `size` bytes: for a large size, the last pooled one that fits without
+ * wasting most of it; else a new one.
+ */
+function takeBuffer(size: number): Uint8Array {
+  if (size <= REUSE_LIMIT) return new Uint8Array(size);
+  for (let i = pool.length - 1; i >= 0; i--) {
+    const buffer = pool[i];
+    if (buffer.length >= size && buffer.length <= 4 * size) {
+      pool.splice(i, 1);
+      pooledBytes -= buffer.length;
+      return buffer;
+    }
+  }
+  return new Uint8Array(size);
+}
+
+function recycle(buffer: Uint8Array): void {
+  if (pooledBytes + buffer.length > POOL_BUDGET) return;
+  pool.push(buffer);
+  pooledBytes += buffer.length;
+}
 
 /** Queues with data this turn, flushed together by one microtask. */
 const dirty: SendQueue[] = [];
@@ -44,6 +77,8 @@ export class SendQueue {
   #pieces: Uint8Array[] | null = null;
   #bytes = 0;
   #scheduled = false;
+  /** Large buffers the transport kept, to recycle once it has written everything. */
+  #lent: Uint8Array[] | null = null;
 
   /** A queue whose bytes go to `transport`. */
   constructor(transport: Transport) {
@@ -75,17 +110,20 @@ export class SendQueue {
     this.#scheduled = false;
     if (this.#bytes === 0) return;
     const transport = this.#transport;
+    const buffer = this.#buffer;
     const pieces = this.#pieces;
+    /** Whether the transport may still read from `buffer`. */
+    let kept = false;
     if (pieces === null) {
-      const buffer = this.#buffer!;
-      if (!transport.write(buffer.subarray(0, this.#end)) && buffer.length <= REUSE_LIMIT) {
+      kept = transport.write(buffer!.subarray(0, this.#end));
+      if (!kept && buffer!.length <= REUSE_LIMIT) {
         this.#end = this.#bytes = 0;
         return;
       }
     } else {
       this.#seal();
       if (pieces.length === 1 || this.#bytes > COALESCE_LIMIT) {
-        for (const piece of pieces) transport.write(piece);
+        for (const piece of pieces) kept = transport.write(piece) || kept;
       } else {
         const joined = new Uint8Array(this.#bytes);
         let at = 0;
@@ -96,19 +134,33 @@ export class SendQueue {
         transport.write(joined);
       }
     }
-    this.clear();
+    this.#buffer = this.#pieces = null;
+    this.#start = this.#end = this.#bytes = 0;
+    if (buffer === null || buffer.length <= REUSE_LIMIT) return;
+    if (kept) (this.#lent ??= []).push(buffer);
+    else recycle(buffer);
+  }
+
+  /** The transport has written everything it was given: the buffers it kept are free again. */
+  reclaim(): void {
+    const lent = this.#lent;
+    if (lent === null) return;
+    this.#lent = null;
+    for (const buffer of lent) recycle(buffer);
   }
 
   /** Lets go of a buffer kept for reuse, unless frames wait in it. */
   trim(): void {
-    if (this.#bytes === 0) this.clear();
+    if (this.#bytes === 0) this.#buffer = null;
   }
 
-  /** Drops what is queued (the connection is gone). The transport owns what it was given. */
+  /**
+   * Drops what is queued (the connection is gone). The transport owns what it was given, so
+   * buffers it kept are never recycled.
+   */
   clear(): void {
-    this.#buffer = null;
+    this.#buffer = this.#pieces = this.#lent = null;
     this.#start = this.#end = this.#bytes = 0;
-    this.#pieces = null;
   }
 
   /** Makes room for `size` more bytes in this turn's buffer; returns where they go. */
@@ -117,7 +169,7 @@ export class SendQueue {
     const end = this.#end;
     if (buffer === null || end + size > buffer.length) {
       // Grow by doubling, moving over what was written since the last seal.
-      const grown = new Uint8Array(Math.max(MIN_BUFFER, end - this.#start + size, (buffer?.length ?? 0) * 2));
+      const grown = takeBuffer(Math.max(MIN_BUFFER, end - this.#start + size, (buffer?.length ?? 0) * 2));
       if (buffer !== null) grown.set(buffer.subarray(this.#start, end));
       this.#end = end - this.#start;
       this.#start = 0;

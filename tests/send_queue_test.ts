@@ -152,4 +152,52 @@ describe("SendQueue", () => {
     assert.notEqual(transport.writes[1].buffer, transport.writes[0].buffer);
     assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Text, text("one")), "still intact");
   });
+
+  /** A large binary payload whose bytes all equal `fill`. */
+  const large = (fill: number) => new Uint8Array(64 * 1024).fill(fill);
+
+  it("recycles a large buffer the transport wrote at once for the next large turn, of any queue", async () => {
+    const first = new SendQueue(new RecordingTransport());
+    first.frame(Opcode.Binary, large(1));
+    await turn();
+    const transport = new RecordingTransport();
+    const second = new SendQueue(transport);
+    const buffers: ArrayBufferLike[] = [];
+    const original = transport.write.bind(transport);
+    transport.write = (bytes) => (buffers.push(bytes.buffer), original(bytes));
+    second.frame(Opcode.Binary, large(2));
+    await turn();
+    second.frame(Opcode.Binary, large(3));
+    await turn();
+    assert.equal(buffers[1], buffers[0], "the second large turn reused the first one's buffer");
+    assert.deepEqual(transport.writes, [
+      encodeFrame(Opcode.Binary, large(2)),
+      encodeFrame(Opcode.Binary, large(3)),
+    ]);
+  });
+
+  it("recycles a large buffer the transport kept only after reclaim, and never after clear", async () => {
+    const transport = new RecordingTransport(true);
+    const queue = new SendQueue(transport);
+    queue.frame(Opcode.Binary, large(4));
+    await turn();
+    queue.frame(Opcode.Binary, large(5));
+    await turn();
+    assert.notEqual(
+      transport.writes[1].buffer,
+      transport.writes[0].buffer,
+      "lent: not reused before reclaim",
+    );
+    assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Binary, large(4)), "still intact");
+    queue.reclaim();
+    queue.frame(Opcode.Binary, large(6));
+    await turn();
+    assert.equal(transport.writes[2].buffer, transport.writes[1].buffer, "reused once reclaimed");
+    queue.clear(); // the transport may still hold the third turn's buffer
+    queue.reclaim();
+    queue.frame(Opcode.Binary, large(7));
+    await turn();
+    assert.notEqual(transport.writes[3].buffer, transport.writes[2].buffer, "cleared: never recycled");
+    assert.deepEqual(transport.writes[2], encodeFrame(Opcode.Binary, large(6)), "still intact");
+  });
 });
