@@ -73,6 +73,8 @@ const FAILURE_REASONS: Record<number, string> = {
 type AnyHandler = (ws: any, a: any, b: any) => unknown;
 
 const EMPTY = new Uint8Array(0);
+/** Smallest frame remainder worth a read of its own into the message buffer. */
+const READ_INTO_MIN = 16 * 1024;
 
 /**
  * One WebSocket connection's state and protocol logic. Internal: users see it through
@@ -157,6 +159,18 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return this.#retained;
   }
 
+  /**
+   * The rest of the data frame being assembled, right in the message buffer: read there, its
+   * bytes are not copied from a read buffer again. Only for large remainders, as a read into the
+   * target stops at the frame's end.
+   */
+  readTarget(): Uint8Array | null {
+    const assembly = this.#assembly;
+    if (assembly === null || !this.#reading) return null;
+    const room = Math.min(this.#parser.payloadRemaining, assembly.length - this.#assembled);
+    return room >= READ_INTO_MIN ? assembly.subarray(this.#assembled, this.#assembled + room) : null;
+  }
+
   drain(): void {
     if (this.#transport.pending === 0) this.#queue?.reclaim();
     if (!this.#backpressured) return;
@@ -231,6 +245,13 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #append(bytes: Uint8Array): void {
     const needed = this.#assembled + bytes.length;
     let assembly = this.#assembly;
+    if (
+      assembly !== null && bytes.buffer === assembly.buffer &&
+      bytes.byteOffset === assembly.byteOffset + this.#assembled
+    ) {
+      this.#assembled = needed; // read straight into place (see readTarget)
+      return;
+    }
     if (assembly === null || assembly.length < needed) {
       // At least the whole current frame, and doubling so many small fragments cost few copies.
       const size = Math.min(

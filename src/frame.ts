@@ -85,6 +85,11 @@ export class FrameParser {
     return this.#error;
   }
 
+  /** Payload bytes of the current data frame still to come; 0 between frames and in control frames. */
+  get payloadRemaining(): number {
+    return this.#state === State.Payload && this.#opcode < 0x8 ? this.#remaining : 0;
+  }
+
   /** Stops the current `push` after the callback that calls it; `push` then returns the bytes used. */
   pause(): void {
     this.#paused = true;

@@ -37,8 +37,13 @@ class DenoTransport implements Transport {
     let buffer = new Uint8Array(MIN_READ);
     try {
       while (true) {
-        const n = await this.#conn.read(buffer);
+        const target = this.events.readTarget?.() ?? null;
+        const n = await this.#conn.read(target ?? buffer);
         if (n === null || this.#closed) break;
+        if (target !== null) {
+          this.events.data(target.subarray(0, n));
+          continue;
+        }
         const kept = this.events.data(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < MAX_READ) {
           buffer = new Uint8Array(buffer.length * 2);

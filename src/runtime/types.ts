@@ -11,6 +11,12 @@ export interface TransportEvents {
    * value says whether it did (true) so that an adapter may reuse the buffer when not (false).
    */
   data(chunk: Uint8Array): boolean;
+  /**
+   * Where the next read's bytes should go, if somewhere in particular: for adapters whose runtime
+   * reads into a buffer the caller gives (Deno). The bytes read are then passed to `data` as a
+   * view of the start of this target. `null` (or no such method) means any buffer will do.
+   */
+  readTarget?(): Uint8Array | null;
   /** All queued bytes were handed to the operating system. */
   drain(): void;
   /** The connection is gone (peer closed, error, or destroyed); no event follows. */
