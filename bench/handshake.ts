@@ -7,25 +7,12 @@
 import { acceptDigest } from "../src/handshake.ts";
 import { HttpConnection, type HttpHost } from "../src/http_connection.ts";
 import { resolveOptions } from "../src/options.ts";
-import type { Transport, TransportEvents } from "../src/runtime/types.ts";
+import { NullTransport } from "../tests/helpers/null_transport.ts";
 
 const REQUEST = new TextEncoder().encode(
   "GET / HTTP/1.1\r\nHost: 127.0.0.1:3368\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 );
-
-/** A transport that accepts every write at once. */
-class NullTransport implements Transport {
-  readonly remoteAddress = "127.0.0.1";
-  readonly remotePort = 1;
-  readonly pending = 0;
-  events!: TransportEvents;
-  write(): boolean {
-    return false;
-  }
-  end(): void {}
-  destroy(): void {}
-}
 
 /** Runs `count` handshakes at once; resolves when every one was handed over as a WebSocket. */
 function handshakes(count: number): Promise<void> {

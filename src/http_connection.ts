@@ -228,8 +228,11 @@ export class HttpConnection<T> implements TransportEvents {
   ): void {
     const options = this.#host.options;
     const protocols = options.protocols;
+    // Without an offer there is nothing to choose from, so a selector is not asked (nor a Request made).
     const protocol = accepted.protocol ??
-      (typeof protocols === "function"
+      (offered.length === 0
+        ? ""
+        : typeof protocols === "function"
         ? protocols(offered, request ?? webRequest(head, url, null))
         : protocols.find((protocol) => offered.includes(protocol))) ??
       "";

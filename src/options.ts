@@ -43,7 +43,9 @@ export interface UpgradeAccept<T> {
   headers?: HeadersInit;
 }
 
-/** Chooses a subprotocol from the client's offer; `null`/`undefined` agrees on none. */
+/**
+ * Chooses a subprotocol from the client's offer (never empty); `null`/`undefined` agrees on none.
+ */
 export type ProtocolSelector = (offered: string[], request: Request) => string | null | undefined;
 
 /** Options of {@linkcode serve}. Every one is optional. */
@@ -61,7 +63,8 @@ export interface ServeOptions<T = undefined> {
   origins?: readonly string[];
   /**
    * Subprotocols the server speaks, in its order of preference (the first one the client also
-   * offered is agreed), or a function that chooses. Default: none.
+   * offered is agreed), or a function that chooses (asked only when the client offers some).
+   * Default: none.
    */
   protocols?: readonly string[] | ProtocolSelector;
   /** Decides on each upgrade request; see {@linkcode UpgradeResult}. Default: accept all. */

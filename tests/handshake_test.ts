@@ -597,6 +597,12 @@ describe("handshake: subprotocols", () => {
   it("a selector returning null agrees on none", async () => {
     assert.deepEqual(await negotiate(selectorServer.port, "v1"), [null, ""]);
   });
+
+  it("a selector is not asked when the client offers nothing", async () => {
+    selected = null;
+    assert.deepEqual(await negotiate(selectorServer.port, null), [null, ""]);
+    assert.equal(selected, null);
+  });
 });
 
 describe("plain HTTP", () => {

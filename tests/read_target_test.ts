@@ -9,21 +9,8 @@ import assert from "node:assert/strict";
 import { Connection } from "../src/connection.ts";
 import { Opcode } from "../src/frame.ts";
 import { TopicRegistry } from "../src/topics.ts";
-import type { Transport, TransportEvents } from "../src/runtime/types.ts";
+import { NullTransport } from "./helpers/null_transport.ts";
 import { concat, frame } from "./helpers/raw_client.ts";
-
-/** A transport that takes every write at once and records nothing. */
-class NullTransport implements Transport {
-  readonly remoteAddress = "127.0.0.1";
-  readonly remotePort = 1;
-  readonly pending = 0;
-  events!: TransportEvents;
-  write(): boolean {
-    return false;
-  }
-  end(): void {}
-  destroy(): void {}
-}
 
 /** A connection whose messages (and close) are recorded. */
 function connection() {

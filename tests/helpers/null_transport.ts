@@ -1,0 +1,14 @@
+import type { Transport, TransportEvents } from "../../src/runtime/types.ts";
+
+/** A transport that takes every write at once and keeps nothing: for driving the core without sockets. */
+export class NullTransport implements Transport {
+  readonly remoteAddress = "127.0.0.1";
+  readonly remotePort = 1;
+  readonly pending = 0;
+  events!: TransportEvents;
+  write(): boolean {
+    return false;
+  }
+  end(): void {}
+  destroy(): void {}
+}
