@@ -63,11 +63,10 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
       : null;
   }
   // The structure is found on the bytes; strings are cut from one decoded copy of the head, so a
-  // handshake allocates little more than the values it keeps.
-  // The decoded text keeps the blank line, so that a chunk holding just the head is decoded whole.
+  // handshake allocates little more than the values it keeps. The copy keeps the blank line: a
+  // chunk that is just the head is decoded whole, and every line ends with "\r\n" in it.
   const text = latin1(bytes, end + 4);
   let lineEnd = text.indexOf("\r\n");
-  if (lineEnd < 0) lineEnd = end;
   const methodEnd = scanToken(bytes, 0, lineEnd);
   const targetEnd = scanVisible(bytes, methodEnd + 1, lineEnd);
   const version = targetEnd + 1;
@@ -83,7 +82,6 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
   let count = 0;
   for (let start = lineEnd + 2; start < end; start = lineEnd + 2) {
     lineEnd = text.indexOf("\r\n", start);
-    if (lineEnd < 0) lineEnd = end;
     if (++count > limits.maxHeaderCount) {
       return { status: 431, message: `more than ${limits.maxHeaderCount} header fields` };
     }
@@ -103,7 +101,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
     headers.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   return {
-    method: methodEnd === 3 && text.startsWith("GET") ? "GET" : text.slice(0, methodEnd),
+    method: methodEnd === 3 && text.startsWith("GET") ? "GET" : text.slice(0, methodEnd), // no copy for GET
     target: text.slice(methodEnd + 1, targetEnd),
     minorVersion: bytes[version + 7] - DIGIT_0,
     headers,

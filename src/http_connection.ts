@@ -227,15 +227,7 @@ export class HttpConnection<T> implements TransportEvents {
     request: Request | null,
   ): void {
     const options = this.#host.options;
-    const protocols = options.protocols;
-    // Without an offer there is nothing to choose from, so a selector is not asked (nor a Request made).
-    const protocol = accepted.protocol ??
-      (offered.length === 0
-        ? ""
-        : typeof protocols === "function"
-        ? protocols(offered, request ?? webRequest(head, url, null))
-        : protocols.find((protocol) => offered.includes(protocol))) ??
-      "";
+    const protocol = accepted.protocol ?? this.#chooseProtocol(head, url, offered, request);
     if (protocol !== "" && !offered.includes(protocol)) {
       throw new TypeError(
         `subprotocol "${protocol}" was chosen but the client offered ${JSON.stringify(offered)}`,
@@ -254,6 +246,17 @@ export class HttpConnection<T> implements TransportEvents {
       const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
       this.#host.adopt(transport, { url: url.href, protocol, data: accepted.data as T, deflate }, early);
     }).catch((error) => this.#internalError(error));
+  }
+
+  /** The `protocols` option's pick from the client's offer, or `""`. */
+  #chooseProtocol(head: RequestHead, url: URL, offered: string[], request: Request | null): string {
+    // Without an offer there is nothing to choose from: a selector is not asked (nor a Request made).
+    if (offered.length === 0) return "";
+    const protocols = this.#host.options.protocols;
+    const chosen = typeof protocols === "function"
+      ? protocols(offered, request ?? webRequest(head, url, null))
+      : protocols.find((protocol) => offered.includes(protocol));
+    return chosen ?? "";
   }
 
   /** Whether the connection was answered, handed over or dropped (checked after each await). */
