@@ -25,7 +25,7 @@ const IDLE_CONNS = 10_000;
 const USAGE = `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids]
   --rounds N       rounds to take medians over (default 3; --quick: 1)
   --quick          1 round with shorter runs, for a smoke test
-  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,ws
+  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,ws
   --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g`;
 
 function parseArgs(argv) {
@@ -91,6 +91,12 @@ const SERVERS = [
     echo: script([BUN, "run"], "bun_native.ts"),
     deflate: script([BUN, "run"], "bun_native.ts", "deflate"),
     fanout: script([BUN, "run"], "bun_native.ts"),
+  },
+  {
+    // `connect` only: scenario (e) against a server that does nothing but answer 101.
+    id: "bun-floor",
+    label: "Bun.listen floor",
+    connect: script([BUN, "run"], "bun_listen_floor.ts"),
   },
   {
     id: "ws",
@@ -353,7 +359,11 @@ async function measureIdle(port, server) {
 
 async function runOne(server, scenario, round, logDir) {
   if (scenario.deflate) return await runDeflate(server, scenario, round, logDir);
-  const make = scenario.fanout ? server.fanout : server.echo;
+  const make = scenario.connect
+    ? server.connect ?? server.echo
+    : scenario.fanout
+    ? server.fanout
+    : server.echo;
   if (!make) return { skipped: true };
   return await measure(make, scenario, path.join(logDir, `${round}-${scenario.id}-${server.id}.log`));
 }
@@ -363,6 +373,7 @@ async function runOne(server, scenario, round, logDir) {
 // compress (no `deflate`) runs its plain echo for the "off" row only.
 async function runDeflate(server, scenario, round, logDir) {
   const make = server.deflate ?? server.echo;
+  if (!make) return { skipped: true };
   const log = (mode) => path.join(logDir, `${round}-${scenario.id}-${mode}-${server.id}.log`);
   const off = await measure(make, scenario, log("off"));
   const on = server.deflate ? await measure(make, scenario, log("on"), ["-z"]) : { skipped: true };
@@ -545,7 +556,7 @@ ${failures.length ? `\n## Failures\n\n${failures.join("\n")}\n` : ""}`;
 function deflateNotes(sc, results) {
   const size = Number(sc.gen[sc.gen.indexOf("-s") + 1]).toLocaleString("en-US");
   const onRuns = (s) => results.g[s.id].map((r) => r.on).filter((on) => on && !on.error && !on.skipped);
-  const lines = servers.map((s) => {
+  const lines = servers.filter((s) => s.echo).map((s) => {
     if (!s.deflate) return `- ${s.label}: has no permessage-deflate, so its "on" row is n/a`;
     const ons = onRuns(s);
     if (!ons.length) return `- ${s.label}: no run with compression succeeded`;
