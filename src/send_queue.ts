@@ -7,7 +7,7 @@
  * @module
  */
 
-import { frameHeaderSize, writeFrameHeader } from "./frame.ts";
+import { frameHeaderSize, Opcode, writeFrameHeader } from "./frame.ts";
 import type { Transport } from "./runtime/types.ts";
 
 /** Smallest buffer started for a turn's frames (small enough for engines' inline typed arrays). */
@@ -52,6 +52,10 @@ function recycle(buffer: Uint8Array): void {
   pooledBytes += buffer.length;
 }
 
+/** Longest text (in UTF-16 code units) encoded straight into the buffer; longer text is encoded first. */
+const MAX_DIRECT_TEXT = 64 * 1024;
+const encoder = new TextEncoder();
+
 /** Queues with data this turn, flushed together by one microtask. */
 const dirty: SendQueue[] = [];
 let flushQueued = false;
@@ -95,6 +99,27 @@ export class SendQueue {
     const size = frameHeaderSize(payload.length) + payload.length;
     const at = this.#reserve(size);
     this.#buffer!.set(payload, writeFrameHeader(this.#buffer!, at, opcode, payload.length, rsv1));
+  }
+
+  /**
+   * Encodes a final text frame of `text` as UTF-8 straight into this turn's buffer. That needs the
+   * header's size up front: it is known when text of 1 to 3 bytes per UTF-16 code unit lands in the
+   * same length class, which is true of all but a few lengths (those are encoded first).
+   */
+  text(text: string): void {
+    const most = text.length * 3;
+    const headerSize = frameHeaderSize(most);
+    if (most > 3 * MAX_DIRECT_TEXT || headerSize !== frameHeaderSize(text.length)) {
+      return this.frame(Opcode.Text, encoder.encode(text));
+    }
+    const at = this.#reserve(headerSize + most);
+    const buffer = this.#buffer!;
+    const payloadAt = at + headerSize;
+    const { written } = encoder.encodeInto(text, buffer.subarray(payloadAt, payloadAt + most));
+    writeFrameHeader(buffer, at, Opcode.Text, written);
+    const unused = most - written;
+    this.#end -= unused;
+    this.#bytes -= unused;
   }
 
   /** Queues an encoded frame by reference; it must never change (other sockets send it too). */

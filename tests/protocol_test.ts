@@ -380,6 +380,26 @@ describe("protocol: UTF-8 across fragments", () => {
     await closeCleanly(client);
   });
 
+  it("echoes text holding an encoded U+FFFD (valid UTF-8), whole and in fragments", async () => {
+    const { client } = await suite.clients.open(suite.rec.port);
+    const message = "a\uFFFDb \uFFFD€";
+    client.write(frame(TEXT, message));
+    const whole = await client.readFrame();
+    assert.equal(whole.opcode, TEXT);
+    assert.equal(text(whole), message);
+    const encoded = new TextEncoder().encode(message);
+    client.write(frame(TEXT, encoded.subarray(0, 2), { fin: false })); // splits the U+FFFD
+    client.write(frame(CONTINUATION, encoded.subarray(2)));
+    assert.equal(text(await client.readFrame()), message);
+    await closeCleanly(client);
+  });
+
+  it("fails text with an invalid sequence after an encoded U+FFFD with 1007", async () => {
+    const { client, path } = await suite.clients.open(suite.rec.port);
+    client.write(frame(TEXT, concat(new TextEncoder().encode("ok \uFFFD"), bytes(0xff))));
+    await expectFailure(suite.rec, client, path, 1007);
+  });
+
   it("does not validate binary messages as UTF-8", async () => {
     const { client } = await suite.clients.open(suite.rec.port);
     client.write(frame(BINARY, bytes(0xff, 0xfe), { fin: false }));

@@ -153,6 +153,41 @@ describe("SendQueue", () => {
     assert.deepEqual(transport.writes[0], encodeFrame(Opcode.Text, text("one")), "still intact");
   });
 
+  it("encodes text straight into the frame, at every length class and boundary", async () => {
+    const transport = new RecordingTransport();
+    const queue = new SendQueue(transport);
+    const texts = [
+      "",
+      "a",
+      "é".repeat(41), // 82 bytes: at most 123 fits a 2-byte header, so it is encoded in place
+      "x".repeat(42), // 42 to 126 bytes: the header size is not known up front
+      "€".repeat(42), // 126 bytes
+      "y".repeat(125),
+      "y".repeat(126),
+      "😀".repeat(30), // surrogate pairs: 4 bytes per 2 code units
+      "z".repeat(21_845) + "€", // up to 65,538 bytes: the length class is not known up front
+      "\ud800 lone surrogate", // encoded as U+FFFD, as the encoder does
+      "w".repeat(70_000), // longer than what is encoded in place
+    ];
+    for (const value of texts) queue.text(value);
+    queue.frame(Opcode.Binary, text("after"));
+    await turn();
+    const expected = concat(
+      ...texts.map((value) => encodeFrame(Opcode.Text, text(value))),
+      encodeFrame(Opcode.Binary, text("after")),
+    );
+    assert.equal(transport.writes.length, 1);
+    assert.deepEqual(transport.writes[0], expected);
+    assert.equal(queue.bytes, 0);
+  });
+
+  it("counts only the bytes text really took", () => {
+    const queue = new SendQueue(new RecordingTransport());
+    queue.text("é".repeat(10));
+    assert.equal(queue.bytes, 2 + 20);
+    queue.clear();
+  });
+
   /** A large binary payload whose bytes all equal `fill`. */
   const large = (fill: number) => new Uint8Array(64 * 1024).fill(fill);
 
