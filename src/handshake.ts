@@ -8,7 +8,6 @@
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 const encoder = new TextEncoder();
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Base64 of exactly 16 bytes: 22 significant characters and two pad characters. */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -122,6 +121,16 @@ function byteClass(member: (byte: number) => boolean): Uint8Array {
   const table = new Uint8Array(256);
   for (let b = 0; b < 256; b++) table[b] = member(b) ? 1 : 0;
   return table;
+}
+
+/** Whether `value` is a token (RFC 9110 §5.6.2): one or more token characters. */
+export function isToken(value: string): boolean {
+  if (value === "") return false;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code > 0xff || !TOKEN_CHAR[code]) return false;
+  }
+  return true;
 }
 
 /** Index of the first byte from `start` (before `end`) that is not a token character. */
@@ -275,7 +284,7 @@ export function offeredProtocols(headers: HeaderFields): string[] | null {
   const value = headers.get("sec-websocket-protocol");
   if (value === undefined) return [];
   const protocols = value.split(",").map((item) => item.trim()).filter((item) => item !== "");
-  return protocols.every((protocol) => TOKEN.test(protocol)) ? protocols : null;
+  return protocols.every(isToken) ? protocols : null;
 }
 
 /**

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { isToken } from "../handshake.ts";
+
 /** What was agreed for one connection. */
 export interface DeflateParams {
   /** Whether the client keeps its LZ77 window between messages (so we must keep history too). */
@@ -23,8 +25,6 @@ export interface Offer {
   /** Its parameters in order, names lower-cased. */
   params: [string, string | true][];
 }
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Agrees to the first acceptable `permessage-deflate` offer in `header`, or returns `null` (the
@@ -109,7 +109,7 @@ export function parseExtensions(header: string): Offer[] | null {
     const start = i;
     while (i < header.length && !' \t,;="'.includes(header[i])) i++;
     const token = header.slice(start, i);
-    return TOKEN.test(token) ? token : null;
+    return isToken(token) ? token : null;
   };
   while (i < header.length) {
     skipSpace();
@@ -137,7 +137,7 @@ export function parseExtensions(header: string): Offer[] | null {
           if (end < 0) return null;
           value = header.slice(i + 1, end);
           i = end + 1;
-          if (!TOKEN.test(value)) return null; // a quoted value must still be a token (§9.1)
+          if (!isToken(value)) return null; // a quoted value must still be a token (§9.1)
         } else {
           const token = readToken();
           if (token === null) return null;
