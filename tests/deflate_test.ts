@@ -11,7 +11,16 @@ import { deflateRawSync } from "node:zlib";
 import WsModule from "ws";
 import type { PerMessageDeflateOptions, Server } from "../mod.ts";
 import { negotiateDeflate } from "../src/deflate/negotiate.ts";
-import { concat, frame, RawClient, type ReceivedFrame, upgradeRequest } from "./helpers/raw_client.ts";
+import {
+  BINARY,
+  concat,
+  CONTINUATION,
+  frame,
+  RawClient,
+  type ReceivedFrame,
+  TEXT,
+  upgradeRequest,
+} from "./helpers/raw_client.ts";
 import {
   firstDifference,
   Inbox,
@@ -27,13 +36,11 @@ import {
   StreamCompressor,
 } from "./helpers/deflate.ts";
 import { Random } from "./helpers/random.ts";
+import { until } from "./helpers/server.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BASE = "permessage-deflate; server_no_context_takeover";
-const TEXT = 0x1;
-const BINARY = 0x2;
-const CONTINUATION = 0x0;
 const RSV1 = 0x40;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -97,15 +104,6 @@ async function expectFailure(
   assert.ok(client.ended, "the TCP connection is closed");
   const event = await server.next("close", path);
   assert.equal(event.code, code, "the close handler saw the same code");
-}
-
-/** Polls `condition` every 5 ms for up to `ms`. */
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** Bytes of text: printable ASCII that compresses well. */

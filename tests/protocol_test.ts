@@ -5,7 +5,19 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { closePayload, concat, frame, RawClient, type ReceivedFrame } from "./helpers/raw_client.ts";
+import {
+  BINARY,
+  CLOSE,
+  closePayload,
+  concat,
+  CONTINUATION,
+  frame,
+  PING,
+  PONG,
+  RawClient,
+  type ReceivedFrame,
+  TEXT,
+} from "./helpers/raw_client.ts";
 import {
   firstDifference,
   Inbox,
@@ -16,13 +28,6 @@ import {
 } from "./helpers/events.ts";
 import { delay } from "./helpers/server.ts";
 import type { SendStatus, ServerWebSocket } from "../mod.ts";
-
-const CONTINUATION = 0x0;
-const TEXT = 0x1;
-const BINARY = 0x2;
-const CLOSE = 0x8;
-const PING = 0x9;
-const PONG = 0xa;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { serve, type Server, type ServerWebSocket } from "../mod.ts";
 import { frame, RawClient, upgradeRequest } from "./helpers/raw_client.ts";
-import { delay } from "./helpers/server.ts";
+import { delay, until } from "./helpers/server.ts";
 
 /** Opens a built-in WebSocket client and collects the text messages it receives. */
 async function openClient(port: number, path = "/"): Promise<{ ws: WebSocket; received: string[] }> {
@@ -26,15 +26,6 @@ async function openStalledClient(port: number): Promise<Socket> {
   await new Promise((resolve) => socket.once("data", resolve));
   socket.pause();
   return socket;
-}
-
-/** Polls `condition` every 10 ms for up to `ms`. */
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 describe("publish/subscribe", () => {

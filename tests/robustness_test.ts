@@ -7,7 +7,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { frame, RawClient, upgradeRequest } from "./helpers/raw_client.ts";
-import { delay, echoServer } from "./helpers/server.ts";
+import { echoServer, until } from "./helpers/server.ts";
 import { Random } from "./helpers/random.ts";
 
 /** Opens a plain TCP connection. */
@@ -24,15 +24,6 @@ function drop(socket: Socket): void {
   const reset = (socket as Socket & { resetAndDestroy?: () => void }).resetAndDestroy;
   if (typeof reset === "function") reset.call(socket);
   else socket.destroy();
-}
-
-/** Polls until `condition` holds (at most `ms`). */
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 describe("robustness against abrupt and noisy peers", () => {

@@ -5,6 +5,20 @@
 
 import { connect, type Socket } from "node:net";
 
+// Opcodes as RFC 6455 §5.2 numbers them, written out here rather than taken from the server's code.
+/** Opcode of a continuation frame. */
+export const CONTINUATION = 0x0;
+/** Opcode of a text frame. */
+export const TEXT = 0x1;
+/** Opcode of a binary frame. */
+export const BINARY = 0x2;
+/** Opcode of a close frame. */
+export const CLOSE = 0x8;
+/** Opcode of a ping frame. */
+export const PING = 0x9;
+/** Opcode of a pong frame. */
+export const PONG = 0xa;
+
 /** A frame as the server sent it. */
 export interface ReceivedFrame {
   fin: boolean;
