@@ -245,9 +245,10 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #append(bytes: Uint8Array): void {
     const needed = this.#assembled + bytes.length;
     let assembly = this.#assembly;
+    // Offsets first: most pieces are views of a read chunk, and their buffer need not be looked up.
     if (
-      assembly !== null && bytes.buffer === assembly.buffer &&
-      bytes.byteOffset === assembly.byteOffset + this.#assembled
+      assembly !== null && bytes.byteOffset === assembly.byteOffset + this.#assembled &&
+      bytes.buffer === assembly.buffer
     ) {
       this.#assembled = needed; // read straight into place (see readTarget)
       return;

@@ -109,7 +109,7 @@ export class SendQueue {
   text(text: string): void {
     const most = text.length * 3;
     const headerSize = frameHeaderSize(most);
-    if (most > 3 * MAX_DIRECT_TEXT || headerSize !== frameHeaderSize(text.length)) {
+    if (text.length > MAX_DIRECT_TEXT || headerSize !== frameHeaderSize(text.length)) {
       return this.frame(Opcode.Text, encoder.encode(text));
     }
     const at = this.#reserve(headerSize + most);
