@@ -193,8 +193,15 @@ export class HttpConnection<T> implements TransportEvents {
       return this.refuse({ status: 404, message: "no WebSocket endpoint at this path" });
     }
     const origin = head.headers.get("origin");
-    if (options.origins !== null && origin !== undefined && !options.origins.has(origin)) {
-      return this.refuse({ status: 403, message: "origin not allowed" });
+    if (
+      origin !== undefined && options.origins !== null && !options.origins.has(origin) &&
+      !isSameOrigin(origin, head.headers.get("host"))
+    ) {
+      return this.refuse({
+        status: 403,
+        message:
+          `origin ${origin} may not open WebSockets here; allow it with the "origins" option (a list, or "*")`,
+      });
     }
     const offered = offeredProtocols(head.headers);
     if (offered === null) return this.refuse({ status: 400, message: "malformed Sec-WebSocket-Protocol" });
@@ -300,4 +307,19 @@ function webRequest(head: RequestHead, url: URL, body: Uint8Array<ArrayBuffer> |
   const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
   const href = url.protocol === "ws:" ? "http" + url.href.slice("ws".length) : url.href;
   return new Request(href, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
+}
+
+/**
+ * Whether a browser's `Origin` names the host the request was sent to (`Host`), ports compared
+ * after defaults: then the page comes from this server. The scheme is not compared, so a page
+ * served over https through a TLS proxy in front of the server still counts.
+ */
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    const page = new URL(origin);
+    return page.host === new URL(`${page.protocol}//${host}`).host;
+  } catch {
+    return false; // "null" (sandboxed pages, file:) or a malformed value
+  }
 }

@@ -57,10 +57,12 @@ export interface ServeOptions<T = undefined> {
   /** Accept upgrades only for this path (e.g. `"/chat"`); others get 404. Default: any path. */
   path?: string;
   /**
-   * Browser origins allowed to connect (e.g. `["https://example.com"]`); an upgrade with another
-   * `Origin` gets 403. Requests without `Origin` (non-browser clients) are allowed. Default: any.
+   * Browser origins allowed to open WebSockets besides the server's own. By default only pages of
+   * the same origin may (an `Origin` whose host differs from `Host` gets 403), which stops
+   * cross-site WebSocket hijacking; a list (e.g. `["https://example.com"]`) allows those origins
+   * too, and `"*"` allows any. Requests without `Origin` (non-browser clients) always pass.
    */
-  origins?: readonly string[];
+  origins?: readonly string[] | "*";
   /**
    * Subprotocols the server speaks, in its order of preference (the first one the client also
    * offered is agreed), or a function that chooses (asked only when the client offers some).
@@ -89,8 +91,38 @@ export interface ServeOptions<T = undefined> {
   maxHeaderCount?: number;
   /** Largest plain-HTTP request body, in bytes; larger gets 413. Default 1 MiB. */
   maxBodySize?: number;
-  /** Most connections still in their HTTP phase at once; more get 503. Default 1024. */
+  /**
+   * Most connections in their HTTP phase at once. When the table is full, the one that has waited
+   * longest for its request head is answered 503 to make room; only when none is waiting for a
+   * head is the newcomer refused (503). Default 1024.
+   */
   maxPendingHandshakes?: number;
+  /**
+   * Most connections in their HTTP phase from one IP address; past it that address's longest
+   * waiting one makes room the same way (or the newcomer gets 429). Default 256.
+   */
+  maxPendingHandshakesPerIp?: number;
+  /**
+   * Most connections (WebSockets and HTTP) open at once from one IP address; more get 429.
+   * 0 means no limit. Default 0 (clients behind one NAT share an address).
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Bytes that connections in their HTTP phase may hold in all (request heads being read, body
+   * bytes a `fetch` handler has not read yet, frames that came before the 101); a connection
+   * that would pass it gets 503. Default 64 MiB.
+   */
+  httpBufferBudget?: number;
+  /**
+   * Messages (and pings and pongs) a client may send per second on average; a client that sends
+   * faster, beyond `maxMessageBurst`, is closed with 1008. 0 means no limit. Default 0.
+   */
+  maxMessagesPerSecond?: number;
+  /**
+   * Messages a client may send in a burst above `maxMessagesPerSecond` (the size of the token
+   * bucket). Default: `maxMessagesPerSecond`, one second's worth.
+   */
+  maxMessageBurst?: number;
   /**
    * Milliseconds a client has to complete its request before 408 (checked every quarter of it,
    * at most every second). Default 10,000.
@@ -135,7 +167,7 @@ export interface ResolvedOptions<T> {
   hostname: string;
   /** `path`, resolved (see {@linkcode ServeOptions}). */
   path: string | null;
-  /** `origins`, resolved (see {@linkcode ServeOptions}). */
+  /** `origins`, resolved: the allowed foreign origins, or null for any (see {@linkcode ServeOptions}). */
   origins: ReadonlySet<string> | null;
   /** `protocols`, resolved (see {@linkcode ServeOptions}). */
   protocols: readonly string[] | ProtocolSelector;
@@ -157,6 +189,16 @@ export interface ResolvedOptions<T> {
   maxBodySize: number;
   /** `maxPendingHandshakes`, resolved (see {@linkcode ServeOptions}). */
   maxPendingHandshakes: number;
+  /** `maxPendingHandshakesPerIp`, resolved (see {@linkcode ServeOptions}). */
+  maxPendingHandshakesPerIp: number;
+  /** `maxConnectionsPerIp`, resolved (0: no limit; see {@linkcode ServeOptions}). */
+  maxConnectionsPerIp: number;
+  /** `httpBufferBudget`, resolved (see {@linkcode ServeOptions}). */
+  httpBufferBudget: number;
+  /** `maxMessagesPerSecond`, resolved (0: no limit; see {@linkcode ServeOptions}). */
+  maxMessagesPerSecond: number;
+  /** `maxMessageBurst`, resolved (see {@linkcode ServeOptions}). */
+  maxMessageBurst: number;
   /** `handshakeTimeout`, resolved (see {@linkcode ServeOptions}). */
   handshakeTimeout: number;
   /** `closeTimeout`, resolved (see {@linkcode ServeOptions}). */
@@ -188,6 +230,11 @@ const KNOWN = new Set([
   "maxHeaderCount",
   "maxBodySize",
   "maxPendingHandshakes",
+  "maxPendingHandshakesPerIp",
+  "maxConnectionsPerIp",
+  "httpBufferBudget",
+  "maxMessagesPerSecond",
+  "maxMessageBurst",
   "handshakeTimeout",
   "closeTimeout",
   "idleTimeout",
@@ -203,6 +250,7 @@ export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> 
   for (const name of Object.keys(options)) {
     if (!KNOWN.has(name)) throw new TypeError(`unknown option "${name}"`);
   }
+  const maxMessagesPerSecond = integer(options.maxMessagesPerSecond, "maxMessagesPerSecond", 0, 0, 1e9);
   return {
     port: integer(options.port, "port", 3368, 0, 65535),
     hostname: text(options.hostname, "hostname", "127.0.0.1"),
@@ -218,6 +266,17 @@ export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> 
     maxHeaderCount: integer(options.maxHeaderCount, "maxHeaderCount", 100, 1, 100_000),
     maxBodySize: integer(options.maxBodySize, "maxBodySize", MiB, 0, MAX_BYTES),
     maxPendingHandshakes: integer(options.maxPendingHandshakes, "maxPendingHandshakes", 1024, 1, 1e9),
+    maxPendingHandshakesPerIp: integer(
+      options.maxPendingHandshakesPerIp,
+      "maxPendingHandshakesPerIp",
+      256,
+      1,
+      1e9,
+    ),
+    maxConnectionsPerIp: integer(options.maxConnectionsPerIp, "maxConnectionsPerIp", 0, 0, 1e9),
+    httpBufferBudget: integer(options.httpBufferBudget, "httpBufferBudget", 64 * MiB, 64 * 1024, 2 ** 53 - 1),
+    maxMessagesPerSecond,
+    maxMessageBurst: integer(options.maxMessageBurst, "maxMessageBurst", maxMessagesPerSecond, 1, 1e9),
     handshakeTimeout: integer(options.handshakeTimeout, "handshakeTimeout", 10_000, 1, MAX_DELAY),
     closeTimeout: integer(options.closeTimeout, "closeTimeout", 5_000, 1, MAX_DELAY),
     idleTimeout: integer(options.idleTimeout, "idleTimeout", 120_000, 0, MAX_DELAY),
@@ -288,9 +347,12 @@ function path(value: unknown): string | null {
 }
 
 function origins(value: unknown): ReadonlySet<string> | null {
-  if (value === undefined) return null;
+  if (value === "*") return null;
+  if (value === undefined) return new Set();
   if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
-    throw new TypeError(`option "origins" must be an array of origin strings, got ${describe(value)}`);
+    throw new TypeError(
+      `option "origins" must be "*" or an array of origin strings, got ${describe(value)}`,
+    );
   }
   return new Set(value);
 }

@@ -353,6 +353,51 @@ describe("handshake: path and origins", () => {
   });
 });
 
+describe("handshake: same origin by default", () => {
+  let server: Server;
+  let open: Server;
+  before(() => {
+    server = echoServer({ closeTimeout: CLOSE_TIMEOUT });
+    open = echoServer({ closeTimeout: CLOSE_TIMEOUT, origins: "*" });
+  });
+  after(() => Promise.all([server.close(), open.close()]));
+
+  it("accepts an Origin whose host is the Host the request went to, in any case and scheme", async () => {
+    const host = `127.0.0.1:${server.port}`;
+    await switched(server.port, upgradeRequest("/", { Host: host, Origin: `http://${host}` }));
+    await switched(server.port, upgradeRequest("/", { Host: host, Origin: `https://${host}` }));
+    await switched(server.port, upgradeRequest("/", { Host: "Example.COM", Origin: "http://example.com" }));
+    await switched(
+      server.port,
+      upgradeRequest("/", { Host: "example.com:80", Origin: "http://example.com" }),
+    );
+    await switched(
+      server.port,
+      upgradeRequest("/", { Host: "example.com:443", Origin: "https://example.com" }),
+    );
+  });
+
+  it("answers another origin with 403 and a body that names the option", async () => {
+    const host = `127.0.0.1:${server.port}`;
+    for (
+      const origin of ["https://evil.example", "http://127.0.0.1:1", "null", "http://127.0.0.1.evil.example"]
+    ) {
+      const response = await refused(server.port, upgradeRequest("/", { Host: host, Origin: origin }), 403);
+      assert.match(response.body, /"origins" option/);
+      assert.ok(response.body.includes(origin), response.body);
+    }
+  });
+
+  it('lets requests without Origin pass, and any Origin with origins: "*"', async () => {
+    await switched(server.port, upgradeRequest("/"));
+    await switched(open.port, upgradeRequest("/", { Origin: "https://evil.example" }));
+  });
+
+  it('rejects an origins value that is neither "*" nor a list', () => {
+    assert.throws(() => serve({ origins: "any" as unknown as "*" }), TypeError);
+  });
+});
+
 describe("handshake: upgrade hook", () => {
   type Data = { tag: string } | undefined;
   let server: Server;
