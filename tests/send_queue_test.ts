@@ -7,24 +7,20 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SendQueue } from "../src/send_queue.ts";
 import { encodeFrame, Opcode } from "../src/frame.ts";
-import type { Transport, TransportEvents } from "../src/runtime/types.ts";
+import { NullTransport } from "./helpers/null_transport.ts";
 import { concat } from "./helpers/raw_client.ts";
 
 /** A transport that records what it is asked to write. */
-class RecordingTransport implements Transport {
-  readonly remoteAddress = "127.0.0.1";
-  readonly remotePort = 1;
-  readonly pending = 0;
-  events!: TransportEvents;
+class RecordingTransport extends NullTransport {
   readonly writes: Uint8Array[] = [];
   /** Whether `write` says it kept the bytes (as a transport with a backlog does). */
-  constructor(readonly keeps = false) {}
-  write(bytes: Uint8Array): boolean {
+  constructor(readonly keeps = false) {
+    super();
+  }
+  override write(bytes: Uint8Array): boolean {
     this.writes.push(keeps(this.keeps, bytes));
     return this.keeps;
   }
-  end(): void {}
-  destroy(): void {}
 }
 
 /** What the test may inspect later: the bytes themselves when kept, a copy when written at once. */

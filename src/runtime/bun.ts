@@ -14,6 +14,8 @@ interface BunSocket {
   /** Without an argument, sends FIN and keeps reading (`end()` would close both directions). */
   shutdown(): void;
   terminate(): void;
+  pause(): void;
+  resume(): void;
 }
 
 class BunTransport implements Transport {
@@ -47,6 +49,14 @@ class BunTransport implements Transport {
     (this.#queue ??= []).push(bytes);
     this.pending += bytes.length;
     return true;
+  }
+
+  pause(): void {
+    if (!this.#closed) this.#socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#closed) this.#socket.resume();
   }
 
   /** Bun says the socket is writable again: push out what is queued. */

@@ -20,6 +20,9 @@ class DenoTransport implements Transport {
   #ending = false;
   #readDone = false;
   #closed = false;
+  /** Set while paused: the read loop waits on it before its next read. */
+  #resumed: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
 
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
@@ -37,6 +40,8 @@ class DenoTransport implements Transport {
     let buffer = new Uint8Array(MIN_READ);
     try {
       while (true) {
+        if (this.#resumed !== null) await this.#resumed;
+        if (this.#closed) break;
         const target = this.events.readTarget?.() ?? null;
         const n = await this.#conn.read(target ?? buffer);
         if (n === null || this.#closed) break;
@@ -60,6 +65,16 @@ class DenoTransport implements Transport {
     this.#readDone = true;
     // A peer that half-closed after its last frame still gets what the core queued in reply.
     if (!this.#ending || !this.#writing) this.destroy();
+  }
+
+  pause(): void {
+    this.#resumed ??= new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  resume(): void {
+    const wake = this.#wake;
+    this.#resumed = this.#wake = null;
+    wake?.();
   }
 
   write(bytes: Uint8Array): boolean {
@@ -108,6 +123,7 @@ class DenoTransport implements Transport {
     this.#closed = true;
     this.#queue.length = 0;
     this.pending = 0;
+    this.resume(); // a paused read loop wakes to see the connection is gone
     try {
       this.#conn.close();
     } catch {

@@ -39,6 +39,14 @@ export interface Transport {
    * true when it kept one (the bytes are queued), false when they are already written.
    */
   write(bytes: Uint8Array): boolean;
+  /**
+   * Stops reading: no `data` follows until `resume`, so the kernel's receive window fills and the
+   * peer's writes block (real TCP backpressure, not a buffer that grows). A read already under
+   * way may still deliver its chunk.
+   */
+  pause(): void;
+  /** Reads again after `pause`. */
+  resume(): void;
   /** Writes what is queued, then half-closes (FIN); reading goes on until the peer closes. */
   end(): void;
   /** Closes at once, dropping queued bytes. */

@@ -6,9 +6,11 @@ export class NullTransport implements Transport {
   readonly remotePort = 1;
   readonly pending = 0;
   events!: TransportEvents;
-  write(): boolean {
+  write(_bytes: Uint8Array): boolean {
     return false;
   }
+  pause(): void {}
+  resume(): void {}
   end(): void {}
   destroy(): void {}
 }
