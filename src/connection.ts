@@ -113,6 +113,10 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   /** This turn's outgoing frames (created on the first send: idle sockets stay small). */
   #queue: SendQueue | null = null;
   #backpressured = false;
+  /** The last ping's payload while its pong waits for the backlog to drain (see #pong); made on first use. */
+  #owedPong: Uint8Array | null = null;
+  /** Length of the owed pong's payload in `#owedPong`, or -1 when no pong is owed. */
+  #owedPongLength = -1;
 
   /** Topics this socket subscribes to (created on the first subscription). */
   #topics: Set<string> | null = null;
@@ -173,6 +177,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   drain(): void {
     if (this.#transport.pending === 0) this.#queue?.reclaim();
+    if (this.#owedPongLength >= 0) this.#sendOwedPong();
     if (!this.#backpressured) return;
     this.#backpressured = false;
     if (this.readyState === ReadyState.OPEN) this.#invoke(this.#ctx.handler.drain);
@@ -181,6 +186,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   close(): void {
     clearTimeout(this.#closeTimer);
     this.#reading = false;
+    this.#parser.pause(); // dropped while parsing (a send past the limit): the rest of the chunk is moot
     this.#queue?.clear();
     this.#report(CloseCode.Abnormal, "");
     this.#ctx.release(this);
@@ -230,14 +236,31 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       const parsed = parseClosePayload(payload);
       if ("error" in parsed) return parsed.error;
       this.#onCloseFrame(parsed.code, parsed.reason);
-    } else if (opcode === Opcode.Ping) {
-      if (this.readyState !== ReadyState.OPEN) return 0;
-      this.#out().frame(Opcode.Pong, payload);
-      this.#invoke(this.#ctx.handler.ping, payload.slice());
-    } else if (this.readyState === ReadyState.OPEN) {
-      this.#invoke(this.#ctx.handler.pong, payload.slice());
+    } else if (this.readyState === ReadyState.OPEN && (opcode === Opcode.Pong || this.#pong(payload))) {
+      const handler = opcode === Opcode.Ping ? this.#ctx.handler.ping : this.#ctx.handler.pong;
+      // Copied for a handler only, so that a flood of pings allocates nothing without one.
+      if (handler !== undefined) this.#invoke(handler, payload.slice());
     }
     return 0;
+  }
+
+  /**
+   * Answers a ping; false when the pong dropped the connection. While the transport holds a
+   * backlog, only the latest ping is answered, once it drains (RFC 6455 §5.5.3 allows it): a peer
+   * that pings and never reads costs one small buffer, not a queued pong per ping.
+   */
+  #pong(payload: Uint8Array): boolean {
+    if (this.#transport.pending === 0) return this.#control(Opcode.Pong, payload);
+    (this.#owedPong ??= new Uint8Array(MAX_CONTROL_PAYLOAD)).set(payload);
+    this.#owedPongLength = payload.length;
+    return true;
+  }
+
+  /** Sends the pong owed since the backlog began, unless the socket started closing meanwhile. */
+  #sendOwedPong(): void {
+    const length = this.#owedPongLength;
+    this.#owedPongLength = -1;
+    if (this.readyState === ReadyState.OPEN) this.#control(Opcode.Pong, this.#owedPong!.subarray(0, length));
   }
 
   // --- Receiving -------------------------------------------------------------------------------
@@ -311,20 +334,16 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #onCloseFrame(code: number, reason: string): void {
     this.#reading = false;
     this.#parser.pause();
-    if (!this.#closeSent) {
-      // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
-      const payload = code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, "");
-      this.#sendClose(payload);
-    }
-    this.#finish(code, reason);
+    // Echo the peer's code, as RFC 6455 §5.5.1 suggests (unless the echo dropped the connection).
+    const echo = code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, "");
+    if (this.#closeSent || this.#sendClose(echo)) this.#finish(code, reason);
   }
 
   /** Fails the connection: close frame with `code`, then close the TCP connection. */
   #fail(code: number): void {
     this.#reading = false;
     const reason = FAILURE_REASONS[code] ?? "";
-    if (!this.#closeSent) this.#sendClose(encodeClosePayload(code, reason));
-    this.#finish(code, reason);
+    if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
   }
 
   /** The closing handshake is done on our side: flush, half-close, and wait for the peer's FIN. */
@@ -388,16 +407,29 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   /** What a send just did, closing the connection when the backlog passes the limit. */
   #status(): SendStatus {
-    if (this.bufferedAmount > this.#ctx.maxBufferedAmount) {
-      // The peer does not read: a close frame would wait behind the backlog, so drop the link.
-      this.terminate();
-      return "dropped";
-    }
+    if (this.#droppedOverLimit()) return "dropped";
     if (this.#transport.pending > 0) {
       this.#backpressured = true;
       return "queued";
     }
     return "sent";
+  }
+
+  /**
+   * Queues a frame Wisp sends of its own accord (pong, idle ping, close): it counts toward the
+   * backlog limit like data. False when it dropped the connection.
+   */
+  #control(opcode: number, payload: Uint8Array): boolean {
+    this.#out().frame(opcode, payload);
+    return !this.#droppedOverLimit();
+  }
+
+  /** Drops the connection if its backlog passed `maxBufferedAmount`; true when it did. */
+  #droppedOverLimit(): boolean {
+    if (this.bufferedAmount <= this.#ctx.maxBufferedAmount) return false;
+    // The peer does not read: a close frame would wait behind the backlog, so drop the link.
+    this.terminate();
+    return true;
   }
 
   /** See {@linkcode ServerWebSocket.ping}. */
@@ -452,10 +484,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       throw new RangeError(`close reason is ${payload.length - 2} bytes of UTF-8; the limit is 123`);
     }
     if (this.readyState !== ReadyState.OPEN) return;
-    this.#sendClose(payload);
     this.readyState = ReadyState.CLOSING;
     this.#leaveTopics();
-    this.#armCloseTimer();
+    if (this.#sendClose(payload)) this.#armCloseTimer();
   }
 
   /** A closing socket can take no more messages, so it leaves its topics at once. */
@@ -465,9 +496,10 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#topics = null;
   }
 
-  #sendClose(payload: Uint8Array): void {
+  /** Queues our close frame; false when it dropped the connection (see #control). */
+  #sendClose(payload: Uint8Array): boolean {
     this.#closeSent = true;
-    this.#out().frame(Opcode.Close, payload);
+    return this.#control(Opcode.Close, payload);
   }
 
   /** Drops the connection without a closing handshake. */
@@ -488,7 +520,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#silentSweeps++;
     this.#queue?.trim(); // a quiet socket keeps no send buffer
     if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
-      this.#out().frame(Opcode.Ping, EMPTY);
+      this.#control(Opcode.Ping, EMPTY);
     } else if (this.#silentSweeps >= 2) {
       this.terminate();
     }

@@ -52,7 +52,10 @@ export interface WebSocketHandler<T = undefined> {
   close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
   /** The send backlog that made `send` return `"queued"` is gone. */
   drain?(ws: ServerWebSocket<T>): void | Promise<void>;
-  /** A ping arrived (Wisp has already answered it with a pong). */
+  /**
+   * A ping arrived. Wisp answers it with a pong, except while the send backlog lasts: then only
+   * the latest ping is answered, once the backlog drains.
+   */
   ping?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
   /** A pong arrived. */
   pong?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;

@@ -1,0 +1,237 @@
+/**
+ * Hardening against abusive peers, over raw TCP: frames Wisp queues on its own count toward the
+ * backlog limit, and pongs do not pile up behind a peer that does not read.
+ */
+
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { serve, type ServeOptions, type Server, type ServerWebSocket } from "../mod.ts";
+import {
+  concat,
+  frame,
+  PING,
+  PONG,
+  RawClient,
+  type ReceivedFrame,
+  TEXT,
+  upgradeRequest,
+} from "./helpers/raw_client.ts";
+import { Inbox, patternBytes } from "./helpers/events.ts";
+import { delay, until } from "./helpers/server.ts";
+
+const decoder = new TextDecoder();
+const MiB = 1024 * 1024;
+
+/**
+ * A WebSocket client over node:net that only counts the frames the server sends and keeps the
+ * last one: it reads tens of thousands of frames without the copying a general reader does.
+ */
+class CountingClient {
+  readonly socket: Socket;
+  /** Frames received so far. */
+  count = 0;
+  /** Opcodes of the frames received, each once. */
+  readonly opcodes = new Set<number>();
+  /** The last frame received. */
+  last: { opcode: number; payload: Uint8Array } | null = null;
+  #rest: Uint8Array = new Uint8Array(0);
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+  }
+
+  /** Connects, completes the handshake, and starts counting what follows the 101 response. */
+  static open(port: number): Promise<CountingClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port }, () => socket.write(upgradeRequest()));
+      const client = new CountingClient(socket);
+      let head: Uint8Array = new Uint8Array(0);
+      const onHead = (chunk: Uint8Array) => {
+        head = concat(head, chunk);
+        const end = decoder.decode(head).indexOf("\r\n\r\n");
+        if (end < 0) return;
+        socket.off("data", onHead);
+        socket.on("data", (data: Uint8Array) => client.#push(data));
+        client.#push(head.subarray(end + 4));
+        resolve(client);
+      };
+      socket.on("data", onHead);
+      socket.once("error", reject);
+    });
+  }
+
+  /** Writes `bytes`, waiting while node:net holds a backlog of its own. */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (!this.socket.write(bytes)) await new Promise((resolve) => this.socket.once("drain", resolve));
+  }
+
+  #push(chunk: Uint8Array): void {
+    const bytes = concat(this.#rest, chunk);
+    let at = 0;
+    while (bytes.length - at >= 2) {
+      const len7 = bytes[at + 1] & 0x7f;
+      assert.ok(len7 < 127, "only short frames expected");
+      const header = len7 === 126 ? 4 : 2;
+      if (bytes.length - at < header) break;
+      const length = len7 === 126 ? (bytes[at + 2] << 8) | bytes[at + 3] : len7;
+      if (bytes.length - at < header + length) break;
+      const opcode = bytes[at] & 0x0f;
+      this.count++;
+      this.opcodes.add(opcode);
+      this.last = { opcode, payload: bytes.slice(at + header, at + header + length) };
+      at += header + length;
+    }
+    this.#rest = bytes.slice(at);
+  }
+}
+
+/** Reads the frames a client got before the server closed TCP. */
+async function framesUntilEnd(client: RawClient): Promise<ReceivedFrame[]> {
+  await client.waitForEnd();
+  const frames: ReceivedFrame[] = [];
+  while (client.unread > 0) frames.push(await client.readFrame());
+  return frames;
+}
+
+describe("abuse: control frames and the backlog limit", () => {
+  const servers: Server[] = [];
+  const sockets: Array<{ destroy(): void }> = [];
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await Promise.all(servers.map((server) => server.close()));
+  });
+
+  /** A server on a free port with these handlers and options, closed after the suite. */
+  function start(options: ServeOptions): Server {
+    const server = serve({ port: 0, closeTimeout: 1000, ...options });
+    servers.push(server);
+    return server;
+  }
+
+  it("keeps the backlog small under a ping flood from a client that does not read, then answers the last ping", async () => {
+    let socket: ServerWebSocket | undefined;
+    let pings = 0;
+    const server = start({
+      websocket: {
+        open(ws) {
+          socket = ws;
+        },
+        ping() {
+          pings++;
+        },
+      },
+    });
+    const client = await CountingClient.open(server.port);
+    sockets.push(client.socket);
+    await until(() => socket !== undefined, "the open handler");
+    client.socket.pause();
+
+    // 200 writes of 1,000 pings with 125 bytes each: 26 MB, far more than the loopback buffers hold.
+    const burst = concat(...Array.from({ length: 1000 }, (_, i) => frame(PING, patternBytes(125, i))));
+    const last = "the last ping";
+    const total = 200 * 1000 + 1;
+    let mostBuffered = 0;
+    const sampler = setInterval(() => (mostBuffered = Math.max(mostBuffered, socket!.bufferedAmount)), 2);
+    try {
+      for (let i = 0; i < 200; i++) await client.write(burst);
+      await client.write(frame(PING, last));
+      await until(() => pings === total, "the server to read every ping", 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    mostBuffered = Math.max(mostBuffered, socket!.bufferedAmount);
+    assert.ok(mostBuffered < 2 * MiB, `bufferedAmount reached ${mostBuffered} bytes`);
+
+    client.socket.resume();
+    await until(
+      () => client.last !== null && decoder.decode(client.last.payload) === last,
+      "the pong to the last ping",
+      10_000,
+    );
+    const count = client.count;
+    await delay(100);
+    assert.equal(client.count, count, "nothing after the pong to the last ping");
+    assert.deepEqual([...client.opcodes], [PONG]);
+    assert.ok(count < total / 2, `${count} pongs for ${total} pings`);
+    assert.equal(socket!.readyState, 1, "the client stays connected");
+  });
+
+  it("drops a client whose pongs pass maxBufferedAmount, without a close frame (1006)", async () => {
+    const closes = new Inbox<number>();
+    const server = start({
+      maxBufferedAmount: 1000,
+      websocket: {
+        close(_ws, code) {
+          closes.push(code);
+        },
+      },
+    });
+    const client = await RawClient.open(server.port);
+    sockets.push(client);
+    // 100 pings of 125 bytes in one write: any read of 8 of them answers with more than 1000 bytes.
+    client.write(concat(...Array.from({ length: 100 }, (_, i) => frame(PING, patternBytes(125, i)))));
+    const frames = await framesUntilEnd(client);
+    assert.ok(frames.every((received) => received.opcode === PONG), "pongs at most, no close frame");
+    assert.ok(frames.length < 100, `${frames.length} pongs`);
+    assert.equal(await closes.take(), 1006);
+  });
+
+  it("drops a client that does not read once server pings pass maxBufferedAmount (1006)", async () => {
+    const statuses = new Inbox<string>();
+    const closes = new Inbox<number>();
+    const server = start({
+      maxBufferedAmount: 64 * 1024,
+      websocket: {
+        async open(ws) {
+          await delay(50); // for the client to stop reading
+          const data = patternBytes(125);
+          // 500 pings a turn (63,500 bytes, under the limit) until the loopback buffers are full.
+          for (let turn = 0; turn < 2000; turn++) {
+            for (let i = 0; i < 500; i++) {
+              const status = ws.ping(data);
+              if (status === "dropped") {
+                return statuses.push(`dropped in turn ${turn}, readyState ${ws.readyState}`);
+              }
+            }
+            await delay(1);
+          }
+          statuses.push("never dropped");
+        },
+        close(_ws, code) {
+          closes.push(code);
+        },
+      },
+    });
+    const client = await RawClient.open(server.port);
+    sockets.push(client);
+    client.pause();
+    assert.match(await statuses.take(() => true, 20_000), /^dropped in turn \d+, readyState 3$/);
+    assert.equal(await closes.take(), 1006);
+  });
+
+  it("drops the connection when its close frame passes maxBufferedAmount (1006)", async () => {
+    const notes = new Inbox<string>();
+    const closes = new Inbox<number>();
+    const server = start({
+      maxBufferedAmount: 1000,
+      websocket: {
+        message(ws) {
+          const sent = ws.send(new Uint8Array(990)); // a 994-byte frame: at the limit, not over
+          ws.close(1000, "bye"); // 7 more bytes
+          notes.push(`${sent}, readyState ${ws.readyState}`);
+        },
+        close(_ws, code) {
+          closes.push(code);
+        },
+      },
+    });
+    const client = await RawClient.open(server.port);
+    sockets.push(client);
+    client.write(frame(TEXT, "go"));
+    assert.equal(await notes.take(), "sent, readyState 3");
+    const frames = await framesUntilEnd(client);
+    assert.deepEqual(frames.map((received) => received.opcode), [], "neither the data nor a close frame");
+    assert.equal(await closes.take(), 1006);
+  });
+});
