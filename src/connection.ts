@@ -189,6 +189,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#parser.pause(); // dropped while parsing (a send past the limit): the rest of the chunk is moot
     this.#queue?.clear();
     this.#report(CloseCode.Abnormal, "");
+    // server.close() then resolves in a microtask after the close handler's, queued by #report.
     this.#ctx.release(this);
   }
 
@@ -360,12 +361,19 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#closeTimer = setTimeout(() => this.#transport.destroy(), this.#ctx.closeTimeout);
   }
 
+  /**
+   * The socket is closed for its user: CLOSED and out of its topics at once, the close handler a
+   * microtask later. The call that closed it (a send past the backlog limit, a publish, terminate)
+   * may be the user's own, and must finish first: a publish reaches every subscriber before
+   * anything the handler sends.
+   */
   #report(code: number, reason: string): void {
     this.readyState = ReadyState.CLOSED;
     if (this.#reported) return;
     this.#reported = true;
     this.#leaveTopics();
-    this.#invoke(this.#ctx.handler.close, code, reason);
+    const onClose = this.#ctx.handler.close;
+    if (onClose !== undefined) queueMicrotask(() => this.#invoke(onClose, code, reason));
   }
 
   // --- Sending ---------------------------------------------------------------------------------

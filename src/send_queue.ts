@@ -62,7 +62,7 @@ let flushQueued = false;
 
 function flushDirty(): void {
   try {
-    // A flush can run handlers (a write error closes a socket) that queue more: the loop sees them.
+    // A write may close a socket, but its close handler runs in a later microtask, not in here.
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
   } finally {
     dirty.length = 0;

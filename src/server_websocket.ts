@@ -48,6 +48,9 @@ export interface WebSocketHandler<T = undefined> {
   /**
    * The socket closed. `code` is the peer's close code (1005 when its close frame had none), the
    * code Wisp failed the connection with, or 1006 when it ended without a closing handshake.
+   * Called in a microtask of its own, never inside the call that closed the socket (`terminate`, a
+   * `send` or `publish` past `maxBufferedAmount`); `readyState` is CLOSED and the socket out of its
+   * topics as soon as that call returns.
    */
   close?(ws: ServerWebSocket<T>, code: number, reason: string): void | Promise<void>;
   /** The send backlog that made `send` return `"queued"` is gone. */

@@ -1,6 +1,7 @@
 /**
  * Hardening against abusive peers, over raw TCP: frames Wisp queues on its own count toward the
- * backlog limit, and pongs do not pile up behind a peer that does not read.
+ * backlog limit, and pongs do not pile up behind a peer that does not read; a socket dropped
+ * inside a user's call reports its close only after that call.
  */
 
 import { after, describe, it } from "node:test";
@@ -8,6 +9,8 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { serve, type ServeOptions, type Server, type ServerWebSocket } from "../mod.ts";
 import {
+  CLOSE,
+  closePayload,
   concat,
   frame,
   PING,
@@ -233,5 +236,138 @@ describe("abuse: control frames and the backlog limit", () => {
     const frames = await framesUntilEnd(client);
     assert.deepEqual(frames.map((received) => received.opcode), [], "neither the data nor a close frame");
     assert.equal(await closes.take(), 1006);
+  });
+});
+
+describe("abuse: no handler runs inside send, publish or terminate", () => {
+  const servers: Server[] = [];
+  const clients: RawClient[] = [];
+  after(async () => {
+    for (const client of clients) client.destroy();
+    await Promise.all(servers.map((server) => server.close()));
+  });
+
+  const LIMIT = 256 * 1024;
+  /** Big enough to take the slow socket's prepared backlog over LIMIT, small enough for the others. */
+  const BIG = 150 * 1024;
+
+  /**
+   * A room like the chat demo's: every socket subscribes to "room" on open, and a close handler
+   * publishes "leave NAME" to it. Opens the fast reader "a", the socket "slow" (whose client
+   * never reads), then "b" and "c", in this order of subscription; `log` records the calls.
+   */
+  async function room() {
+    const log: string[] = [];
+    const sockets = new Map<string, ServerWebSocket>();
+    const server = serve({
+      port: 0,
+      maxBufferedAmount: LIMIT,
+      closeTimeout: 1000,
+      websocket: {
+        open(ws) {
+          sockets.set(new URL(ws.url).pathname.slice(1), ws);
+          ws.subscribe("room");
+        },
+        close(ws, code) {
+          const name = new URL(ws.url).pathname.slice(1);
+          log.push(`close ${name} ${code}`);
+          server.publish("room", `leave ${name}`);
+        },
+      },
+    });
+    servers.push(server);
+    const readers: RawClient[] = [];
+    for (const name of ["a", "slow", "b", "c"]) {
+      const client = await RawClient.open(server.port, `/${name}`);
+      clients.push(client);
+      if (name === "slow") client.pause();
+      else readers.push(client);
+      await until(() => sockets.has(name), `the open handler of ${name}`);
+    }
+    const slow = sockets.get("slow")!;
+    return {
+      server,
+      log,
+      slow,
+      /** The frames each reader gets next, as text (a BIG message as its size). */
+      async nextFrames(count: number): Promise<string[][]> {
+        return await Promise.all(readers.map(async (client) => {
+          const received: string[] = [];
+          for (let i = 0; i < count; i++) {
+            const { payload } = await client.readFrame();
+            received.push(payload.length === BIG ? `${BIG} bytes` : decoder.decode(payload));
+          }
+          return received;
+        }));
+      },
+      /** Fills the slow socket's backlog to between LIMIT / 2 and LIMIT * 3 / 4, a turn at a time. */
+      async fill(): Promise<void> {
+        const chunk = new Uint8Array(LIMIT / 4 - 8);
+        for (let turn = 0; turn < 5000 && slow.bufferedAmount < LIMIT / 2; turn++) {
+          assert.notEqual(slow.send(chunk), "dropped");
+          await delay(1);
+        }
+        assert.ok(slow.bufferedAmount >= LIMIT / 2, `backlog of ${slow.bufferedAmount} bytes`);
+      },
+    };
+  }
+
+  it("a publish that drops a subscriber reaches everyone before the close handler runs", async () => {
+    const { server, log, slow, nextFrames, fill } = await room();
+    await fill();
+    log.push("publish");
+    const reached = server.publish("room", new Uint8Array(BIG));
+    log.push(`returned ${reached}, readyState ${slow.readyState}, subscribed ${slow.isSubscribed("room")}`);
+    assert.deepEqual(log, ["publish", "returned 3, readyState 3, subscribed false"]);
+    assert.equal(server.subscriberCount("room"), 3);
+    assert.deepEqual(await nextFrames(2), Array(3).fill([`${BIG} bytes`, "leave slow"]));
+    assert.deepEqual(log.slice(2), ["close slow 1006"]);
+  });
+
+  it("a send that drops its socket returns before the close handler runs", async () => {
+    const { server, log, slow, nextFrames, fill } = await room();
+    await fill();
+    log.push(`send: ${slow.send(new Uint8Array(BIG))}, readyState ${slow.readyState}`);
+    server.publish("room", "after the send");
+    log.push("returned");
+    assert.deepEqual(log, ["send: dropped, readyState 3", "returned"]);
+    assert.deepEqual(await nextFrames(2), Array(3).fill(["after the send", "leave slow"]));
+    assert.deepEqual(log.slice(2), ["close slow 1006"]);
+  });
+
+  it("terminate returns before the close handler runs", async () => {
+    const { server, log, slow, nextFrames } = await room();
+    slow.terminate();
+    log.push(`terminated: readyState ${slow.readyState}, subscribed ${slow.isSubscribed("room")}`);
+    server.publish("room", "after terminate");
+    log.push("returned");
+    assert.deepEqual(log, ["terminated: readyState 3, subscribed false", "returned"]);
+    assert.deepEqual(await nextFrames(2), Array(3).fill(["after terminate", "leave slow"]));
+    assert.deepEqual(log.slice(2), ["close slow 1006"]);
+  });
+
+  it("server.close() resolves after every close handler ran, with the peers' codes", async () => {
+    const codes: number[] = [];
+    const server = serve({
+      port: 0,
+      closeTimeout: 1000,
+      websocket: {
+        close(_ws, code) {
+          codes.push(code);
+        },
+      },
+    });
+    servers.push(server);
+    const opened = await Promise.all([0, 1, 2].map(() => RawClient.open(server.port)));
+    clients.push(...opened);
+    await until(() => server.connections === 3, "3 connections");
+    let seenWhenResolved: number[] = [];
+    const closing = server.close().then(() => (seenWhenResolved = [...codes]));
+    for (const client of opened) {
+      assert.equal((await client.readClose()).code, 1001);
+      client.write(frame(CLOSE, closePayload(4000)));
+    }
+    await closing;
+    assert.deepEqual(seenWhenResolved, [4000, 4000, 4000]);
   });
 });
