@@ -1,13 +1,16 @@
 /**
  * The opening handshake (RFC 6455 §4.2) and the bit of HTTP/1.1 around it: parsing a request
- * head, validating an upgrade, computing the accept key, and writing responses. No I/O here.
+ * head, validating an upgrade, computing the accept key, and the 101 response. No I/O here.
  * @module
  */
+
+import { type HttpError, latin1Bytes } from "./http_response.ts";
+
+export type { HttpError };
 
 /** The GUID RFC 6455 appends to the client's key before hashing. */
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-const encoder = new TextEncoder();
 /** Base64 of exactly 16 bytes: 22 significant characters and two pad characters. */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -31,16 +34,6 @@ export interface RequestHead {
   size: number;
 }
 
-/** An HTTP status to answer with instead of going on. */
-export interface HttpError {
-  /** The status code to answer with. */
-  status: number;
-  /** A plain-text explanation, sent as the body. */
-  message: string;
-  /** Extra response headers. */
-  headers?: Record<string, string>;
-}
-
 /** Limits on a request head. */
 export interface HeadLimits {
   /** Largest head, in bytes. */
@@ -55,9 +48,21 @@ export interface HeadLimits {
  * is not HTTP/1.x (505).
  */
 export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): RequestHead | HttpError | null {
+  // Empty lines before a request line are ignored (RFC 9112 §2.2): clients may send one after a body.
+  let skip = 0;
+  while (bytes[skip] === CR && bytes[skip + 1] === LF) skip += 2;
+  if (skip > 0) {
+    const head = parseRequestHead(bytes.subarray(skip), {
+      ...limits,
+      maxHeadSize: limits.maxHeadSize - skip,
+    });
+    if (head !== null && !("status" in head)) head.size += skip;
+    return head;
+  }
   const end = findHeadEnd(bytes, Math.min(bytes.length, limits.maxHeadSize));
-  if (end < 0) {
-    return bytes.length >= limits.maxHeadSize
+  if (end === BARE_LINE_END) return { status: 400, message: "lines must end with CRLF" };
+  if (end < 0 || end + 4 > limits.maxHeadSize) {
+    return bytes.length >= limits.maxHeadSize || end >= 0
       ? { status: 431, message: `request head exceeds ${limits.maxHeadSize} bytes` }
       : null;
   }
@@ -108,7 +113,7 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
   };
 }
 
-const SP = 0x20, TAB = 0x09, COLON = 0x3a, DOT = 0x2e, DIGIT_0 = 0x30, DIGIT_1 = 0x31;
+const SP = 0x20, TAB = 0x09, CR = 0x0d, LF = 0x0a, COLON = 0x3a, DOT = 0x2e, DIGIT_0 = 0x30, DIGIT_1 = 0x31;
 
 /** Byte classes, indexed by byte: token characters (RFC 9110 §5.6.2). */
 const TOKEN_CHAR = byteClass((b) =>
@@ -196,12 +201,23 @@ function fieldName(bytes: Uint8Array, text: string, start: number, end: number):
   return text.slice(start, end).toLowerCase();
 }
 
-/** Index of the `\r\n\r\n` that ends the head within the first `limit` bytes, or -1. */
+/** What {@linkcode findHeadEnd} returns for a line that ends in a bare LF, or a CR without LF. */
+const BARE_LINE_END = -2;
+
+/**
+ * Index of the `\r\n\r\n` that ends the head, looking from the first `limit` bytes on; -1 while
+ * it has not arrived, {@linkcode BARE_LINE_END} as soon as a line ends otherwise than with CRLF
+ * (so such a request is refused at once rather than when the head deadline runs out).
+ */
 function findHeadEnd(bytes: Uint8Array, limit: number): number {
-  for (let i = 0; i + 3 < limit; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
-      return i;
-    }
+  for (let i = 0; i < limit; i++) {
+    const byte = bytes[i];
+    if (byte === LF) return BARE_LINE_END; // every LF of a CRLF is stepped over below
+    if (byte !== CR) continue;
+    if (i + 1 === bytes.length) return -1;
+    if (bytes[i + 1] !== LF) return BARE_LINE_END;
+    if (bytes[i + 2] === CR && bytes[i + 3] === LF) return i;
+    i++;
   }
   return -1;
 }
@@ -300,50 +316,6 @@ export function acceptDigest(key: string): Promise<ArrayBuffer> {
 const KEY_LENGTH = 24;
 const DIGEST_INPUT = latin1Bytes("k".repeat(KEY_LENGTH) + WEBSOCKET_GUID);
 
-const REASON_PHRASES: Record<number, string> = {
-  101: "Switching Protocols",
-  200: "OK",
-  204: "No Content",
-  301: "Moved Permanently",
-  302: "Found",
-  304: "Not Modified",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  411: "Length Required",
-  413: "Content Too Large",
-  426: "Upgrade Required",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  505: "HTTP Version Not Supported",
-};
-
-/** The status line and header block of a response, ending with the blank line. */
-function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): Uint8Array {
-  let head = `HTTP/1.1 ${status} ${statusText || REASON_PHRASES[status] || ""}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  return latin1Bytes(head + "\r\n");
-}
-
-/**
- * A response head's text as bytes: header values are octets (a web `Headers` holds them as
- * code points 0–255), so each code unit is one byte.
- */
-function latin1Bytes(
-  text: string,
-  into: Uint8Array<ArrayBuffer> = new Uint8Array(text.length),
-  offset = 0,
-): Uint8Array<ArrayBuffer> {
-  for (let i = 0; i < text.length; i++) into[offset + i] = text.charCodeAt(i);
-  return into;
-}
-
 const SWITCHING_PROTOCOLS = latin1Bytes(
   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
 );
@@ -385,43 +357,4 @@ export function switchingProtocols(
   response[at++] = 0x3d;
   latin1Bytes(tail, response, at);
   return response;
-}
-
-/** A short plain-text response for an {@linkcode HttpError}; the connection closes after it. */
-export function errorResponse(error: HttpError): Uint8Array {
-  const body = encoder.encode(error.message + "\n");
-  const headers: [string, string][] = [
-    ["Content-Type", "text/plain; charset=utf-8"],
-    ["Content-Length", String(body.length)],
-    ["Connection", "close"],
-    ...Object.entries(error.headers ?? {}),
-  ];
-  return concat(responseHead(error.status, headers), body);
-}
-
-/**
- * Serializes a web `Response` for a connection that closes after it: the body is read whole and
- * sent with its `Content-Length` (omitted for HEAD requests and bodiless statuses).
- */
-export async function encodeResponse(response: Response, method: string): Promise<Uint8Array> {
-  const body = new Uint8Array(await response.arrayBuffer());
-  const bodiless = response.status === 204 || response.status === 304 || response.status < 200;
-  const headers: [string, string][] = [];
-  for (const entry of response.headers) {
-    const name = entry[0];
-    if (name !== "content-length" && name !== "connection" && name !== "transfer-encoding") {
-      headers.push(entry);
-    }
-  }
-  if (!bodiless) headers.push(["content-length", String(body.length)]);
-  headers.push(["connection", "close"]);
-  const head = responseHead(response.status, headers, response.statusText);
-  return method === "HEAD" || bodiless ? head : concat(head, body);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const joined = new Uint8Array(a.length + b.length);
-  joined.set(a);
-  joined.set(b, a.length);
-  return joined;
 }

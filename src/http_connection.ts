@@ -1,14 +1,14 @@
 /**
- * The HTTP phase of every connection: read the request head, then either answer it as plain
- * HTTP (the `fetch` handler) or complete a WebSocket handshake and hand the connection over.
+ * The HTTP phase of every connection: read a request head, then either complete a WebSocket
+ * handshake and hand the connection over, or answer plain HTTP requests (the `fetch` handler),
+ * one after another on a kept-alive connection, with request bodies streamed from the socket as
+ * the handler reads them.
  * @module
  */
 
+import { ByteQueue } from "./byte_queue.ts";
 import {
   acceptDigest,
-  encodeResponse,
-  errorResponse,
-  type HttpError,
   isUpgradeRequest,
   offeredProtocols,
   parseRequestHead,
@@ -16,6 +16,15 @@ import {
   switchingProtocols,
   validateUpgrade,
 } from "./handshake.ts";
+import { BodyDecoder, requestFraming } from "./http_body.ts";
+import {
+  CONTINUE,
+  errorResponse,
+  type HttpError,
+  responseCloses,
+  type ResponseSink,
+  writeResponse,
+} from "./http_response.ts";
 import { negotiateDeflate } from "./deflate/negotiate.ts";
 import type { ResolvedOptions, UpgradeAccept } from "./options.ts";
 import type { ConnectionInit } from "./connection.ts";
@@ -23,35 +32,68 @@ import type { Transport, TransportEvents } from "./runtime/types.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */
 export interface HttpHost<T> {
-  /** The server\'s resolved options. */
+  /** The server's resolved options. */
   options: ResolvedOptions<T>;
   /** Takes over a connection whose handshake succeeded. */
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
   /** The HTTP phase ended, whatever the outcome. */
   released(connection: HttpConnection<T>): void;
+  /** A kept-alive connection waits for its next request head. */
+  requeued(connection: HttpConnection<T>): void;
+  /** The socket closed (after the HTTP phase or during it, but not once handed over). */
+  disconnected(connection: HttpConnection<T>): void;
+  /** Changes the bytes held in the HTTP phase by `delta`; false when the budget has no room. */
+  hold(delta: number): boolean;
 }
 
 const enum Stage {
-  /** Reading the head (and, for plain HTTP, the body). */
-  Reading,
-  /** Waiting on hooks; further bytes are kept as early frames. */
-  Deciding,
-  /** Answered or handed over. */
+  /** Reading a request head (the first, or the next one on a kept-alive connection). */
+  Head,
+  /** An upgrade waits on hooks and the accept digest; further bytes are kept as early frames. */
+  Upgrading,
+  /** A plain request: the handler runs, its body streams, its response is written. */
+  Request,
+  /** Answered for good, or handed over. */
   Done,
 }
 
+/** Early frames (bytes after an upgrade request, before its 101) kept beyond the head's limit. */
+const EARLY_DATA_LIMIT = 64 * 1024;
+/** Bytes a response may have waiting in the transport before writing it waits for the client. */
+const RESPONSE_BACKLOG = 64 * 1024;
+
 /** One connection in its HTTP phase. */
-export class HttpConnection<T> implements TransportEvents {
+export class HttpConnection<T> implements TransportEvents, ResponseSink {
   readonly #transport: Transport;
   readonly #host: HttpHost<T>;
-  /** What arrived so far: the first chunk itself, until a second one needs a buffer of our own. */
-  #buffer: Uint8Array | null = null;
-  #length = 0;
-  #stage = Stage.Reading;
-  #head: RequestHead | null = null;
+  /** Bytes that arrived and were not used yet. */
+  readonly #unread = new ByteQueue();
+  /** Bytes counted against the server's budget for the HTTP phase. */
+  #held = 0;
+  #stage = Stage.Head;
+  /** Requests answered on this connection so far. */
+  #served = 0;
+  /** When the current head began to be awaited: the sweep's deadline and the eviction order. */
+  startedAt: number = Date.now();
+  /** Since when the connection waits on the client (body bytes asked for, or a write to drain); 0 when not. */
+  #waitingSince = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the connection was accepted (the server's sweep enforces `handshakeTimeout`). */
-  readonly startedAt: number = Date.now();
+
+  // The plain request in progress.
+  #head: RequestHead | null = null;
+  #body: BodyDecoder | null = null;
+  /** The body stream handed to the handler, until it is closed, errored or cancelled. */
+  #bodyStream: ReadableStreamDefaultController<Uint8Array> | null = null;
+  /** The handler asked for more body than has arrived: settles its pending read once some does. */
+  #bodyWanted: (() => void) | null = null;
+  #keepAlive = false;
+  #expectsContinue = false;
+  #responding = false;
+  #drained: (() => void) | null = null;
+  /** Hands decoded body pieces to the stream (made with the first body stream, not per piece). */
+  #enqueue: ((piece: Uint8Array) => void) | null = null;
+  /** Whether the body stream got a piece since the handler last asked (its read is then answered). */
+  #fed = false;
 
   /** Starts the HTTP phase of a freshly accepted `transport`. */
   constructor(transport: Transport, host: HttpHost<T>) {
@@ -59,30 +101,96 @@ export class HttpConnection<T> implements TransportEvents {
     this.#host = host;
   }
 
+  /** The client's IP address. */
+  get remoteAddress(): string {
+    return this.#transport.remoteAddress;
+  }
+
+  /** Whether it is waiting for a request head, and so may be dropped to make room for others. */
+  get evictable(): boolean {
+    return this.#stage === Stage.Head;
+  }
+
+  // --- TransportEvents -------------------------------------------------------------------------
+
   data(chunk: Uint8Array): boolean {
     if (this.#stage === Stage.Done) return false;
     const options = this.#host.options;
-    // Whatever arrives is bounded: head plus body, or head plus early frames.
-    if (this.#length + chunk.length > options.maxHeadSize + Math.max(options.maxBodySize, 65536)) {
+    if (
+      this.#unread.length + chunk.length >
+        options.maxHeadSize + Math.max(options.maxBodySize, EARLY_DATA_LIMIT)
+    ) {
       this.refuse({ status: 413, message: "the request is too large" });
       return false;
     }
-    const kept = this.#buffer === null;
-    if (kept) {
-      this.#buffer = chunk; // usually the whole request: parsed where it lies
-      this.#length = chunk.length;
-    } else {
-      this.#append(chunk);
-    }
-    if (this.#stage === Stage.Reading) this.#read();
+    this.#unread.push(chunk);
+    if (!this.#account()) return false;
+    if (this.#waitingSince !== 0 && this.#drained === null) this.#waitingSince = Date.now();
+    this.#process();
+    const kept = this.#unread.borrowing;
+    this.#account();
     return kept;
   }
 
-  drain(): void {}
+  drain(): void {
+    const drained = this.#drained;
+    this.#drained = null;
+    if (drained !== null) this.#waitingSince = 0;
+    drained?.();
+  }
 
   close(): void {
     clearTimeout(this.#lingerTimer);
+    this.#failBody(new Error("the client closed the connection"));
+    this.#unread.clear();
+    this.#account();
+    this.drain();
     this.#end();
+    this.#host.disconnected(this);
+  }
+
+  // --- ResponseSink ----------------------------------------------------------------------------
+
+  /** Writes response bytes; false once the connection is gone or answered for good. */
+  write(bytes: Uint8Array): boolean {
+    if (this.#stage === Stage.Done) return false;
+    this.#transport.write(bytes);
+    return true;
+  }
+
+  /** Resolves once the transport's backlog is small enough to write more. */
+  drained(): Promise<void> | void {
+    if (this.#transport.pending <= RESPONSE_BACKLOG || this.#stage === Stage.Done) return;
+    this.#waitingSince = Date.now();
+    return new Promise((resolve) => (this.#drained = resolve));
+  }
+
+  // --- Admission -------------------------------------------------------------------------------
+
+  /** Drops the connection to make room for a newcomer; a kept-alive one between requests goes quietly. */
+  evict(error: HttpError): void {
+    if (this.#served > 0 && this.#unread.length === 0) this.#finish(null);
+    else this.refuse(error);
+  }
+
+  /**
+   * Enforces the deadlines (the server's sweep calls this): a head, or an upgrade's decision, not
+   * done since `deadline`, and a client that has not sent the body asked for or read the
+   * response written since then.
+   */
+  expire(deadline: number): void {
+    if (this.#stage === Stage.Request) {
+      if (this.#waitingSince === 0 || this.#waitingSince > deadline) return;
+      if (this.#responding) return this.abort();
+      this.#failBody(new Error("the request body did not arrive in time"));
+      return this.refuse({ status: 408, message: "the request body did not arrive in time" });
+    }
+    if (this.startedAt > deadline) return;
+    // A kept-alive connection with no new request is closed without an answer nobody asked for.
+    if (this.#stage === Stage.Head && this.#served > 0 && this.#unread.length === 0) {
+      return this.#finish(null);
+    }
+    this.refuse({ status: 408, message: "the request took too long" });
   }
 
   /** Drops the connection (server shutdown). */
@@ -90,58 +198,222 @@ export class HttpConnection<T> implements TransportEvents {
     this.#transport.destroy();
   }
 
-  #append(chunk: Uint8Array): void {
-    const needed = this.#length + chunk.length;
-    let buffer = this.#buffer!;
-    if (needed > buffer.length) {
-      const grown = new Uint8Array(Math.max(needed, 1024, buffer.length * 2));
-      grown.set(buffer.subarray(0, this.#length));
-      this.#buffer = buffer = grown;
+  // --- Reading ---------------------------------------------------------------------------------
+
+  /** Keeps the budget's count in step with what the unread bytes hold; refuses (503) when over it. */
+  #account(): boolean {
+    const footprint = this.#unread.footprint;
+    if (this.#host.hold(footprint - this.#held)) {
+      this.#held = footprint;
+      return true;
     }
-    buffer.set(chunk, this.#length);
-    this.#length = needed;
+    this.#unread.clear();
+    this.#host.hold(-this.#held);
+    this.#held = 0;
+    this.#failBody(new Error("the server is out of memory for request data"));
+    this.refuse({ status: 503, message: "the server is out of memory for request data; try again" });
+    return false;
   }
 
-  #read(): void {
+  /** Uses what has arrived, as far as the current stage allows. */
+  #process(): void {
+    while (this.#stage === Stage.Head && this.#readHead());
+    if (this.#stage === Stage.Request) this.#feedBody();
+  }
+
+  /** Parses a head from the unread bytes and starts on it; true when it did. */
+  #readHead(): boolean {
     const options = this.#host.options;
-    if (this.#head === null) {
-      const buffer = this.#buffer!;
-      const parsed = parseRequestHead(
-        this.#length === buffer.length ? buffer : buffer.subarray(0, this.#length),
-        options,
-      );
-      if (parsed === null) return;
-      if ("status" in parsed) return this.refuse(parsed);
-      this.#head = parsed;
+    const head = parseRequestHead(this.#unread.bytes, options);
+    if (head === null) return false;
+    if ("status" in head) {
+      this.refuse(head);
+      return false;
     }
-    const head = this.#head;
+    this.#unread.consume(head.size);
+    const framing = requestFraming(head, options.maxBodySize);
     if (isUpgradeRequest(head.headers)) {
-      this.#stage = Stage.Deciding;
+      // Body bytes would be read as frames: an upgrade carrying one is refused, not smuggled in.
+      if ("status" in framing || framing.chunked || framing.length > 0) {
+        this.refuse({ status: 400, message: "a WebSocket upgrade request may not have a body" });
+        return false;
+      }
+      this.#stage = Stage.Upgrading;
       try {
         this.#upgrade(head);
       } catch (error) {
         this.#internalError(error);
       }
+      return false;
+    }
+    if ("status" in framing) {
+      this.refuse(framing);
+      return false;
+    }
+    this.#stage = Stage.Request;
+    this.#head = head;
+    this.#body = new BodyDecoder(framing, options.maxBodySize);
+    this.#keepAlive = keepsAlive(head);
+    try {
+      this.#request(head);
+    } catch (error) {
+      this.#internalError(error);
+    }
+    return true;
+  }
+
+  /** Starts answering a plain request: at once with 426 without a `fetch` handler, else through it. */
+  #request(head: RequestHead): void {
+    const fetch = this.#host.options.fetch;
+    if (fetch === null) {
+      // Nothing will read the body, so the answer does not wait for it and the connection closes.
+      this.#keepAlive = false;
+      this.#respond(
+        new Response("This is a WebSocket server.\n", {
+          status: 426,
+          headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
+        }),
+      ).catch((error) => this.#internalError(error));
       return;
     }
-    if (head.headers.has("transfer-encoding")) {
-      return this.refuse({ status: 501, message: "chunked request bodies are not supported" });
+    const url = this.#url(head, "http");
+    if (!(url instanceof URL)) return this.refuse(url);
+    const hasBody = !this.#body!.done;
+    this.#expectsContinue = hasBody && head.minorVersion >= 1 &&
+      (head.headers.get("expect") ?? "").toLowerCase() === "100-continue";
+    // A GET or HEAD cannot have a body in a web Request; one that came anyway is read and dropped.
+    const stream = hasBody && head.method !== "GET" && head.method !== "HEAD" ? this.#openBody() : null;
+    const request = webRequest(head, url, stream);
+    const transport = this.#transport;
+    Promise.resolve(
+      fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort }),
+    )
+      .then((response) => this.#respond(response))
+      .catch((error) => this.#internalError(error));
+  }
+
+  /** The request body as a stream that reads from the socket only as the handler reads it. */
+  #openBody(): ReadableStream<Uint8Array> {
+    // A copy of each piece: the handler may keep it, and the bytes it came in are reused.
+    this.#enqueue ??= (piece) => {
+      this.#bodyStream?.enqueue(piece.slice());
+      this.#fed = true;
+    };
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#bodyStream = controller;
+      },
+      pull: () => {
+        if (this.#expectsContinue) {
+          this.#expectsContinue = false;
+          if (!this.#responding) this.write(CONTINUE);
+        }
+        return new Promise<void>((resolve) => {
+          this.#bodyWanted = resolve;
+          this.#feedBody();
+          if (this.#bodyWanted === null) return;
+          this.#waitingSince = Date.now();
+          this.#transport.resume();
+        });
+      },
+      cancel: () => {
+        this.#bodyStream = null;
+        this.#keepAlive = false; // the rest of the body is not read, so the next request cannot be found
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * Decodes unread body bytes into the body stream while the handler wants them (always when
+   * the body is dropped unread), and pauses the socket when nothing may be read now.
+   */
+  #feedBody(): void {
+    const body = this.#body!;
+    const dropping = this.#bodyStream === null && this.#keepAlive;
+    if (
+      !body.done && this.#unread.length > 0 && (this.#bodyWanted !== null || dropping)
+    ) {
+      this.#unread.consume(
+        body.decode(this.#unread.bytes, this.#bodyStream === null ? drop : this.#enqueue!),
+      );
+      const error = body.error;
+      if (error !== null) {
+        this.#failBody(new TypeError(`invalid request body: ${error.message}`));
+        if (!this.#responding) this.refuse(error);
+        else this.abort();
+        return;
+      }
+      if (body.done) {
+        this.#bodyStream?.close();
+        this.#bodyStream = null;
+      }
+      this.#waitingSince = 0;
+      // The pending read is answered only by a piece or the end: a stream does not pull again on its own.
+      if (this.#fed || body.done) {
+        this.#fed = false;
+        const wanted = this.#bodyWanted;
+        this.#bodyWanted = null;
+        wanted?.();
+      }
     }
-    const declared = head.headers.get("content-length");
-    const bodyLength = declared === undefined ? 0 : Number(declared);
-    if (!/^\d+$/.test(declared ?? "0")) {
-      return this.refuse({ status: 400, message: "invalid Content-Length" });
+    // What is left waits: more body than was asked for, or the next request of a pipelining client.
+    if (this.#unread.length > 0 || (this.#bodyWanted === null && !dropping)) this.#transport.pause();
+    else this.#transport.resume();
+  }
+
+  /** Ends the body stream with `error` (the connection failed before the body was read). */
+  #failBody(error: Error): void {
+    const stream = this.#bodyStream;
+    this.#bodyStream = null;
+    stream?.error(error);
+    const wanted = this.#bodyWanted;
+    this.#bodyWanted = null;
+    wanted?.();
+  }
+
+  // --- Answering -------------------------------------------------------------------------------
+
+  /** Writes the handler's response, then waits for the next request or closes. */
+  async #respond(response: Response): Promise<void> {
+    if (!(response instanceof Response)) throw new TypeError("the fetch handler must return a Response");
+    if (this.#stage !== Stage.Request || this.#responding) {
+      await response.body?.cancel();
+      return;
     }
-    if (bodyLength > options.maxBodySize) {
-      return this.refuse({
-        status: 413,
-        message: `request bodies are limited to ${options.maxBodySize} bytes`,
-      });
+    const head = this.#head!;
+    const body = this.#body!;
+    // The rest of the body, if it is all here, is dropped so that the connection can go on.
+    if (!body.done) this.#unread.consume(body.decode(this.#unread.bytes, drop));
+    this.#responding = true;
+    this.#expectsContinue = false;
+    let keepAlive = this.#keepAlive && body.done && !responseCloses(response);
+    try {
+      keepAlive = await writeResponse(response, {
+        method: head.method,
+        keepAlive,
+        http11: head.minorVersion >= 1,
+      }, this);
+    } catch (error) {
+      console.error("wisp: a response body failed:", error);
+      return this.abort();
     }
-    if (this.#length < head.size + bodyLength) return; // the body is still coming
-    this.#stage = Stage.Deciding;
-    const body = this.#buffer!.slice(head.size, head.size + bodyLength);
-    this.#answer(head, body).catch((error) => this.#internalError(error));
+    if (this.#stage !== Stage.Request) return;
+    this.#served++;
+    if (!keepAlive) return this.#finish(null);
+    this.#nextRequest();
+  }
+
+  /** Resets for the next request on a kept-alive connection, starting on any bytes already here. */
+  #nextRequest(): void {
+    this.#stage = Stage.Head;
+    this.#head = this.#body = this.#bodyStream = null;
+    this.#responding = this.#expectsContinue = false;
+    this.#waitingSince = 0;
+    this.startedAt = Date.now();
+    this.#host.requeued(this);
+    this.#transport.resume();
+    this.#process();
+    this.#account();
   }
 
   /**
@@ -164,23 +436,7 @@ export class HttpConnection<T> implements TransportEvents {
     return url;
   }
 
-  async #answer(head: RequestHead, body: Uint8Array<ArrayBuffer>): Promise<void> {
-    const url = this.#url(head, "http");
-    if (!(url instanceof URL)) return this.refuse(url);
-    const request = webRequest(head, url, body);
-    const transport = this.#transport;
-    const fetch = this.#host.options.fetch;
-    const response = fetch === null
-      ? new Response("This is a WebSocket server.\n", {
-        status: 426,
-        headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
-      })
-      : await fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort });
-    if (!(response instanceof Response)) {
-      throw new TypeError("the fetch handler must return a Response");
-    }
-    this.#send(await encodeResponse(response, head.method));
-  }
+  // --- Upgrading -------------------------------------------------------------------------------
 
   /** Checks an upgrade request, then accepts it, or asks the upgrade hook first when there is one. */
   #upgrade(head: RequestHead): void {
@@ -217,9 +473,12 @@ export class HttpConnection<T> implements TransportEvents {
       remotePort: transport.remotePort,
       protocols: offered,
     });
-    if (this.#done) return; // timed out or dropped while the hook ran
+    if (this.#stage !== Stage.Upgrading) return; // timed out or dropped while the hook ran
     if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
-    if (decision instanceof Response) return this.#send(await encodeResponse(decision, head.method));
+    if (decision instanceof Response) {
+      await writeResponse(decision, { method: head.method, keepAlive: false, http11: true }, this);
+      return this.#finish(null);
+    }
     const accepted = typeof decision === "object" && decision !== null ? decision : {};
     this.#switch(head, url, key, offered, accepted, request);
   }
@@ -246,11 +505,13 @@ export class HttpConnection<T> implements TransportEvents {
       options.perMessageDeflate.clientMaxWindowBits,
     );
     acceptDigest(key).then((digest) => {
-      if (this.#done) return; // timed out or dropped meanwhile
-      this.#end();
+      if (this.#stage !== Stage.Upgrading) return; // timed out or dropped meanwhile
       const transport = this.#transport;
+      const early = this.#unread.length > 0 ? this.#unread.bytes : null;
+      this.#unread.clear();
+      this.#account();
+      this.#end();
       transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
-      const early = this.#length > head.size ? this.#buffer!.subarray(head.size, this.#length) : null;
       this.#host.adopt(transport, { url: url.href, protocol, data: accepted.data as T, deflate }, early);
     }).catch((error) => this.#internalError(error));
   }
@@ -266,28 +527,32 @@ export class HttpConnection<T> implements TransportEvents {
     return chosen ?? "";
   }
 
-  /** Whether the connection was answered, handed over or dropped (checked after each await). */
-  get #done(): boolean {
-    return this.#stage === Stage.Done;
-  }
+  // --- Ending ----------------------------------------------------------------------------------
 
   #internalError(error: unknown): void {
+    // Once answered (a failed body, a timeout) the handler's failure is the answer's echo: not logged.
+    if (this.#stage === Stage.Done) return;
     console.error("wisp: a request handler failed:", error);
+    if (this.#responding) return this.abort();
+    this.#failBody(new Error("the request failed"));
     this.refuse({ status: 500, message: "internal server error" });
   }
 
   /** Answers with an error status and closes. */
   refuse(error: HttpError): void {
-    this.#send(errorResponse(error));
+    this.#finish(errorResponse(error));
   }
 
-  /** Writes a final response and closes the connection after it. */
-  #send(response: Uint8Array): void {
+  /** Writes a final response (if any) and closes the connection after it. */
+  #finish(response: Uint8Array | null): void {
     if (this.#stage === Stage.Done) return;
     this.#end();
     const transport = this.#transport;
-    transport.write(response);
+    if (response !== null) transport.write(response);
     transport.end();
+    transport.resume(); // read on to see the client's FIN (what it sends now is dropped)
+    this.#unread.clear();
+    this.#account();
     // A client that never closes its side is dropped once it has had time to read the answer.
     this.#lingerTimer = setTimeout(() => transport.destroy(), this.#host.options.closeTimeout);
   }
@@ -299,14 +564,25 @@ export class HttpConnection<T> implements TransportEvents {
   }
 }
 
+/** Stands in for the body stream when body bytes are read only to be dropped. */
+function drop(): void {}
+
+/** Whether the client wants the connection kept open after the response (RFC 9112 §9.3). */
+function keepsAlive(head: RequestHead): boolean {
+  const connection = (head.headers.get("connection") ?? "").toLowerCase();
+  const listed = (token: string) => connection.split(",").some((item) => item.trim() === token);
+  return head.minorVersion >= 1 ? !listed("close") : listed("keep-alive");
+}
+
 /**
- * The web `Request` handed to hooks, at the `http:` form of `url`; a body only for methods that
- * may carry one.
+ * The web `Request` handed to hooks, at the `http:` form of `url`, with `body` as its body
+ * stream (or none).
  */
-function webRequest(head: RequestHead, url: URL, body: Uint8Array<ArrayBuffer> | null): Request {
-  const hasBody = body !== null && head.method !== "GET" && head.method !== "HEAD";
+function webRequest(head: RequestHead, url: URL, body: ReadableStream<Uint8Array> | null): Request {
   const href = url.protocol === "ws:" ? "http" + url.href.slice("ws".length) : url.href;
-  return new Request(href, { method: head.method, headers: [...head.headers], body: hasBody ? body : null });
+  const init: RequestInit & { duplex?: "half" } = { method: head.method, headers: [...head.headers], body };
+  if (body !== null) init.duplex = "half"; // a streamed body (the fetch standard requires saying so)
+  return new Request(href, init);
 }
 
 /**

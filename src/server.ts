@@ -4,6 +4,7 @@
  * @module
  */
 
+import { Admission } from "./admission.ts";
 import { CloseCode } from "./close.ts";
 import { HttpConnection, type HttpHost } from "./http_connection.ts";
 import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
@@ -67,7 +68,7 @@ export function serve<T = undefined>(options: ServeOptions<T> = {}): Server {
 class WispServer<T> implements Server, HttpHost<T> {
   readonly options: ResolvedOptions<T>;
   readonly #listener: TransportListener;
-  readonly #pending = new Set<HttpConnection<T>>();
+  readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
   readonly #context: ConnectionContext<T>;
   readonly #topics = new TopicRegistry<Connection<T>>();
@@ -88,17 +89,17 @@ class WispServer<T> implements Server, HttpHost<T> {
       compression: options.perMessageDeflate ?? { threshold: 0, level: 0 },
       release: (connection) => {
         this.#sockets.delete(connection);
+        this.#admission.disconnected(connection.socket.remoteAddress);
         this.#checkClosed();
       },
     };
+    this.#admission = new Admission(options);
     this.#listener = listenOrExplain(options, (transport) => this.#accept(transport));
     // One timer enforces handshakeTimeout for every connection, instead of a timer each.
     const handshakeTimeout = options.handshakeTimeout;
     this.#handshakeSweep = setInterval(() => {
       const deadline = Date.now() - handshakeTimeout;
-      for (const http of this.#pending) {
-        if (http.startedAt <= deadline) http.refuse({ status: 408, message: "the request took too long" });
-      }
+      for (const http of this.#admission.pending) http.expire(deadline);
     }, Math.max(10, Math.min(1000, Math.floor(handshakeTimeout / 4))));
     if (options.idleTimeout > 0) {
       const sendPings = options.sendPings;
@@ -141,11 +142,8 @@ class WispServer<T> implements Server, HttpHost<T> {
     }
     const http = new HttpConnection(transport, this);
     transport.events = http;
-    if (this.#pending.size >= this.options.maxPendingHandshakes) {
-      http.refuse({ status: 503, message: "too many pending handshakes; try again" });
-      return;
-    }
-    this.#pending.add(http);
+    const refusal = this.#admission.admit(http);
+    if (refusal !== null) http.refuse(refusal);
   }
 
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void {
@@ -156,8 +154,20 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   released(http: HttpConnection<T>): void {
-    this.#pending.delete(http);
+    this.#admission.release(http);
     this.#checkClosed();
+  }
+
+  requeued(http: HttpConnection<T>): void {
+    this.#admission.requeue(http);
+  }
+
+  disconnected(http: HttpConnection<T>): void {
+    this.#admission.disconnected(http.remoteAddress);
+  }
+
+  hold(delta: number): boolean {
+    return this.#admission.hold(delta);
   }
 
   close(): Promise<void> {
@@ -166,7 +176,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       this.#listener.close();
       clearInterval(this.#sweep);
       clearInterval(this.#handshakeSweep);
-      for (const http of this.#pending) http.abort();
+      for (const http of this.#admission.pending) http.abort();
       for (const connection of this.#sockets) {
         connection.socket.close(CloseCode.GoingAway, "server shutting down");
       }
@@ -176,7 +186,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   #checkClosed(): void {
-    if (this.#resolveClosed !== null && this.#pending.size === 0 && this.#sockets.size === 0) {
+    if (this.#resolveClosed !== null && this.#admission.pending.size === 0 && this.#sockets.size === 0) {
       this.#resolveClosed();
       this.#resolveClosed = null;
     }

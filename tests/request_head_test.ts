@@ -47,8 +47,8 @@ describe("parseRequestHead", () => {
   for (
     const [what, field, message] of [
       ["a value with a control character", "A: x\x01y", "invalid header value"],
-      ["a value with a bare CR", "A: x\ry", "invalid header value"],
-      ["a value with a bare LF", "A: x\ny", "invalid header value"],
+      ["a value with a bare CR", "A: x\ry", "lines must end with CRLF"],
+      ["a value with a bare LF", "A: x\ny", "lines must end with CRLF"],
       ["a value with DEL", "A: x\x7fy", "invalid header value"],
       ["a field with no colon", "no colon here", "malformed header field"],
       ["a space before the colon", "Name : x", "malformed header field"],
@@ -64,7 +64,6 @@ describe("parseRequestHead", () => {
 
   for (
     const line of [
-      "",
       "GET",
       "GET /",
       "GET / HTTP/1.1 x",
@@ -77,6 +76,22 @@ describe("parseRequestHead", () => {
       assert.deepEqual(refusal(`${line}\r\n\r\n`), { status: 400, message: "malformed request line" });
     });
   }
+
+  it("refuses a line ending in a bare LF at once, before the head is complete", () => {
+    const message = "lines must end with CRLF";
+    assert.deepEqual(refusal("GET / HTTP/1.1\nHost: x"), { status: 400, message });
+    assert.deepEqual(refusal("GET / HTTP/1.1\r\nHost: x\n"), { status: 400, message });
+    assert.deepEqual(refusal("GET / HTTP/1.1\r\nHost: x\r\n\n"), { status: 400, message });
+    assert.deepEqual(refusal("GET / HTTP/1.1\rHost: x"), { status: 400, message });
+    assert.equal(parseRequestHead(latin1("GET / HTTP/1.1\r"), LIMITS), null, "a CR whose LF is still coming");
+  });
+
+  it("skips empty lines before the request line, counting them in the head's size", () => {
+    const head = parsed("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.equal(head.method, "GET");
+    assert.equal(head.size, 4 + "GET / HTTP/1.1\r\nHost: x\r\n\r\n".length);
+    assert.equal(parseRequestHead(latin1("\r\n"), LIMITS), null);
+  });
 
   it("answers another major version with 505", () => {
     assert.equal(refusal("GET / HTTP/2.0\r\n\r\n").status, 505);

@@ -144,10 +144,13 @@ export class RawClient {
     socket.on("error", onEnd);
   }
 
-  /** Opens a TCP connection to 127.0.0.1:`port`. */
-  static connect(port: number): Promise<RawClient> {
+  /**
+   * Opens a TCP connection to 127.0.0.1:`port`, from `localAddress` when given (any address of
+   * 127.0.0.0/8 reaches the server, which sees it as the client's address).
+   */
+  static connect(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port }, () => resolve(new RawClient(socket)));
+      const socket = connect({ host: "127.0.0.1", port, localAddress }, () => resolve(new RawClient(socket)));
       socket.once("error", reject);
     });
   }
@@ -200,8 +203,8 @@ export class RawClient {
     }
   }
 
-  /** Reads an HTTP response (head and a Content-Length body). */
-  async readResponse(ms = 5000): Promise<ResponseHead> {
+  /** Reads an HTTP response: its head and its Content-Length body (none when `bodiless`, as for HEAD). */
+  async readResponse(ms = 5000, bodiless = false): Promise<ResponseHead> {
     let end = -1;
     await this.#until(
       () => (end = decoder.decode(this.#buffer).indexOf("\r\n\r\n")) >= 0,
@@ -216,11 +219,18 @@ export class RawClient {
       const colon = line.indexOf(":");
       headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
     }
-    const length = Number(headers.get("content-length") ?? 0);
+    const length = bodiless ? 0 : Number(headers.get("content-length") ?? 0);
     await this.#until(() => this.#buffer.length >= headLength + length, "a response body", ms);
     const body = decoder.decode(this.#buffer.subarray(headLength, headLength + length));
     this.#buffer = this.#buffer.slice(headLength + length);
     return { status: Number(statusLine.split(" ")[1]), headers, body };
+  }
+
+  /** Takes every byte received and not yet read, as text. */
+  takeText(): string {
+    const text = decoder.decode(this.#buffer);
+    this.#buffer = new Uint8Array(0);
+    return text;
   }
 
   /** Reads the next frame the server sent. */
@@ -272,6 +282,11 @@ export class RawClient {
   /** The local port of this connection (what the server sees as the client's port). */
   get localPort(): number {
     return this.#socket.localPort ?? 0;
+  }
+
+  /** Bytes written that the socket has not handed to the kernel yet (they wait on the server). */
+  get unsent(): number {
+    return this.#socket.writableLength;
   }
 
   /** Bytes received and not yet read. */

@@ -1,0 +1,450 @@
+/**
+ * Plain HTTP on the WebSocket port: keep-alive and pipelining, request bodies streamed from the
+ * socket as the handler reads them (Content-Length and chunked), streamed responses, and the
+ * framing rules that keep a body from being smuggled into a WebSocket.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { RawClient, upgradeRequest } from "./helpers/raw_client.ts";
+import { delay, echoServer, until } from "./helpers/server.ts";
+import { serve, type Server } from "../mod.ts";
+
+const WAIT = 2000;
+const CLOSE_TIMEOUT = 4000;
+
+/** Runs `fn` with a fresh connection, destroyed afterwards whatever happens. */
+async function withClient<R>(port: number, fn: (client: RawClient) => Promise<R>): Promise<R> {
+  const client = await RawClient.connect(port);
+  try {
+    return await fn(client);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A request head for `path` with extra header lines. */
+function request(method: string, path: string, ...lines: string[]): string {
+  return [`${method} ${path} HTTP/1.1`, "Host: 127.0.0.1", ...lines].join("\r\n") + "\r\n\r\n";
+}
+
+describe("http: keep-alive and pipelining", () => {
+  let server: Server;
+  let served = 0;
+  before(() => {
+    server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      handshakeTimeout: 300,
+      fetch(request) {
+        served++;
+        return new Response(`${request.method} ${new URL(request.url).pathname}`);
+      },
+    });
+  });
+  after(() => server.close());
+
+  it("answers several requests on one HTTP/1.1 connection, and keeps it open", async () => {
+    await withClient(server.port, async (client) => {
+      for (const path of ["/a", "/b", "/c"]) {
+        client.write(request("GET", path));
+        const response = await client.readResponse(WAIT);
+        assert.equal(response.status, 200);
+        assert.equal(response.body, `GET ${path}`);
+        assert.equal(response.headers.get("connection"), null);
+      }
+      assert.equal(client.ended, false);
+    });
+  });
+
+  it("answers pipelined requests in order", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("GET", "/1") + request("HEAD", "/2") + request("GET", "/3"));
+      assert.equal((await client.readResponse(WAIT)).body, "GET /1");
+      const head = await client.readResponse(WAIT, true);
+      assert.equal(head.headers.get("content-length"), "7", "HEAD gets the length GET would");
+      assert.equal((await client.readResponse(WAIT)).body, "GET /3");
+    });
+  });
+
+  it("closes after a response when the request says Connection: close, or is HTTP/1.0", async () => {
+    for (
+      const head of [
+        request("GET", "/x", "Connection: close"),
+        "GET /x HTTP/1.0\r\n\r\n",
+      ]
+    ) {
+      await withClient(server.port, async (client) => {
+        client.write(head);
+        const response = await client.readResponse(WAIT);
+        assert.equal(response.headers.get("connection"), "close");
+        await client.waitForEnd(WAIT);
+        assert.ok(client.ended);
+      });
+    }
+  });
+
+  it("keeps an HTTP/1.0 connection open when it asks for keep-alive", async () => {
+    await withClient(server.port, async (client) => {
+      client.write("GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.headers.get("connection"), "keep-alive");
+      client.write("GET /k2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      assert.equal((await client.readResponse(WAIT)).body, "GET /k2");
+    });
+  });
+
+  it("closes an idle kept-alive connection after handshakeTimeout without answering", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("GET", "/idle"));
+      await client.readResponse(WAIT);
+      await client.waitForEnd(WAIT);
+      assert.ok(client.ended);
+      assert.equal(client.unread, 0, "no 408 for a request nobody sent");
+    });
+  });
+
+  it("upgrades a kept-alive connection to a WebSocket on a later request", async () => {
+    const both = serve({ port: 0, closeTimeout: CLOSE_TIMEOUT, fetch: () => new Response("page") });
+    try {
+      await withClient(both.port, async (client) => {
+        client.write(request("GET", "/"));
+        assert.equal((await client.readResponse(WAIT)).body, "page");
+        client.write(upgradeRequest("/"));
+        assert.equal((await client.readResponse(WAIT)).status, 101);
+      });
+    } finally {
+      await both.close();
+    }
+  });
+
+  it("has served every request above through the handler", () => {
+    assert.ok(served >= 10, `served ${served}`);
+  });
+});
+
+describe("http: request bodies", () => {
+  let server: Server;
+  /** What the last body-reading handler saw, for the tests to inspect. */
+  let seen: { length: number; sum: number; text: string } | null = null;
+  before(() => {
+    server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      handshakeTimeout: 300,
+      maxBodySize: 64 * 1024 * 1024,
+      async fetch(request) {
+        const path = new URL(request.url).pathname;
+        if (path === "/ignore") return new Response("ignored");
+        if (path === "/stream") {
+          let length = 0;
+          let sum = 0;
+          for await (const piece of request.body!) {
+            length += piece.length;
+            for (const byte of piece) sum = (sum + byte) % 65521;
+          }
+          seen = { length, sum, text: "" };
+          return new Response(String(length));
+        }
+        const text = await request.text();
+        seen = { length: text.length, sum: 0, text };
+        return new Response(text, { status: 201 });
+      },
+    });
+  });
+  after(() => server.close());
+
+  it("decodes a chunked body, with extensions and trailers, and goes on with the next request", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(
+        request("POST", "/text", "Transfer-Encoding: chunked") +
+          "5;name=value\r\nhello\r\n1 ; x\r\n \r\n6\r\nworld!\r\n0\r\nTrailer-Field: 1\r\n\r\n",
+      );
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, 201);
+      assert.equal(response.body, "hello world!");
+      client.write(request("POST", "/text", "Content-Length: 3") + "abc");
+      assert.equal((await client.readResponse(WAIT)).body, "abc");
+    });
+  });
+
+  it("decodes a chunked body sent one byte at a time", async () => {
+    await withClient(server.port, async (client) => {
+      const body = "3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n";
+      await client.writeBytewise(
+        new TextEncoder().encode(request("POST", "/text", "Transfer-Encoding: chunked") + body),
+      );
+      assert.equal((await client.readResponse(WAIT)).body, "abc0123456789");
+    });
+  });
+
+  for (
+    const [what, body, status] of [
+      ["a chunk size that is not hex", "x\r\nabc\r\n0\r\n\r\n", 400],
+      ["chunk data without its CRLF", "3\r\nabcd\r\n0\r\n\r\n", 400],
+      ["a size line ending in a bare LF", "3\nabc\r\n0\r\n\r\n", 400],
+      ["a chunk over maxBodySize", "4000001\r\n", 413],
+    ] as const
+  ) {
+    it(`answers ${what} with ${status}`, async () => {
+      await withClient(server.port, async (client) => {
+        client.write(request("POST", "/text", "Transfer-Encoding: chunked") + body);
+        const response = await client.readResponse(WAIT);
+        assert.equal(response.status, status, response.body);
+        await client.waitForEnd(WAIT);
+      });
+    });
+  }
+
+  it("hands a large body to the handler piece by piece, intact and in order", async () => {
+    const body = new Uint8Array(4 * 1024 * 1024);
+    let sum = 0;
+    for (let i = 0; i < body.length; i++) {
+      body[i] = (i * 7 + (i >> 11)) & 0xff;
+      sum = (sum + body[i]) % 65521;
+    }
+    await withClient(server.port, async (client) => {
+      client.write(request("POST", "/stream", `Content-Length: ${body.length}`));
+      client.write(body);
+      const response = await client.readResponse(5000);
+      assert.equal(response.body, String(body.length));
+      assert.deepEqual(seen, { length: body.length, sum, text: "" });
+    });
+  });
+
+  it("does not read a body the handler does not read: the client's writes back up", async () => {
+    // A handler that is slow to answer and never reads the body: the body stays in the client.
+    const slow = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      maxBodySize: 64 * 1024 * 1024,
+      fetch: () => new Promise<Response>((resolve) => setTimeout(() => resolve(new Response("later")), 600)),
+    });
+    try {
+      await withClient(slow.port, async (client) => {
+        const size = 48 * 1024 * 1024;
+        client.write(request("POST", "/", `Content-Length: ${size}`));
+        client.write(new Uint8Array(size));
+        await delay(400);
+        // Loopback buffers hold a few MiB at most; the rest must still wait in the client.
+        assert.ok(client.unsent > size / 2, `only ${client.unsent} of ${size} bytes still unsent`);
+        const response = await client.readResponse(WAIT);
+        assert.equal(response.body, "later");
+        assert.equal(response.headers.get("connection"), "close", "the unread body ends the connection");
+      });
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("answers 100 Continue when the handler reads a body the client waits to send", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("POST", "/text", "Content-Length: 4", "Expect: 100-continue"));
+      assert.equal((await client.readResponse(WAIT)).status, 100);
+      client.write("data");
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, 201);
+      assert.equal(response.body, "data");
+    });
+  });
+
+  it("sends no 100 Continue when the handler answers without the body", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("POST", "/ignore", "Content-Length: 4", "Expect: 100-continue"));
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, 200);
+      assert.equal(response.body, "ignored");
+    });
+  });
+
+  it("drops a body sent with a GET and goes on with the next request", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("GET", "/ignore", "Content-Length: 5") + "12345" + request("GET", "/ignore"));
+      assert.equal((await client.readResponse(WAIT)).body, "ignored");
+      assert.equal((await client.readResponse(WAIT)).body, "ignored");
+    });
+  });
+
+  it("answers 408 when a body the handler waits for stops arriving", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("POST", "/text", "Content-Length: 10") + "01234");
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, 408);
+      await client.waitForEnd(WAIT);
+    });
+  });
+});
+
+describe("http: without a fetch handler", () => {
+  let server: Server;
+  before(() => {
+    server = echoServer({ closeTimeout: CLOSE_TIMEOUT });
+  });
+  after(() => server.close());
+
+  it("answers 426 at once, without waiting for a body nobody will read", async () => {
+    await withClient(server.port, async (client) => {
+      client.write(request("POST", "/", "Content-Length: 1048576"));
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, 426);
+      assert.equal(response.headers.get("upgrade"), "websocket");
+      assert.equal(response.headers.get("connection"), "close");
+    });
+  });
+});
+
+describe("http: streamed responses", () => {
+  let server: Server;
+  before(() => {
+    server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      fetch() {
+        const encoder = new TextEncoder();
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(encoder.encode("first,"));
+            await delay(100);
+            controller.enqueue(encoder.encode("second"));
+            controller.close();
+          },
+        });
+        return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+      },
+    });
+  });
+  after(() => server.close());
+
+  it("streams a body that is still being produced with chunked coding, head first", async () => {
+    await withClient(server.port, async (client) => {
+      const started = Date.now();
+      client.write(request("GET", "/events"));
+      const response = await client.readResponse(WAIT);
+      assert.ok(Date.now() - started < 90, "the head waited for the whole body");
+      assert.equal(response.headers.get("transfer-encoding"), "chunked");
+      assert.equal(response.headers.get("content-length"), null);
+      await until(() => client.unread >= "0\r\n\r\n".length + 20, "the chunks");
+      await delay(20);
+      assert.equal(client.takeText(), "6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n");
+      client.write(request("GET", "/again"));
+      assert.equal((await client.readResponse(WAIT)).status, 200, "the connection goes on after it");
+    });
+  });
+
+  it("streams to an HTTP/1.0 client without chunked coding, and closes at the end", async () => {
+    await withClient(server.port, async (client) => {
+      client.write("GET /events HTTP/1.0\r\n\r\n");
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.headers.get("transfer-encoding"), null);
+      assert.equal(response.headers.get("connection"), "close");
+      await client.waitForEnd(WAIT);
+      assert.equal(client.takeText(), "first,second");
+    });
+  });
+});
+
+describe("http: no smuggling", () => {
+  let server: Server;
+  let bodies = 0;
+  before(() => {
+    server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      handshakeTimeout: 5000,
+      websocket: {
+        message() {
+          bodies++;
+        },
+      },
+      fetch: () => new Response("ok"),
+    });
+  });
+  after(() => server.close());
+
+  /** Sends `bytes` and expects `status` with the connection closed after it, well before any timeout. */
+  async function answered(bytes: string, status: number): Promise<void> {
+    await withClient(server.port, async (client) => {
+      const started = Date.now();
+      client.write(bytes);
+      const response = await client.readResponse(WAIT);
+      assert.equal(response.status, status, response.body);
+      assert.ok(Date.now() - started < 1000, "answered only after a timeout");
+      if (status >= 400) await client.waitForEnd(WAIT);
+    });
+  }
+
+  it("refuses an upgrade that carries Content-Length or Transfer-Encoding with 400", async () => {
+    // The body here is a masked text frame: it must never reach the message handler.
+    const frameBytes = "\x81\x81\x00\x00\x00\x00a";
+    await answered(upgradeRequest("/", { "Content-Length": "7" }) + frameBytes, 400);
+    await answered(
+      upgradeRequest("/", { "Transfer-Encoding": "chunked" }) + `7\r\n${frameBytes}\r\n0\r\n\r\n`,
+      400,
+    );
+    await answered(upgradeRequest("/", { "Content-Length": "x" }), 400);
+    assert.equal(bodies, 0);
+  });
+
+  it("accepts an upgrade with Content-Length: 0", async () => {
+    await answered(upgradeRequest("/", { "Content-Length": "0" }), 101);
+  });
+
+  for (
+    const [what, lines] of [
+      ["a Content-Length that is not a number", ["Content-Length: abc"]],
+      ["a signed Content-Length", ["Content-Length: +5"]],
+      ["conflicting Content-Lengths", ["Content-Length: 5", "Content-Length: 6"]],
+      ["conflicting Content-Lengths in one field", ["Content-Length: 5, 6"]],
+      ["Content-Length with Transfer-Encoding", ["Content-Length: 5", "Transfer-Encoding: chunked"]],
+      ["Transfer-Encoding whose last coding is not chunked", ["Transfer-Encoding: chunked, gzip"]],
+    ]
+  ) {
+    it(`answers ${what} with 400`, async () => {
+      await answered(request("POST", "/", ...lines) + "hello", 400);
+    });
+  }
+
+  it("answers Transfer-Encoding in HTTP/1.0 with 400", async () => {
+    await answered("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+  });
+
+  it("reads equal repeated Content-Lengths as one", async () => {
+    await answered(request("POST", "/", "Content-Length: 5", "Content-Length: 5") + "hello", 200);
+  });
+
+  it("answers lines that end in a bare LF with 400 at once", async () => {
+    await answered("GET / HTTP/1.1\nHost: 127.0.0.1\n\n", 400);
+    await answered("GET / HTTP/1.1\r\nHost: 127.0.0.1\n", 400);
+  });
+});
+
+describe("http: httpBufferBudget", () => {
+  it("answers 503 to a connection whose bytes would pass the budget, and recovers", async () => {
+    const server = echoServer({
+      closeTimeout: CLOSE_TIMEOUT,
+      maxHeadSize: 256 * 1024,
+      httpBufferBudget: 64 * 1024,
+    });
+    const clients: RawClient[] = [];
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const client = await RawClient.connect(server.port);
+        clients.push(client);
+        client.write(`GET / HTTP/1.1\r\nX-Filler: ${"x".repeat(40 * 1024)}`);
+        await delay(30);
+      }
+      for (const client of clients) {
+        statuses.push(await client.readResponse(300).then((response) => response.status, () => 0));
+      }
+      assert.ok(statuses.includes(503), `statuses ${statuses}`);
+      for (const client of clients) client.destroy();
+      await delay(50);
+      const fresh = await RawClient.open(server.port);
+      fresh.destroy();
+    } finally {
+      for (const client of clients) client.destroy();
+      await server.close();
+    }
+  });
+});
