@@ -120,7 +120,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       this.#unread.length + chunk.length >
         options.maxHeadSize + Math.max(options.maxBodySize, EARLY_DATA_LIMIT)
     ) {
-      this.refuse({ status: 413, message: "the request is too large" });
+      this.#fail({ status: 413, message: "the request is too large" });
       return false;
     }
     this.#unread.push(chunk);
@@ -181,9 +181,8 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   expire(deadline: number): void {
     if (this.#stage === Stage.Request) {
       if (this.#waitingSince === 0 || this.#waitingSince > deadline) return;
-      if (this.#responding) return this.abort();
       this.#failBody(new Error("the request body did not arrive in time"));
-      return this.refuse({ status: 408, message: "the request body did not arrive in time" });
+      return this.#fail({ status: 408, message: "the request body did not arrive in time" });
     }
     if (this.startedAt > deadline) return;
     // A kept-alive connection with no new request is closed without an answer nobody asked for.
@@ -211,7 +210,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     this.#host.hold(-this.#held);
     this.#held = 0;
     this.#failBody(new Error("the server is out of memory for request data"));
-    this.refuse({ status: 503, message: "the server is out of memory for request data; try again" });
+    this.#fail({ status: 503, message: "the server is out of memory for request data; try again" });
     return false;
   }
 
@@ -339,9 +338,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       const error = body.error;
       if (error !== null) {
         this.#failBody(new TypeError(`invalid request body: ${error.message}`));
-        if (!this.#responding) this.refuse(error);
-        else this.abort();
-        return;
+        return this.#fail(error);
       }
       if (body.done) {
         this.#bodyStream?.close();
@@ -533,9 +530,14 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     // Once answered (a failed body, a timeout) the handler's failure is the answer's echo: not logged.
     if (this.#stage === Stage.Done) return;
     console.error("wisp: a request handler failed:", error);
-    if (this.#responding) return this.abort();
     this.#failBody(new Error("the request failed"));
-    this.refuse({ status: 500, message: "internal server error" });
+    this.#fail({ status: 500, message: "internal server error" });
+  }
+
+  /** Refuses the request in progress, or drops the connection when its response has begun. */
+  #fail(error: HttpError): void {
+    if (this.#responding) this.abort();
+    else this.refuse(error);
   }
 
   /** Answers with an error status and closes. */

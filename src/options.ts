@@ -72,8 +72,12 @@ export interface ServeOptions<T = undefined> {
   /** Decides on each upgrade request; see {@linkcode UpgradeResult}. Default: accept all. */
   upgrade?(request: Request, info: UpgradeInfo): UpgradeResult<T> | Promise<UpgradeResult<T>>;
   /**
-   * Answers plain HTTP requests (those that do not ask for a WebSocket). The connection closes
-   * after each response. Default: 426 Upgrade Required.
+   * Answers plain HTTP requests (those that do not ask for a WebSocket), as `Deno.serve` and
+   * `Bun.serve` handlers do: the request's body is a stream read from the socket only as the
+   * handler reads it (a body it never reads costs no memory), connections stay open for further
+   * requests unless the client says `Connection: close`, and a response body that is still being
+   * produced is streamed (chunked). Default: 426 Upgrade Required, sent at once (the connection
+   * then closes without reading any body).
    */
   fetch?(request: Request, info: ConnectionInfo): Response | Promise<Response>;
   /** WebSocket event handlers. */
@@ -89,7 +93,10 @@ export interface ServeOptions<T = undefined> {
   maxHeadSize?: number;
   /** Most header fields in a request head; more gets 431. Default 100. */
   maxHeaderCount?: number;
-  /** Largest plain-HTTP request body, in bytes; larger gets 413. Default 1 MiB. */
+  /**
+   * Largest plain-HTTP request body, in bytes: a larger `Content-Length` gets 413 at once, and a
+   * chunked body that grows past it ends with 413. Default 1 MiB.
+   */
   maxBodySize?: number;
   /**
    * Most connections in their HTTP phase at once. When the table is full, the one that has waited
@@ -124,8 +131,11 @@ export interface ServeOptions<T = undefined> {
    */
   maxMessageBurst?: number;
   /**
-   * Milliseconds a client has to complete its request before 408 (checked every quarter of it,
-   * at most every second). Default 10,000.
+   * Milliseconds a client has to send a complete request head (an upgrade: and for the hook to
+   * decide) before 408; also how long a request body the handler waits for, or a response the
+   * client does not read, may stall, and how long a kept-alive connection may sit idle between
+   * requests (it is then closed quietly). Checked every quarter of it, at most every second.
+   * Default 10,000.
    */
   handshakeTimeout?: number;
   /** Milliseconds to wait for the peer's close frame and FIN before dropping. Default 5,000. */
