@@ -38,6 +38,10 @@ export interface ConnectionContext<T> {
   maxBufferedAmount: number;
   /** See `ServeOptions.closeTimeout`. */
   closeTimeout: number;
+  /** See `ServeOptions.maxMessagesPerSecond` (0: no limit). */
+  maxMessagesPerSecond: number;
+  /** See `ServeOptions.maxMessageBurst`. */
+  maxMessageBurst: number;
   /** The server's topics. */
   topics: TopicRegistry<Connection<T>>;
   /** Threshold and level for compressed sends. */
@@ -71,6 +75,34 @@ const FAILURE_REASONS: Record<number, string> = {
 
 // deno-lint-ignore no-explicit-any
 type AnyHandler = (ws: any, a: any, b: any) => unknown;
+
+/**
+ * A token bucket: `rate` tokens a second, at most `capacity` of them, full at first. Refilled
+ * when a token is taken, so it needs no timer.
+ */
+class TokenBucket {
+  readonly #rate: number;
+  readonly #capacity: number;
+  #tokens: number;
+  /** When the tokens were last counted, in `performance.now()` milliseconds. */
+  #countedAt = performance.now();
+
+  /** A full bucket. */
+  constructor(rate: number, capacity: number) {
+    this.#rate = rate;
+    this.#capacity = this.#tokens = capacity;
+  }
+
+  /** Takes one token; false when none is left. */
+  take(): boolean {
+    const now = performance.now();
+    this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#countedAt) * this.#rate / 1000);
+    this.#countedAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+}
 
 const EMPTY = new Uint8Array(0);
 /** Smallest frame remainder worth a read of its own into the message buffer. */
@@ -109,6 +141,8 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   #utf8: Utf8Validator | null = null;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
+  /** What the peer may still send under `maxMessagesPerSecond`, or null without a limit. */
+  readonly #bucket: TokenBucket | null;
 
   /** This turn's outgoing frames (created on the first send: idle sockets stay small). */
   #queue: SendQueue | null = null;
@@ -137,6 +171,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       ? null
       : new MessageInflater(deflate.clientWindowBits, deflate.clientContextTakeover);
     this.#deflateBits = deflate?.serverWindowBits ?? 0;
+    this.#bucket = ctx.maxMessagesPerSecond === 0
+      ? null
+      : new TokenBucket(ctx.maxMessagesPerSecond, ctx.maxMessageBurst);
     this.socket = new ServerWebSocket(this, init, transport.remoteAddress);
   }
 
@@ -201,6 +238,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       if (this.#messageOpcode === 0 || rsv1) return CloseCode.ProtocolError;
     } else {
       if (this.#messageOpcode !== 0) return CloseCode.ProtocolError;
+      if (this.#overRate()) return CloseCode.PolicyViolation;
       this.#messageOpcode = opcode;
       this.#messageSize = 0;
       this.#compressed = rsv1;
@@ -237,6 +275,8 @@ export class Connection<T> implements FrameHandler, TransportEvents {
       const parsed = parseClosePayload(payload);
       if ("error" in parsed) return parsed.error;
       this.#onCloseFrame(parsed.code, parsed.reason);
+    } else if (this.#overRate()) {
+      return CloseCode.PolicyViolation;
     } else if (this.readyState === ReadyState.OPEN && (opcode === Opcode.Pong || this.#pong(payload))) {
       const handler = opcode === Opcode.Ping ? this.#ctx.handler.ping : this.#ctx.handler.pong;
       // Copied for a handler only, so that a flood of pings allocates nothing without one.
@@ -262,6 +302,11 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     const length = this.#owedPongLength;
     this.#owedPongLength = -1;
     if (this.readyState === ReadyState.OPEN) this.#control(Opcode.Pong, this.#owedPong!.subarray(0, length));
+  }
+
+  /** Charges a message or a ping or pong to the rate limit; true when the peer has no token left. */
+  #overRate(): boolean {
+    return this.#bucket !== null && this.readyState === ReadyState.OPEN && !this.#bucket.take();
   }
 
   // --- Receiving -------------------------------------------------------------------------------
@@ -343,7 +388,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   /** Fails the connection: close frame with `code`, then close the TCP connection. */
   #fail(code: number): void {
     this.#reading = false;
-    const reason = FAILURE_REASONS[code] ?? "";
+    const reason = code === CloseCode.PolicyViolation
+      ? `message rate over maxMessagesPerSecond (${this.#ctx.maxMessagesPerSecond}/s)`
+      : FAILURE_REASONS[code] ?? "";
     if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
   }
 

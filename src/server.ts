@@ -84,6 +84,8 @@ class WispServer<T> implements Server, HttpHost<T> {
       maxPayloadLength: options.maxPayloadLength,
       maxBufferedAmount: options.maxBufferedAmount,
       closeTimeout: options.closeTimeout,
+      maxMessagesPerSecond: options.maxMessagesPerSecond,
+      maxMessageBurst: options.maxMessageBurst,
       topics: this.#topics,
       // Without permessage-deflate no socket compresses, so these settings are never read.
       compression: options.perMessageDeflate ?? { threshold: 0, level: 0 },

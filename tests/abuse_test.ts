@@ -12,6 +12,7 @@ import {
   CLOSE,
   closePayload,
   concat,
+  CONTINUATION,
   frame,
   PING,
   PONG,
@@ -20,7 +21,7 @@ import {
   TEXT,
   upgradeRequest,
 } from "./helpers/raw_client.ts";
-import { Inbox, patternBytes } from "./helpers/events.ts";
+import { Inbox, patternBytes, type RecordingServer, recordingServer } from "./helpers/events.ts";
 import { delay, until } from "./helpers/server.ts";
 
 const decoder = new TextDecoder();
@@ -369,5 +370,116 @@ describe("abuse: no handler runs inside send, publish or terminate", () => {
     }
     await closing;
     assert.deepEqual(seenWhenResolved, [4000, 4000, 4000]);
+  });
+});
+
+describe("abuse: maxMessagesPerSecond", () => {
+  const servers: RecordingServer[] = [];
+  const clients: RawClient[] = [];
+  after(async () => {
+    for (const client of clients) client.destroy();
+    await Promise.all(servers.map((rec) => rec.server.close()));
+  });
+
+  /** An echo server recording its events, with this rate limit, and a client at a path of its own. */
+  async function limited(perSecond: number, burst: number) {
+    const rec = recordingServer({
+      maxMessagesPerSecond: perSecond,
+      maxMessageBurst: burst,
+      closeTimeout: 1000,
+    });
+    servers.push(rec);
+    const path = `/limited-${servers.length}`;
+    const client = await RawClient.open(rec.port, path);
+    clients.push(client);
+    return { rec, client, path };
+  }
+
+  /** Reads `count` frames, as "OPCODE payload". */
+  async function replies(client: RawClient, count: number): Promise<string[]> {
+    const received: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const next = await client.readFrame();
+      received.push(`${next.opcode} ${decoder.decode(next.payload)}`);
+    }
+    return received;
+  }
+
+  it("takes a burst of messages, pings and pongs up to maxMessageBurst (a fragmented message costs one)", async () => {
+    const { client } = await limited(1, 4);
+    client.write(concat(
+      frame(TEXT, "frag", { fin: false }),
+      frame(CONTINUATION, "men", { fin: false }),
+      frame(CONTINUATION, "ted"),
+      frame(PING, "p"),
+      frame(PONG, "unsolicited"),
+      frame(TEXT, "fourth"),
+    ));
+    assert.deepEqual(await replies(client, 3), [`${TEXT} fragmented`, `${PONG} p`, `${TEXT} fourth`]);
+    // The close frame is not charged: the bucket is empty, yet the handshake completes normally.
+    client.write(frame(CLOSE, closePayload(1000)));
+    assert.equal((await client.readClose()).code, 1000);
+    await client.waitForEnd();
+  });
+
+  it("closes with 1008 and a reason naming the option when a message finds the bucket empty", async () => {
+    const { rec, client, path } = await limited(1, 3);
+    client.write(
+      concat(frame(TEXT, "1"), frame(PING, "2"), frame(TEXT, "3"), frame(TEXT, "4"), frame(TEXT, "5")),
+    );
+    const close = await client.readClose();
+    assert.deepEqual(close.skipped.map((f) => `${f.opcode} ${decoder.decode(f.payload)}`), [
+      `${TEXT} 1`,
+      `${PONG} 2`,
+      `${TEXT} 3`,
+    ]);
+    assert.equal(close.code, 1008);
+    assert.equal(close.reason, "message rate over maxMessagesPerSecond (1/s)");
+    client.write(frame(CLOSE, closePayload(1008)));
+    await client.waitForEnd();
+    const event = await rec.next("close", path);
+    assert.deepEqual([event.code, event.reason], [1008, close.reason]);
+    assert.equal(
+      rec.events.items.some((e) => e.path === path && e.type === "message" && e.data === "4"),
+      false,
+    );
+  });
+
+  it("counts pings alone against the limit too", async () => {
+    const { client } = await limited(1, 2);
+    client.write(concat(frame(PING, "a"), frame(PING, "b"), frame(PING, "c")));
+    const close = await client.readClose();
+    assert.deepEqual(close.skipped.map((f) => f.opcode), [PONG, PONG]);
+    assert.equal(close.code, 1008);
+  });
+
+  it("refills the bucket over time", async () => {
+    // 10 tokens a second, at most 5: after 800 ms the bucket is full again (it needs 500).
+    const { client } = await limited(10, 5);
+    const five = (round: number) => concat(...[1, 2, 3, 4, 5].map((i) => frame(TEXT, `${round}.${i}`)));
+    for (const round of [1, 2, 3]) {
+      client.write(five(round));
+      assert.deepEqual(await replies(client, 5), [1, 2, 3, 4, 5].map((i) => `${TEXT} ${round}.${i}`));
+      await delay(800);
+    }
+    client.write(frame(CLOSE, closePayload(1000)));
+    assert.equal((await client.readClose()).code, 1000);
+  });
+
+  it("sets no limit by default", async () => {
+    const rec = recordingServer({ closeTimeout: 1000 });
+    servers.push(rec);
+    const client = await RawClient.open(rec.port);
+    clients.push(client);
+    client.write(concat(...Array.from({ length: 2000 }, (_, i) => frame(TEXT, `${i}`))));
+    const received = await replies(client, 2000);
+    assert.equal(received[1999], `${TEXT} 1999`);
+    client.write(frame(CLOSE, closePayload(1000)));
+    assert.equal((await client.readClose()).code, 1000);
+  });
+
+  it("refuses invalid values, naming the option", () => {
+    assert.throws(() => serve({ port: 0, maxMessagesPerSecond: -1 }), /RangeError.*maxMessagesPerSecond/s);
+    assert.throws(() => serve({ port: 0, maxMessagesPerSecond: 10, maxMessageBurst: 0.5 }), TypeError);
   });
 });

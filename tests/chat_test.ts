@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { frame, RawClient, upgradeRequest } from "./helpers/raw_client.ts";
+import { concat, frame, RawClient, upgradeRequest } from "./helpers/raw_client.ts";
 import type { Server } from "../mod.ts";
 import {
   CHAT_PROTOCOL,
@@ -272,6 +272,26 @@ describe("chat server", () => {
     raw.destroy();
     const notice = await alice.next();
     assert.deepEqual([notice.type, notice.name, notice.online], ["leave", "carol", 1]);
+    await alice.close();
+  });
+
+  it("closes a client that sends faster than anyone types with 1008, telling the others it left", async () => {
+    const [alice] = track(await ChatClient.join(server, "alice"));
+    const raw = await RawClient.open(server.port, "/chat", { "Sec-WebSocket-Protocol": "chat" });
+    raw.write(frame(0x1, JSON.stringify({ type: "join", name: "flood" })));
+    assert.equal((await alice.next()).name, "flood");
+    const spam = frame(0x1, JSON.stringify({ type: "message", text: "spam" }));
+    raw.write(concat(...Array.from({ length: 60 }, () => spam))); // the burst allows 40, with the join
+    const close = await raw.readClose();
+    assert.equal(close.code, 1008);
+    assert.match(close.reason, /maxMessagesPerSecond \(20\/s\)/);
+    raw.destroy();
+    const seen: Message[] = [];
+    while (seen.at(-1)?.type !== "leave") seen.push(await alice.next());
+    // The join took one token of 40; the bucket refills by 20 a second meanwhile.
+    const relayed = seen.length - 1;
+    assert.ok(relayed >= 39 && relayed < 60, `${relayed} messages relayed before the leave`);
+    assert.ok(seen.slice(0, -1).every((message) => message.text === "spam"));
     await alice.close();
   });
 

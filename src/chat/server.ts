@@ -12,6 +12,8 @@
  * - `{"type":"leave","name","online","time"}`: to everyone left, when a joined socket closes.
  * - `{"type":"message","name","text","time"}`: to everyone who joined, the sender included.
  * - `{"type":"error","message"}`: to the one client whose message was refused.
+ *
+ * A client sending more than 20 messages a second (beyond a burst of 40) is closed with 1008.
  * @module
  */
 
@@ -31,6 +33,10 @@ export const MAX_NAME_LENGTH = 32;
 export const MAX_TEXT_LENGTH = 2000;
 /** Largest frame a chat client may send; any valid message fits many times over. */
 const MAX_PAYLOAD = 64 * 1024;
+/** Messages a second a chat client may send on average: far more than anyone types. */
+const MAX_MESSAGES_PER_SECOND = 20;
+/** Messages a chat client may send at once above that rate. */
+const MAX_MESSAGE_BURST = 40;
 
 /** Options of {@linkcode startChatServer}. */
 export interface ChatServerOptions {
@@ -121,6 +127,8 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     path: CHAT_PATH,
     protocols: [CHAT_PROTOCOL],
     maxPayloadLength: MAX_PAYLOAD,
+    maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND,
+    maxMessageBurst: MAX_MESSAGE_BURST,
     perMessageDeflate: true,
     upgrade(_request, info) {
       if (!info.protocols.includes(CHAT_PROTOCOL)) {
