@@ -113,7 +113,7 @@ describe("abuse: control frames and the backlog limit", () => {
     return server;
   }
 
-  it("keeps the backlog small under a ping flood from a client that does not read, then answers the last ping", async () => {
+  it("bounds the backlog of a client flooding pings without reading; answers the last ping", async () => {
     let socket: ServerWebSocket | undefined;
     let pings = 0;
     const server = start({
@@ -405,7 +405,7 @@ describe("abuse: maxMessagesPerSecond", () => {
     return received;
   }
 
-  it("takes a burst of messages, pings and pongs up to maxMessageBurst (a fragmented message costs one)", async () => {
+  it("takes messages, pings and pongs up to maxMessageBurst; a fragmented message costs one", async () => {
     const { client } = await limited(1, 4);
     client.write(concat(
       frame(TEXT, "frag", { fin: false }),

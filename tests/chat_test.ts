@@ -275,7 +275,7 @@ describe("chat server", () => {
     await alice.close();
   });
 
-  it("closes a client that sends faster than anyone types with 1008, telling the others it left", async () => {
+  it("closes a client sending faster than anyone types with 1008; the others see it leave", async () => {
     const [alice] = track(await ChatClient.join(server, "alice"));
     const raw = await RawClient.open(server.port, "/chat", { "Sec-WebSocket-Protocol": "chat" });
     raw.write(frame(0x1, JSON.stringify({ type: "join", name: "flood" })));
