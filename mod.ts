@@ -37,8 +37,10 @@ export type {
   UpgradeInfo,
   UpgradeResult,
 } from "./src/options.ts";
-export { ReadyState, ServerWebSocket } from "./src/server_websocket.ts";
-export type { MessageData, SendOptions, SendStatus, WebSocketHandler } from "./src/server_websocket.ts";
+export { ReadyState } from "./src/api.ts";
+export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
+export { ServerWebSocket } from "./src/server_websocket.ts";
+export type { WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
 
 if (import.meta.main) {

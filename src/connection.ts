@@ -1,6 +1,7 @@
 /**
- * One WebSocket connection's state machine: message assembly, the send queue with backpressure,
- * and the closing handshake. Users see it through {@linkcode ServerWebSocket}.
+ * One WebSocket connection's state machine: control frames, the send path with backpressure,
+ * topics, and the closing handshake; incoming messages are assembled by a `MessageReader`. Users
+ * see it through {@linkcode ServerWebSocket}.
  * @module
  */
 
@@ -11,22 +12,22 @@ import {
   MAX_CLOSE_REASON_BYTES,
   parseClosePayload,
 } from "./close.ts";
-import { deflateMessage, InflateError, MessageInflater } from "./deflate/codec.ts";
-import type { DeflateParams } from "./deflate/negotiate.ts";
-import { type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
-import { type CompressionSettings, messageBytes, messageOpcode } from "./message.ts";
-import type { Transport, TransportEvents } from "./runtime/types.ts";
-import { SendQueue } from "./send_queue.ts";
 import {
   type MessageData,
   ReadyState,
   type SendOptions,
   type SendStatus,
-  ServerWebSocket,
-  type WebSocketHandler,
-} from "./server_websocket.ts";
-import { checkTopic, publish, type TopicRegistry } from "./topics.ts";
-import { Utf8Validator } from "./utf8.ts";
+  type SocketControl,
+} from "./api.ts";
+import { deflateMessage, MessageInflater } from "./deflate/codec.ts";
+import type { DeflateParams } from "./deflate/negotiate.ts";
+import { type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
+import { messageBytes, messageOpcode } from "./message.ts";
+import { MessageReader, type MessageSink } from "./message_reader.ts";
+import { checkTopic, type PubSub, type Subscriber } from "./pubsub/pubsub.ts";
+import type { Transport, TransportEvents } from "./runtime/types.ts";
+import { SendQueue } from "./send_queue.ts";
+import { ServerWebSocket, type WebSocketHandler } from "./server_websocket.ts";
 
 /** What the server shares with all its connections (one object per server). */
 export interface ConnectionContext<T> {
@@ -42,10 +43,8 @@ export interface ConnectionContext<T> {
   maxMessagesPerSecond: number;
   /** See `ServeOptions.maxMessageBurst`. */
   maxMessageBurst: number;
-  /** The server's topics. */
-  topics: TopicRegistry<Connection<T>>;
-  /** Threshold and level for compressed sends. */
-  compression: CompressionSettings;
+  /** The server's topics and compression settings. */
+  pubsub: PubSub<Connection<T>>;
   /** Called once when a connection's transport has closed. */
   release(connection: Connection<T>): void;
 }
@@ -61,9 +60,6 @@ export interface ConnectionInit<T> {
   /** The agreed permessage-deflate parameters, or null. */
   deflate: DeflateParams | null;
 }
-
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
-const decoder = new TextDecoder("utf-8");
 
 /** Reasons sent with the close codes Wisp fails connections with, to help whoever debugs the peer. */
 const FAILURE_REASONS: Record<number, string> = {
@@ -105,14 +101,12 @@ class TokenBucket {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Smallest frame remainder worth a read of its own into the message buffer. */
-const READ_INTO_MIN = 16 * 1024;
 
 /**
  * One WebSocket connection's state and protocol logic. Internal: users see it through
  * {@linkcode ServerWebSocket}.
  */
-export class Connection<T> implements FrameHandler, TransportEvents {
+export class Connection<T> implements FrameHandler, TransportEvents, MessageSink, SocketControl, Subscriber {
   /** The public face of this connection, handed to handlers. */
   readonly socket: ServerWebSocket<T>;
   /** A {@linkcode ReadyState} value. */
@@ -124,21 +118,9 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   readonly #transport: Transport;
   readonly #ctx: ConnectionContext<T>;
   readonly #parser: FrameParser;
-
-  // The message being received.
-  #messageOpcode = 0;
-  #messageSize = 0;
-  #frameFin = false;
-  /** The message being received has RSV1 set: it is compressed. */
-  #compressed = false;
-  /** Inflates received messages when permessage-deflate was agreed. */
-  readonly #inflater: MessageInflater | null;
+  readonly #reader: MessageReader;
   /** Window bits we compress with, or 0 when permessage-deflate was not agreed. */
   readonly #deflateBits: number;
-  /** Pieces of a message that did not arrive in one piece, gathered here (grows by doubling). */
-  #assembly: Uint8Array | null = null;
-  #assembled = 0;
-  #utf8: Utf8Validator | null = null;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
   /** What the peer may still send under `maxMessagesPerSecond`, or null without a limit. */
@@ -167,14 +149,21 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     this.#ctx = ctx;
     const deflate = init.deflate;
     this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1);
-    this.#inflater = deflate === null
+    const inflater = deflate === null
       ? null
       : new MessageInflater(deflate.clientWindowBits, deflate.clientContextTakeover);
+    this.#reader = new MessageReader(this, ctx.maxPayloadLength, inflater);
     this.#deflateBits = deflate?.serverWindowBits ?? 0;
     this.#bucket = ctx.maxMessagesPerSecond === 0
       ? null
       : new TokenBucket(ctx.maxMessagesPerSecond, ctx.maxMessageBurst);
-    this.socket = new ServerWebSocket(this, init, transport.remoteAddress);
+    this.socket = new ServerWebSocket(this, {
+      data: init.data,
+      url: init.url,
+      protocol: init.protocol,
+      extensions: deflate?.response ?? "",
+      remoteAddress: transport.remoteAddress,
+    });
   }
 
   /** Bytes waiting to go out: this turn's frames plus what the transport has queued. */
@@ -206,10 +195,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
    * target stops at the frame's end.
    */
   readTarget(): Uint8Array | null {
-    const assembly = this.#assembly;
-    if (assembly === null || !this.#reading) return null;
-    const room = Math.min(this.#parser.payloadRemaining, assembly.length - this.#assembled);
-    return room >= READ_INTO_MIN ? assembly.subarray(this.#assembled, this.#assembled + room) : null;
+    return this.#reading ? this.#reader.readTarget(this.#parser.payloadRemaining) : null;
   }
 
   drain(): void {
@@ -233,41 +219,12 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   // --- FrameHandler ----------------------------------------------------------------------------
 
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
-    if (opcode === Opcode.Continuation) {
-      // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
-      if (this.#messageOpcode === 0 || rsv1) return CloseCode.ProtocolError;
-    } else {
-      if (this.#messageOpcode !== 0) return CloseCode.ProtocolError;
-      if (this.#overRate()) return CloseCode.PolicyViolation;
-      this.#messageOpcode = opcode;
-      this.#messageSize = 0;
-      this.#compressed = rsv1;
-    }
-    // Checked at the header, so an oversized message is refused before its payload arrives.
-    if (length > this.#ctx.maxPayloadLength - this.#messageSize) return CloseCode.MessageTooBig;
-    this.#messageSize += length;
-    this.#frameFin = fin;
-    return 0;
+    if (opcode !== Opcode.Continuation && this.#overRate()) return CloseCode.PolicyViolation;
+    return this.#reader.onDataFrame(opcode, fin, rsv1, length);
   }
 
   onDataPayload(bytes: Uint8Array, end: boolean): number {
-    const complete = end && this.#frameFin;
-    if (complete && this.#assembled === 0 && bytes.length === this.#messageSize) {
-      // The whole message is in this piece: hand it on without copying.
-      return this.#deliver(bytes, true);
-    }
-    if (this.#messageOpcode === Opcode.Text && !this.#compressed) {
-      this.#utf8 ??= new Utf8Validator();
-      if (!this.#utf8.push(bytes)) return CloseCode.InvalidPayload;
-    }
-    this.#append(bytes);
-    if (!complete) return 0;
-    if (this.#utf8 !== null && !this.#utf8.complete) return CloseCode.InvalidPayload;
-    const message = this.#assembly!.subarray(0, this.#assembled);
-    this.#assembly = null;
-    this.#assembled = 0;
-    this.#utf8?.reset();
-    return this.#deliver(message, false);
+    return this.#reader.onDataPayload(bytes, end);
   }
 
   onControlFrame(opcode: number, payload: Uint8Array): number {
@@ -309,72 +266,17 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     return this.#bucket !== null && this.readyState === ReadyState.OPEN && !this.#bucket.take();
   }
 
-  // --- Receiving -------------------------------------------------------------------------------
+  // --- MessageSink -----------------------------------------------------------------------------
 
-  #append(bytes: Uint8Array): void {
-    const needed = this.#assembled + bytes.length;
-    let assembly = this.#assembly;
-    // Offsets first: most pieces are views of a read chunk, and their buffer need not be looked up.
-    if (
-      assembly !== null && bytes.byteOffset === assembly.byteOffset + this.#assembled &&
-      bytes.buffer === assembly.buffer
-    ) {
-      this.#assembled = needed; // read straight into place (see readTarget)
-      return;
-    }
-    if (assembly === null || assembly.length < needed) {
-      // At least the whole current frame, and doubling so many small fragments cost few copies.
-      const size = Math.min(
-        Math.max(this.#messageSize, needed, (assembly?.length ?? 0) * 2),
-        this.#ctx.maxPayloadLength,
-      );
-      const grown = new Uint8Array(size);
-      if (assembly !== null) grown.set(assembly.subarray(0, this.#assembled));
-      this.#assembly = assembly = grown;
-    }
-    assembly.set(bytes, this.#assembled);
-    this.#assembled = needed;
+  /** Whether messages are wanted: data frames that come after a close started are discarded. */
+  get accepting(): boolean {
+    return this.readyState === ReadyState.OPEN;
   }
 
-  /**
-   * Hands a complete message to the handler. `borrowed` means it is a view into the read chunk;
-   * otherwise it was assembled, and text in it was validated piece by piece.
-   */
-  #deliver(payload: Uint8Array, borrowed: boolean): number {
-    const opcode = this.#messageOpcode;
-    this.#messageOpcode = 0;
-    this.#messageSize = 0;
-    if (this.readyState !== ReadyState.OPEN) return 0; // closing: data frames are discarded
-    let validated = !borrowed;
-    if (this.#compressed) {
-      try {
-        payload = this.#inflater!.inflate(payload, this.#ctx.maxPayloadLength);
-      } catch (error) {
-        if (!(error instanceof InflateError)) throw error;
-        return error.tooBig ? CloseCode.MessageTooBig : CloseCode.InvalidPayload;
-      }
-      borrowed = false;
-      validated = false;
-    }
-    let data: string | Uint8Array;
-    if (opcode === Opcode.Text) {
-      data = decoder.decode(payload);
-      // Unless validated piece by piece as it arrived: U+FFFD in the lenient decoder's output means
-      // a bad sequence or an encoded U+FFFD, which only the fatal decoder (on V8 several times
-      // slower, so not the first choice) tells apart.
-      if (!validated && data.includes("\uFFFD")) {
-        try {
-          fatalDecoder.decode(payload);
-        } catch {
-          return CloseCode.InvalidPayload;
-        }
-      }
-    } else {
-      data = payload;
-      if (borrowed) this.#retained = true;
-    }
+  /** Hands a whole message to the handler; a borrowed view keeps the chunk it lies in. */
+  message(data: string | Uint8Array, borrowed: boolean): void {
+    if (borrowed) this.#retained = true;
     this.#invoke(this.#ctx.handler.message, data);
-    return 0;
   }
 
   #onCloseFrame(code: number, reason: string): void {
@@ -445,13 +347,13 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     const opcode = messageOpcode(data);
     const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
     if (bits === 0) this.#out().frame(opcode, payload);
-    else this.#out().frame(opcode, deflateMessage(payload, bits, this.#ctx.compression.level), true);
+    else this.#out().frame(opcode, deflateMessage(payload, bits, this.#ctx.pubsub.compression.level), true);
     return this.#status();
   }
 
   /** The window bits to compress a message of `length` bytes with, or 0 to send it as it is. */
   compressionBits(length: number): number {
-    return length >= this.#ctx.compression.threshold ? this.#deflateBits : 0;
+    return length >= this.#ctx.pubsub.compression.threshold ? this.#deflateBits : 0;
   }
 
   /** Queues an encoded frame that other sockets send too (so it is never changed). */
@@ -503,13 +405,13 @@ export class Connection<T> implements FrameHandler, TransportEvents {
     checkTopic(topic, "subscribe");
     if (this.readyState !== ReadyState.OPEN) return;
     (this.#topics ??= new Set()).add(topic);
-    this.#ctx.topics.add(topic, this);
+    this.#ctx.pubsub.subscribe(topic, this);
   }
 
   /** See {@linkcode ServerWebSocket.unsubscribe}. */
   unsubscribe(topic: string): void {
     checkTopic(topic, "unsubscribe");
-    if (this.#topics?.delete(topic)) this.#ctx.topics.remove(topic, this);
+    if (this.#topics?.delete(topic)) this.#ctx.pubsub.unsubscribe(topic, this);
   }
 
   /** See {@linkcode ServerWebSocket.isSubscribed}. */
@@ -519,7 +421,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
 
   /** See {@linkcode ServerWebSocket.publish}. */
   publish(topic: string, data: MessageData): number {
-    return publish(this.#ctx.topics, topic, data, this, this.#ctx.compression);
+    return this.#ctx.pubsub.publish(topic, data, this);
   }
 
   /** See {@linkcode ServerWebSocket.subscriptions}. */
@@ -547,7 +449,7 @@ export class Connection<T> implements FrameHandler, TransportEvents {
   /** A closing socket can take no more messages, so it leaves its topics at once. */
   #leaveTopics(): void {
     if (this.#topics === null) return;
-    for (const topic of this.#topics) this.#ctx.topics.remove(topic, this);
+    for (const topic of this.#topics) this.#ctx.pubsub.unsubscribe(topic, this);
     this.#topics = null;
   }
 

@@ -24,7 +24,10 @@ export const MAX_CONTROL_PAYLOAD = 125;
 
 /** Receives what {@linkcode FrameParser} reads. Each method returns 0, or a close code to fail with. */
 export interface FrameHandler {
-  /** A data frame (opcode 0, 1 or 2) begins; its payload follows through `onDataPayload`. */
+  /**
+   * A data frame (opcode 0, 1 or 2) begins, in an order the parser has checked (a continuation
+   * only inside a fragmented message); its payload follows through `onDataPayload`.
+   */
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number;
   /**
    * The next unmasked bytes of the current data frame, a view into the pushed chunk. `end` is
@@ -47,8 +50,9 @@ const enum State {
  * unmasked in place and handed on as views, never copied; only a header or a control payload
  * split across chunks is gathered in a small fixed buffer.
  *
- * It enforces the rules that need no connection state: masking, reserved bits and opcodes,
- * control-frame length and FIN, and 64-bit lengths. The first violation is kept in
+ * It enforces every framing rule of RFC 6455 §5: masking, reserved bits (RSV1 only as a
+ * negotiated extension allows, on a message's first frame), reserved opcodes, control-frame
+ * length and FIN, 64-bit lengths, and the order of fragments. The first violation is kept in
  * {@linkcode FrameParser.error} and all later input is ignored.
  */
 export class FrameParser {
@@ -69,6 +73,8 @@ export class FrameParser {
   #controlLength = 0;
   #error = 0;
   #paused = false;
+  /** A data message has begun and its final frame has not: only continuations may follow. */
+  #fragmented = false;
 
   /**
    * A parser for one connection's incoming bytes.
@@ -163,6 +169,10 @@ export class FrameParser {
       }
     } else if (opcode > Opcode.Binary) {
       return this.#failHeader();
+    } else if (opcode === Opcode.Continuation ? !this.#fragmented || (b0 & RSV1) !== 0 : this.#fragmented) {
+      // A continuation only inside a fragmented message, and no new message before it ends (§5.4);
+      // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
+      return this.#failHeader();
     }
     return headerSize(b1);
   }
@@ -203,7 +213,9 @@ export class FrameParser {
       else this.#state = State.Payload;
       return;
     }
-    const code = this.#handler.onDataFrame(opcode, (b0 & 0x80) !== 0, (b0 & RSV1) !== 0, length);
+    const fin = (b0 & 0x80) !== 0;
+    this.#fragmented = !fin;
+    const code = this.#handler.onDataFrame(opcode, fin, (b0 & RSV1) !== 0, length);
     if (code !== 0) return this.#fail(code);
     if (length === 0) this.#report(this.#handler.onDataPayload(EMPTY, true));
     else this.#state = State.Payload;

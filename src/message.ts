@@ -5,7 +5,7 @@
 
 import { deflateMessage } from "./deflate/codec.ts";
 import { encodeFrame, Opcode } from "./frame.ts";
-import type { MessageData } from "./server_websocket.ts";
+import type { MessageData } from "./api.ts";
 
 /** Server-wide compression settings (from the `perMessageDeflate` option). */
 export interface CompressionSettings {

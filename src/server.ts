@@ -11,8 +11,8 @@ import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./optio
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
-import type { MessageData } from "./server_websocket.ts";
-import { publish, TopicRegistry } from "./topics.ts";
+import type { MessageData } from "./api.ts";
+import { PubSub } from "./pubsub/pubsub.ts";
 
 /** A running server, as returned by {@linkcode serve}. */
 export interface Server {
@@ -71,7 +71,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
   readonly #context: ConnectionContext<T>;
-  readonly #topics = new TopicRegistry<Connection<T>>();
+  readonly #pubsub: PubSub<Connection<T>>;
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #handshakeSweep: ReturnType<typeof setInterval>;
   #closed: Promise<void> | null = null;
@@ -79,6 +79,8 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   constructor(options: ResolvedOptions<T>) {
     this.options = options;
+    // Without permessage-deflate no socket compresses, so these settings are never read.
+    this.#pubsub = new PubSub(options.perMessageDeflate ?? { threshold: 0, level: 0 });
     this.#context = {
       handler: options.websocket,
       maxPayloadLength: options.maxPayloadLength,
@@ -86,9 +88,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       closeTimeout: options.closeTimeout,
       maxMessagesPerSecond: options.maxMessagesPerSecond,
       maxMessageBurst: options.maxMessageBurst,
-      topics: this.#topics,
-      // Without permessage-deflate no socket compresses, so these settings are never read.
-      compression: options.perMessageDeflate ?? { threshold: 0, level: 0 },
+      pubsub: this.#pubsub,
       release: (connection) => {
         this.#sockets.delete(connection);
         this.#admission.disconnected(connection.socket.remoteAddress);
@@ -129,11 +129,11 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   publish(topic: string, data: MessageData): number {
-    return publish(this.#topics, topic, data, null, this.#context.compression);
+    return this.#pubsub.publish(topic, data, null);
   }
 
   subscriberCount(topic: string): number {
-    return this.#topics.count(topic);
+    return this.#pubsub.count(topic);
   }
 
   #accept(transport: Transport): void {

@@ -1,39 +1,24 @@
 /**
- * The public face of one WebSocket: `ServerWebSocket`, its handlers and the types they use.
+ * The public face of one WebSocket: `ServerWebSocket` and the handlers that receive it. It sees
+ * the connection behind it only through {@linkcode SocketControl}.
  * @module
  */
 
+import type { MessageData, SendOptions, SendStatus, SocketControl } from "./api.ts";
 import { CloseCode } from "./close.ts";
-import type { Connection, ConnectionInit } from "./connection.ts";
 
-/** The `readyState` values, as in the browser's `WebSocket`. */
-export const ReadyState = {
-  CONNECTING: 0,
-  OPEN: 1,
-  CLOSING: 2,
-  CLOSED: 3,
-} as const;
-
-/**
- * What `send` did with a message:
- * - `"sent"`: handed on with no backlog; it goes out at the end of this turn of the event loop.
- * - `"queued"`: accepted, but earlier data is still waiting for the peer to read; `drain` fires
- *   when the backlog is gone.
- * - `"dropped"`: not sent, because the socket is closing or closed, or the backlog passed
- *   `maxBufferedAmount` (the connection is then closed).
- */
-export type SendStatus = "sent" | "queued" | "dropped";
-
-/** Data that `send` accepts: text, or bytes in any buffer form. */
-export type MessageData = string | ArrayBuffer | ArrayBufferView;
-
-/** Per-message options of `send`. */
-export interface SendOptions {
-  /**
-   * Set false to send this message uncompressed even though permessage-deflate was agreed and the
-   * message is above the threshold. Default true.
-   */
-  compress?: boolean;
+/** What the handshake fixed about a socket: the values of its read-only properties. */
+export interface SocketFacts<T> {
+  /** The upgrade hook's per-connection data. */
+  data: T;
+  /** The requested URL with the `ws:` scheme. */
+  url: string;
+  /** The agreed subprotocol, or `""`. */
+  protocol: string;
+  /** The agreed extensions, as sent in `Sec-WebSocket-Extensions`, or `""`. */
+  extensions: string;
+  /** The client's IP address. */
+  remoteAddress: string;
 }
 
 /**
@@ -94,16 +79,16 @@ export class ServerWebSocket<T = undefined> {
   readonly extensions: string;
   /** The client's IP address. */
   readonly remoteAddress: string;
-  readonly #connection: Connection<T>;
+  readonly #connection: SocketControl;
 
   /** Created by the server; not meant to be constructed by users. */
-  constructor(connection: Connection<T>, init: ConnectionInit<T>, remoteAddress: string) {
+  constructor(connection: SocketControl, facts: SocketFacts<T>) {
     this.#connection = connection;
-    this.data = init.data;
-    this.url = init.url;
-    this.protocol = init.protocol;
-    this.extensions = init.deflate?.response ?? "";
-    this.remoteAddress = remoteAddress;
+    this.data = facts.data;
+    this.url = facts.url;
+    this.protocol = facts.protocol;
+    this.extensions = facts.extensions;
+    this.remoteAddress = facts.remoteAddress;
   }
 
   /** `ReadyState.OPEN` (1) until a close starts, `CLOSING` (2) while it waits, then `CLOSED` (3). */

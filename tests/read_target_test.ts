@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Connection } from "../src/connection.ts";
 import { Opcode } from "../src/frame.ts";
-import { TopicRegistry } from "../src/topics.ts";
+import { PubSub } from "../src/pubsub/pubsub.ts";
 import { NullTransport } from "./helpers/null_transport.ts";
 import { concat, frame } from "./helpers/raw_client.ts";
 
@@ -27,8 +27,7 @@ function connection() {
     closeTimeout: 1000,
     maxMessagesPerSecond: 0,
     maxMessageBurst: 0,
-    topics: new TopicRegistry<Connection<undefined>>(),
-    compression: { threshold: 0, level: 0 },
+    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }),
     release() {},
   }, { url: "ws://127.0.0.1/", protocol: "", data: undefined, deflate: null });
   transport.events = conn;

@@ -1,0 +1,65 @@
+/**
+ * The shared vocabulary of Wisp's public API and its core: ready states, what `send` takes and
+ * returns, and what a socket's public face asks of the connection behind it. A leaf module: it
+ * imports nothing, so every other module may import it.
+ * @module
+ */
+
+/** The `readyState` values, as in the browser's `WebSocket`. */
+export const ReadyState = {
+  CONNECTING: 0,
+  OPEN: 1,
+  CLOSING: 2,
+  CLOSED: 3,
+} as const;
+
+/**
+ * What `send` did with a message:
+ * - `"sent"`: handed on with no backlog; it goes out at the end of this turn of the event loop.
+ * - `"queued"`: accepted, but earlier data is still waiting for the peer to read; `drain` fires
+ *   when the backlog is gone.
+ * - `"dropped"`: not sent, because the socket is closing or closed, or the backlog passed
+ *   `maxBufferedAmount` (the connection is then closed).
+ */
+export type SendStatus = "sent" | "queued" | "dropped";
+
+/** Data that `send` accepts: text, or bytes in any buffer form. */
+export type MessageData = string | ArrayBuffer | ArrayBufferView;
+
+/** Per-message options of `send`. */
+export interface SendOptions {
+  /**
+   * Set false to send this message uncompressed even though permessage-deflate was agreed and the
+   * message is above the threshold. Default true.
+   */
+  compress?: boolean;
+}
+
+/**
+ * What a `ServerWebSocket` asks of the connection behind it: the methods it forwards, with the
+ * same meaning (see `ServerWebSocket`).
+ */
+export interface SocketControl {
+  /** A {@linkcode ReadyState} value. */
+  readonly readyState: number;
+  /** Bytes accepted by `send` that have not been handed to the operating system yet. */
+  readonly bufferedAmount: number;
+  /** The topics the socket subscribes to (a copy). */
+  readonly subscriptions: string[];
+  /** Sends a message. */
+  send(data: MessageData, options?: SendOptions): SendStatus;
+  /** Starts the closing handshake. */
+  closeWith(code: number, reason: string): void;
+  /** Drops the connection without a closing handshake. */
+  terminate(): void;
+  /** Sends a ping. */
+  ping(data: MessageData): SendStatus;
+  /** Subscribes to a topic. */
+  subscribe(topic: string): void;
+  /** Unsubscribes from a topic. */
+  unsubscribe(topic: string): void;
+  /** Whether the socket subscribes to a topic. */
+  isSubscribed(topic: string): boolean;
+  /** Publishes to a topic's other subscribers. */
+  publish(topic: string, data: MessageData): number;
+}

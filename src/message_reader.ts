@@ -1,0 +1,139 @@
+/**
+ * Incoming messages: data frames (in the order the frame parser has checked) into whole
+ * messages, with their size limit, UTF-8 validation as fragments arrive, and inflation.
+ * @module
+ */
+
+import { CloseCode } from "./close.ts";
+import { InflateError, type MessageInflater } from "./deflate/codec.ts";
+import { Opcode } from "./frame.ts";
+import { GrowableBuffer } from "./growable_buffer.ts";
+import { Utf8Validator } from "./utf8.ts";
+
+/** Where whole messages go. */
+export interface MessageSink {
+  /** Whether messages are wanted: a closing connection discards them unread (and uninflated). */
+  readonly accepting: boolean;
+  /**
+   * A whole message: text as a string, binary as bytes. `borrowed` bytes are a view of the chunk
+   * being parsed (the message arrived in one piece), so whoever keeps them keeps that chunk.
+   */
+  message(data: string | Uint8Array, borrowed: boolean): void;
+}
+
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8");
+
+/** Smallest frame remainder worth a read of its own into the message buffer. */
+const READ_INTO_MIN = 16 * 1024;
+
+/**
+ * Gathers one connection's data frames into messages. Each method returns 0, or the close code
+ * to fail the connection with: 1009 past `maxPayloadLength` (checked at each frame header, so an
+ * oversized message is refused before its payload arrives, and on inflated output), 1007 for
+ * text that is not UTF-8 (on the fragment that makes it invalid) or data that does not inflate.
+ */
+export class MessageReader {
+  readonly #sink: MessageSink;
+  readonly #maxPayloadLength: number;
+  /** Inflates compressed messages when permessage-deflate was agreed. */
+  readonly #inflater: MessageInflater | null;
+  #opcode = 0;
+  #size = 0;
+  #frameFin = false;
+  /** The message being received has RSV1 set: it is compressed. */
+  #compressed = false;
+  /** Pieces of a message that did not arrive in one piece. */
+  readonly #assembly = new GrowableBuffer(0);
+  #utf8: Utf8Validator | null = null;
+
+  /** A reader handing messages of at most `maxPayloadLength` bytes to `sink`. */
+  constructor(sink: MessageSink, maxPayloadLength: number, inflater: MessageInflater | null) {
+    this.#sink = sink;
+    this.#maxPayloadLength = maxPayloadLength;
+    this.#inflater = inflater;
+  }
+
+  /** A data frame begins (the parser has checked that a continuation continues a message). */
+  onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
+    if (opcode !== Opcode.Continuation) {
+      this.#opcode = opcode;
+      this.#size = 0;
+      this.#compressed = rsv1;
+    }
+    if (length > this.#maxPayloadLength - this.#size) return CloseCode.MessageTooBig;
+    this.#size += length;
+    this.#frameFin = fin;
+    return 0;
+  }
+
+  /** The next piece of the current frame's payload; `end` on the frame's last piece. */
+  onDataPayload(bytes: Uint8Array, end: boolean): number {
+    const complete = end && this.#frameFin;
+    const assembly = this.#assembly;
+    if (complete && assembly.length === 0 && bytes.length === this.#size) {
+      // The whole message is in this piece: hand it on without copying.
+      return this.#deliver(bytes, true);
+    }
+    if (this.#opcode === Opcode.Text && !this.#compressed) {
+      this.#utf8 ??= new Utf8Validator();
+      if (!this.#utf8.push(bytes)) return CloseCode.InvalidPayload;
+    }
+    // At least the whole current message so far, and doubling so many small fragments cost few copies.
+    assembly.append(bytes, this.#maxPayloadLength, this.#size);
+    if (!complete) return 0;
+    if (this.#utf8 !== null && !this.#utf8.complete) return CloseCode.InvalidPayload;
+    this.#utf8?.reset();
+    return this.#deliver(assembly.take(), false);
+  }
+
+  /**
+   * The rest of the frame being assembled, right in the message buffer, when at least
+   * `READ_INTO_MIN` bytes of it (`remaining` in all) are still to come: read there, they are not
+   * copied again. `null` otherwise.
+   */
+  readTarget(remaining: number): Uint8Array | null {
+    const spare = this.#assembly.spare;
+    const room = Math.min(remaining, spare.length);
+    return room >= READ_INTO_MIN ? spare.subarray(0, room) : null;
+  }
+
+  /**
+   * Hands a complete message on. `borrowed` means it is a view into the read chunk; otherwise it
+   * was assembled, and text in it was validated piece by piece.
+   */
+  #deliver(payload: Uint8Array, borrowed: boolean): number {
+    const opcode = this.#opcode;
+    this.#opcode = 0;
+    this.#size = 0;
+    if (!this.#sink.accepting) return 0;
+    let validated = !borrowed;
+    if (this.#compressed) {
+      try {
+        payload = this.#inflater!.inflate(payload, this.#maxPayloadLength);
+      } catch (error) {
+        if (!(error instanceof InflateError)) throw error;
+        return error.tooBig ? CloseCode.MessageTooBig : CloseCode.InvalidPayload;
+      }
+      borrowed = false;
+      validated = false;
+    }
+    if (opcode !== Opcode.Text) {
+      this.#sink.message(payload, borrowed);
+      return 0;
+    }
+    const text = decoder.decode(payload);
+    // Unless validated piece by piece as it arrived: U+FFFD in the lenient decoder's output means a
+    // bad sequence or an encoded U+FFFD, which only the fatal decoder (on V8 several times slower,
+    // so not the first choice) tells apart.
+    if (!validated && text.includes("\uFFFD")) {
+      try {
+        fatalDecoder.decode(payload);
+      } catch {
+        return CloseCode.InvalidPayload;
+      }
+    }
+    this.#sink.message(text, false);
+    return 0;
+  }
+}
