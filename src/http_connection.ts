@@ -59,6 +59,8 @@ const enum Stage {
 
 /** Early frames (bytes after an upgrade request, before its 101) kept beyond the head's limit. */
 const EARLY_DATA_LIMIT = 64 * 1024;
+/** Where adapters that read into a given buffer put bytes that are dropped unread (see readTarget). */
+const DISCARDED = new Uint8Array(16 * 1024);
 /** Bytes a response may have waiting in the transport before writing it waits for the client. */
 const RESPONSE_BACKLOG = 64 * 1024;
 
@@ -109,6 +111,15 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   /** Whether it is waiting for a request head, and so may be dropped to make room for others. */
   get evictable(): boolean {
     return this.#stage === Stage.Head;
+  }
+
+  /**
+   * Once the connection is answered for good, reads go to one scratch buffer shared by all such
+   * connections: what a client still sends then (a body nobody reads) is dropped without each
+   * connection growing a read buffer for it.
+   */
+  readTarget(): Uint8Array | null {
+    return this.#stage === Stage.Done ? DISCARDED : null;
   }
 
   // --- TransportEvents -------------------------------------------------------------------------

@@ -101,12 +101,12 @@ export interface ServeOptions<T = undefined> {
   /**
    * Most connections in their HTTP phase at once. When the table is full, the one that has waited
    * longest for its request head is answered 503 to make room; only when none is waiting for a
-   * head is the newcomer refused (503). Default 1024.
+   * head is the newcomer refused (503). Default 8192.
    */
   maxPendingHandshakes?: number;
   /**
    * Most connections in their HTTP phase from one IP address; past it that address's longest
-   * waiting one makes room the same way (or the newcomer gets 429). Default 256.
+   * waiting one makes room the same way (or the newcomer gets 429). Default 2048.
    */
   maxPendingHandshakesPerIp?: number;
   /**
@@ -275,11 +275,11 @@ export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> 
     maxHeadSize: integer(options.maxHeadSize, "maxHeadSize", 16 * 1024, 256, MAX_BYTES),
     maxHeaderCount: integer(options.maxHeaderCount, "maxHeaderCount", 100, 1, 100_000),
     maxBodySize: integer(options.maxBodySize, "maxBodySize", MiB, 0, MAX_BYTES),
-    maxPendingHandshakes: integer(options.maxPendingHandshakes, "maxPendingHandshakes", 1024, 1, 1e9),
+    maxPendingHandshakes: integer(options.maxPendingHandshakes, "maxPendingHandshakes", 8192, 1, 1e9),
     maxPendingHandshakesPerIp: integer(
       options.maxPendingHandshakesPerIp,
       "maxPendingHandshakesPerIp",
-      256,
+      2048,
       1,
       1e9,
     ),
