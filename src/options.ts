@@ -1,6 +1,7 @@
 /**
- * `serve` options: their types, their defaults, and the checks that turn a mistake into a
- * `TypeError` or `RangeError` naming the option.
+ * `serve` options: their types (with their documentation), and each option's default and check
+ * declared once, in `OPTIONS`, which turns a mistake into a `TypeError` or `RangeError` naming
+ * the option.
  * @module
  */
 
@@ -169,88 +170,78 @@ export interface PerMessageDeflateOptions {
   clientMaxWindowBits?: number;
 }
 
-/** Options with every default filled in. */
-export interface ResolvedOptions<T> {
-  /** `port`, resolved (see {@linkcode ServeOptions}). */
-  port: number;
-  /** `hostname`, resolved (see {@linkcode ServeOptions}). */
-  hostname: string;
-  /** `path`, resolved (see {@linkcode ServeOptions}). */
-  path: string | null;
-  /** `origins`, resolved: the allowed foreign origins, or null for any (see {@linkcode ServeOptions}). */
-  origins: ReadonlySet<string> | null;
-  /** `protocols`, resolved (see {@linkcode ServeOptions}). */
-  protocols: readonly string[] | ProtocolSelector;
-  /** `upgrade`, resolved (see {@linkcode ServeOptions}). */
-  upgrade: NonNullable<ServeOptions<T>["upgrade"]> | null;
-  /** `fetch`, resolved (see {@linkcode ServeOptions}). */
-  fetch: NonNullable<ServeOptions<T>["fetch"]> | null;
-  /** `websocket`, resolved (see {@linkcode ServeOptions}). */
-  websocket: WebSocketHandler<T>;
-  /** `maxPayloadLength`, resolved (see {@linkcode ServeOptions}). */
-  maxPayloadLength: number;
-  /** `maxBufferedAmount`, resolved (see {@linkcode ServeOptions}). */
-  maxBufferedAmount: number;
-  /** `maxHeadSize`, resolved (see {@linkcode ServeOptions}). */
-  maxHeadSize: number;
-  /** `maxHeaderCount`, resolved (see {@linkcode ServeOptions}). */
-  maxHeaderCount: number;
-  /** `maxBodySize`, resolved (see {@linkcode ServeOptions}). */
-  maxBodySize: number;
-  /** `maxPendingHandshakes`, resolved (see {@linkcode ServeOptions}). */
-  maxPendingHandshakes: number;
-  /** `maxPendingHandshakesPerIp`, resolved (see {@linkcode ServeOptions}). */
-  maxPendingHandshakesPerIp: number;
-  /** `maxConnectionsPerIp`, resolved (0: no limit; see {@linkcode ServeOptions}). */
-  maxConnectionsPerIp: number;
-  /** `httpBufferBudget`, resolved (see {@linkcode ServeOptions}). */
-  httpBufferBudget: number;
-  /** `maxMessagesPerSecond`, resolved (0: no limit; see {@linkcode ServeOptions}). */
-  maxMessagesPerSecond: number;
-  /** `maxMessageBurst`, resolved (see {@linkcode ServeOptions}). */
-  maxMessageBurst: number;
-  /** `handshakeTimeout`, resolved (see {@linkcode ServeOptions}). */
-  handshakeTimeout: number;
-  /** `closeTimeout`, resolved (see {@linkcode ServeOptions}). */
-  closeTimeout: number;
-  /** `idleTimeout`, resolved (see {@linkcode ServeOptions}). */
-  idleTimeout: number;
-  /** `sendPings`, resolved (see {@linkcode ServeOptions}). */
-  sendPings: boolean;
-  /** Compression settings, or null when permessage-deflate is off. */
-  perMessageDeflate: Required<PerMessageDeflateOptions> | null;
-}
-
 const MiB = 1024 * 1024;
 const MAX_BYTES = 2 ** 32 - 1;
 const MAX_DELAY = 2 ** 31 - 1;
 const HANDLER_NAMES = ["open", "message", "close", "drain", "ping", "pong", "error"] as const;
-const KNOWN = new Set([
-  "port",
-  "hostname",
-  "path",
-  "origins",
-  "protocols",
-  "upgrade",
-  "fetch",
-  "websocket",
-  "maxPayloadLength",
-  "maxBufferedAmount",
-  "maxHeadSize",
-  "maxHeaderCount",
-  "maxBodySize",
-  "maxPendingHandshakes",
-  "maxPendingHandshakesPerIp",
-  "maxConnectionsPerIp",
-  "httpBufferBudget",
-  "maxMessagesPerSecond",
-  "maxMessageBurst",
-  "handshakeTimeout",
-  "closeTimeout",
-  "idleTimeout",
-  "sendPings",
-  "perMessageDeflate",
-]);
+
+/**
+ * How one option is read: the default as the README's options table shows it (a test holds the
+ * table to it), and the check that turns a given value (`undefined` when not given) into the
+ * resolved one, or throws a `TypeError`/`RangeError` naming the option.
+ */
+export interface Option<R> {
+  /** The default, as the README shows it. */
+  readonly shown: string;
+  /** The resolved value of `value`, given as option `name` among `options`. */
+  resolve(value: unknown, name: string, options: ServeOptions<unknown>): R;
+}
+
+function option<R>(shown: string, resolve: Option<R>["resolve"]): Option<R> {
+  return { shown, resolve };
+}
+
+function integerOption(shown: string, fallback: number, min: number, max: number): Option<number> {
+  return option(shown, (value, name) => integer(value, name, fallback, min, max));
+}
+
+const maxMessagesPerSecond = integerOption("`0` (no limit)", 0, 0, 1e9);
+
+/** Every option of {@linkcode ServeOptions}, each declared once: its default and its check. */
+export const OPTIONS = {
+  port: integerOption("`3368`", 3368, 0, 65535),
+  hostname: option('`"127.0.0.1"`', (value, name) => text(value, name, "127.0.0.1")),
+  path: option("any", path),
+  origins: option("same origin", origins),
+  protocols: option("none", protocols),
+  upgrade: option("accept", optionalFunction<NonNullable<ServeOptions<unknown>["upgrade"]>>),
+  fetch: option("426", optionalFunction<NonNullable<ServeOptions<unknown>["fetch"]>>),
+  websocket: option("`{}`", handlers),
+  perMessageDeflate: option("`false`", deflate),
+  maxPayloadLength: integerOption("16 MiB", 16 * MiB, 1, MAX_BYTES),
+  maxBufferedAmount: integerOption("32 MiB", 32 * MiB, 1, MAX_BYTES),
+  maxMessagesPerSecond,
+  maxMessageBurst: option("the rate", (value, name, options) => {
+    const rate = maxMessagesPerSecond.resolve(options.maxMessagesPerSecond, "maxMessagesPerSecond", options);
+    return integer(value, name, rate, 1, 1e9);
+  }),
+  maxHeadSize: integerOption("16 KiB", 16 * 1024, 256, MAX_BYTES),
+  maxHeaderCount: integerOption("100", 100, 1, 100_000),
+  maxBodySize: integerOption("1 MiB", MiB, 0, MAX_BYTES),
+  maxPendingHandshakes: integerOption("8192", 8192, 1, 1e9),
+  maxPendingHandshakesPerIp: integerOption("2048", 2048, 1, 1e9),
+  maxConnectionsPerIp: integerOption("`0` (no limit)", 0, 0, 1e9),
+  httpBufferBudget: integerOption("64 MiB", 64 * MiB, 64 * 1024, 2 ** 53 - 1),
+  handshakeTimeout: integerOption("10 000 ms", 10_000, 1, MAX_DELAY),
+  closeTimeout: integerOption("5 000 ms", 5_000, 1, MAX_DELAY),
+  idleTimeout: integerOption("120 000 ms", 120_000, 0, MAX_DELAY),
+  sendPings: option("`true`", (value, name) => boolean(value, name, true)),
+} satisfies { [K in keyof ServeOptions<unknown>]-?: Option<unknown> };
+
+/** Each option as its check in `OPTIONS` resolves it (see {@linkcode ResolvedOptions}). */
+export type ResolvedValues = {
+  -readonly [K in keyof typeof OPTIONS]: ReturnType<(typeof OPTIONS)[K]["resolve"]>;
+};
+
+/**
+ * Options with every default filled in, each as its check in `OPTIONS` resolves it; the hooks
+ * and handlers keep the type of the socket's `data`.
+ */
+export type ResolvedOptions<T> = Omit<ResolvedValues, "upgrade" | "fetch" | "websocket"> & {
+  upgrade: NonNullable<ServeOptions<T>["upgrade"]> | null;
+  fetch: NonNullable<ServeOptions<T>["fetch"]> | null;
+  websocket: WebSocketHandler<T>;
+};
 
 /** Validates `options` and fills in defaults; throws `TypeError`/`RangeError` naming the option. */
 export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> {
@@ -258,41 +249,14 @@ export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> 
     throw new TypeError("serve() takes an options object");
   }
   for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) throw new TypeError(`unknown option "${name}"`);
+    if (!Object.hasOwn(OPTIONS, name)) throw new TypeError(`unknown option "${name}"`);
   }
-  const maxMessagesPerSecond = integer(options.maxMessagesPerSecond, "maxMessagesPerSecond", 0, 0, 1e9);
-  return {
-    port: integer(options.port, "port", 3368, 0, 65535),
-    hostname: text(options.hostname, "hostname", "127.0.0.1"),
-    path: path(options.path),
-    origins: origins(options.origins),
-    protocols: protocols(options.protocols),
-    upgrade: optionalFunction(options.upgrade, "upgrade"),
-    fetch: optionalFunction(options.fetch, "fetch"),
-    websocket: handlers(options.websocket),
-    maxPayloadLength: integer(options.maxPayloadLength, "maxPayloadLength", 16 * MiB, 1, MAX_BYTES),
-    maxBufferedAmount: integer(options.maxBufferedAmount, "maxBufferedAmount", 32 * MiB, 1, MAX_BYTES),
-    maxHeadSize: integer(options.maxHeadSize, "maxHeadSize", 16 * 1024, 256, MAX_BYTES),
-    maxHeaderCount: integer(options.maxHeaderCount, "maxHeaderCount", 100, 1, 100_000),
-    maxBodySize: integer(options.maxBodySize, "maxBodySize", MiB, 0, MAX_BYTES),
-    maxPendingHandshakes: integer(options.maxPendingHandshakes, "maxPendingHandshakes", 8192, 1, 1e9),
-    maxPendingHandshakesPerIp: integer(
-      options.maxPendingHandshakesPerIp,
-      "maxPendingHandshakesPerIp",
-      2048,
-      1,
-      1e9,
-    ),
-    maxConnectionsPerIp: integer(options.maxConnectionsPerIp, "maxConnectionsPerIp", 0, 0, 1e9),
-    httpBufferBudget: integer(options.httpBufferBudget, "httpBufferBudget", 64 * MiB, 64 * 1024, 2 ** 53 - 1),
-    maxMessagesPerSecond,
-    maxMessageBurst: integer(options.maxMessageBurst, "maxMessageBurst", maxMessagesPerSecond, 1, 1e9),
-    handshakeTimeout: integer(options.handshakeTimeout, "handshakeTimeout", 10_000, 1, MAX_DELAY),
-    closeTimeout: integer(options.closeTimeout, "closeTimeout", 5_000, 1, MAX_DELAY),
-    idleTimeout: integer(options.idleTimeout, "idleTimeout", 120_000, 0, MAX_DELAY),
-    sendPings: boolean(options.sendPings, "sendPings", true),
-    perMessageDeflate: deflate(options.perMessageDeflate),
-  };
+  const given = options as Record<string, unknown>;
+  const resolved: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(OPTIONS)) {
+    resolved[name] = spec.resolve(given[name], name, options as ServeOptions<unknown>);
+  }
+  return resolved as ResolvedOptions<T>;
 }
 
 function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
@@ -378,15 +342,15 @@ function protocols(value: unknown): readonly string[] | ProtocolSelector {
   return value;
 }
 
-function optionalFunction<F>(value: F | undefined, name: string): F | null {
+function optionalFunction<F>(value: unknown, name: string): F | null {
   if (value === undefined) return null;
   if (typeof value !== "function") {
     throw new TypeError(`option "${name}" must be a function, got ${describe(value)}`);
   }
-  return value;
+  return value as F;
 }
 
-function handlers<T>(value: WebSocketHandler<T> | undefined): WebSocketHandler<T> {
+function handlers<T>(value: unknown): WebSocketHandler<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null) {
     throw new TypeError(`option "websocket" must be an object of handlers, got ${describe(value)}`);
