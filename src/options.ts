@@ -150,6 +150,13 @@ export interface ServeOptions<T = undefined> {
   /** Whether idle connections get a ping before being dropped. Default true. */
   sendPings?: boolean;
   /**
+   * Whether a `message` handler that returns a promise is awaited before the next message is
+   * delivered: the socket stops reading meanwhile (TCP backpressure holds the client back), so
+   * messages are handled one at a time, in order, with at most one read buffer held. Default
+   * false (handlers are called as messages arrive).
+   */
+  awaitMessages?: boolean;
+  /**
    * permessage-deflate (RFC 7692): `true` for the defaults, or settings. Wisp always compresses
    * each message on its own (`server_no_context_takeover`) and inflates with or without the
    * client's context, as the client offers. Default false.
@@ -226,6 +233,7 @@ export const OPTIONS = {
   closeTimeout: integerOption("5 000 ms", 5_000, 1, MAX_DELAY),
   idleTimeout: integerOption("120 000 ms", 120_000, 0, MAX_DELAY),
   sendPings: option("`true`", (value, name) => boolean(value, name, true)),
+  awaitMessages: option("`false`", (value, name) => boolean(value, name, false)),
 } satisfies { [K in keyof ServeOptions<unknown>]-?: Option<unknown> };
 
 /** Each option as its check in `OPTIONS` resolves it (see {@linkcode ResolvedOptions}). */
