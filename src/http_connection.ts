@@ -286,7 +286,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       ).catch((error) => this.#internalError(error));
       return;
     }
-    const url = this.#url(head, "http");
+    const url = this.#url(head, false);
     if (!(url instanceof URL)) return this.refuse(url);
     const hasBody = !this.#body!.done;
     this.#expectsContinue = hasBody && head.minorVersion >= 1 &&
@@ -425,11 +425,13 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   }
 
   /**
-   * The request's URL (from its target and `Host`) with `scheme`, or the 400 to answer when it is
-   * unusable. An upgrade's URL is built as `ws:` at once, so that the socket's `url` is one plain
-   * string rather than a string derived from another.
+   * The request's URL (from its target and `Host`), or the 400 to answer when it is unusable. An
+   * upgrade's URL is built as `ws:` (`wss:` with TLS) at once, so that the socket's `url` is one
+   * plain string rather than a string derived from another.
    */
-  #url(head: RequestHead, scheme: "http" | "ws"): URL | HttpError {
+  #url(head: RequestHead, upgrade: boolean): URL | HttpError {
+    const secure = this.#host.options.tls !== null;
+    const scheme = upgrade ? (secure ? "wss" : "ws") : (secure ? "https" : "http");
     const host = head.headers.get("host");
     if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
     let url: URL;
@@ -451,7 +453,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const options = this.#host.options;
     const key = validateUpgrade(head);
     if (typeof key !== "string") return this.refuse(key);
-    const url = this.#url(head, "ws");
+    const url = this.#url(head, true);
     if (!(url instanceof URL)) return this.refuse(url);
     if (options.path !== null && url.pathname !== options.path) {
       return this.refuse({ status: 404, message: "no WebSocket endpoint at this path" });
@@ -588,11 +590,11 @@ function keepsAlive(head: RequestHead): boolean {
 }
 
 /**
- * The web `Request` handed to hooks, at the `http:` form of `url`, with `body` as its body
+ * The web `Request` handed to hooks, at the `http:` (`https:`) form of `url`, with `body` as its body
  * stream (or none).
  */
 function webRequest(head: RequestHead, url: URL, body: ReadableStream<Uint8Array> | null): Request {
-  const href = url.protocol === "ws:" ? "http" + url.href.slice("ws".length) : url.href;
+  const href = url.protocol.startsWith("ws") ? "http" + url.href.slice("ws".length) : url.href;
   const init: RequestInit & { duplex?: "half" } = { method: head.method, headers: [...head.headers], body };
   if (body !== null) init.duplex = "half"; // a streamed body (the fetch standard requires saying so)
   return new Request(href, init);

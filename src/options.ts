@@ -162,6 +162,21 @@ export interface ServeOptions<T = undefined> {
    * client's context, as the client offers. Default false.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Serves `wss://` and `https://` with this certificate and key (PEM strings), offering ALPN
+   * `http/1.1`. The TLS handshake counts toward `handshakeTimeout`. Default: plain TCP.
+   */
+  tls?: TlsOptions;
+}
+
+/** Settings of the `tls` option. */
+export interface TlsOptions {
+  /** The certificate chain in PEM: the server's certificate first, then any intermediates. */
+  cert: string;
+  /** The private key in PEM. */
+  key: string;
+  /** The passphrase of an encrypted key (Bun and Node; Deno reads unencrypted keys only). */
+  passphrase?: string;
 }
 
 /** Settings of the `perMessageDeflate` option. */
@@ -215,6 +230,7 @@ export const OPTIONS = {
   fetch: option("426", optionalFunction<NonNullable<ServeOptions<unknown>["fetch"]>>),
   websocket: option("`{}`", handlers),
   perMessageDeflate: option("`false`", deflate),
+  tls: option("none", tls),
   maxPayloadLength: integerOption("16 MiB", 16 * MiB, 1, MAX_BYTES),
   maxBufferedAmount: integerOption("32 MiB", 32 * MiB, 1, MAX_BYTES),
   maxMessagesPerSecond,
@@ -291,6 +307,29 @@ function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
       15,
     ),
   };
+}
+
+function tls(value: unknown): TlsOptions | null {
+  if (value === undefined) return null;
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`option "tls" must be an object with cert and key, got ${describe(value)}`);
+  }
+  for (const name of Object.keys(value)) {
+    if (!["cert", "key", "passphrase"].includes(name)) throw new TypeError(`unknown option "tls.${name}"`);
+  }
+  const { cert, key, passphrase } = value as Partial<TlsOptions>;
+  for (const [name, pem, kind] of [["cert", cert, "CERTIFICATE"], ["key", key, "PRIVATE KEY"]] as const) {
+    if (typeof pem !== "string" || !new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(pem)) {
+      throw new TypeError(
+        `option "tls.${name}" must be the PEM text of a ${kind.toLowerCase()} ("-----BEGIN ${kind}-----…"), ` +
+          `got ${describe(pem)}; read the file first (e.g. Deno.readTextFileSync)`,
+      );
+    }
+  }
+  if (passphrase !== undefined && typeof passphrase !== "string") {
+    throw new TypeError(`option "tls.passphrase" must be a string, got ${describe(passphrase)}`);
+  }
+  return { cert: cert!, key: key!, ...(passphrase === undefined ? {} : { passphrase }) };
 }
 
 function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {

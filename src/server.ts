@@ -20,7 +20,7 @@ export interface Server {
   readonly port: number;
   /** The bound address. */
   readonly hostname: string;
-  /** `http://hostname:port/`. */
+  /** `http://hostname:port/`, or `https://` with TLS. */
   readonly url: string;
   /** Open WebSockets (those that have not finished closing). */
   readonly connections: number;
@@ -121,7 +121,7 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   get url(): string {
     const host = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
-    return `http://${host}:${this.port}/`;
+    return `${this.options.tls === null ? "http" : "https"}://${host}:${this.port}/`;
   }
 
   get connections(): number {

@@ -36,8 +36,11 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-/** Launches headless Chromium with a profile in a new temporary directory. */
-export async function launchBrowser(): Promise<TestBrowser> {
+/**
+ * Launches headless Chromium with a profile in a new temporary directory; with
+ * `ignoreHTTPSErrors` it trusts any certificate (the TLS tests' self-signed one).
+ */
+export async function launchBrowser({ ignoreHTTPSErrors = false } = {}): Promise<TestBrowser> {
   const profile = mkdtempSync(join(tmpdir(), "wisp-chromium-"));
   let context: BrowserContext;
   try {
@@ -45,6 +48,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
       executablePath: CHROMIUM_PATH,
       headless: true,
       args: CHROMIUM_ARGS,
+      ignoreHTTPSErrors,
       timeout: 20_000,
     });
   } catch (error) {

@@ -4,6 +4,7 @@
  */
 
 import { connect, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 
 // Opcodes as RFC 6455 §5.2 numbers them, written out here rather than taken from the server's code.
 /** Opcode of a continuation frame. */
@@ -151,6 +152,21 @@ export class RawClient {
   static connect(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: "127.0.0.1", port, localAddress }, () => resolve(new RawClient(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  /**
+   * Opens a TLS connection to 127.0.0.1:`port`, trusting `ca` (PEM) and offering ALPN
+   * `http/1.1`; resolves once the TLS handshake is done.
+   */
+  static connectTls(port: number, ca: string): Promise<RawClient & { alpnProtocol: string | false | null }> {
+    return new Promise((resolve, reject) => {
+      const socket = connectTls({ host: "127.0.0.1", port, ca, ALPNProtocols: ["http/1.1"] }, () => {
+        const client = new RawClient(socket) as RawClient & { alpnProtocol: string | false | null };
+        client.alpnProtocol = socket.alpnProtocol;
+        resolve(client);
+      });
       socket.once("error", reject);
     });
   }
