@@ -8,6 +8,9 @@
 import {
   CloseCode,
   encodeClosePayload,
+  Failure,
+  failureCode,
+  failureReason,
   isValidWireCloseCode,
   MAX_CLOSE_REASON_BYTES,
   parseClosePayload,
@@ -60,14 +63,6 @@ export interface ConnectionInit<T> {
   /** The agreed permessage-deflate parameters, or null. */
   deflate: DeflateParams | null;
 }
-
-/** Reasons sent with the close codes Wisp fails connections with, to help whoever debugs the peer. */
-const FAILURE_REASONS: Record<number, string> = {
-  [CloseCode.ProtocolError]: "protocol error",
-  [CloseCode.InvalidPayload]: "invalid message data", // not UTF-8, or not valid DEFLATE
-  [CloseCode.MessageTooBig]: "message too big",
-  [CloseCode.InternalError]: "internal error",
-};
 
 // deno-lint-ignore no-explicit-any
 type AnyHandler = (ws: any, a: any, b: any) => unknown;
@@ -219,7 +214,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   // --- FrameHandler ----------------------------------------------------------------------------
 
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
-    if (opcode !== Opcode.Continuation && this.#overRate()) return CloseCode.PolicyViolation;
+    if (opcode !== Opcode.Continuation && this.#overRate()) return Failure.MessageRate;
     return this.#reader.onDataFrame(opcode, fin, rsv1, length);
   }
 
@@ -233,7 +228,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       if ("error" in parsed) return parsed.error;
       this.#onCloseFrame(parsed.code, parsed.reason);
     } else if (this.#overRate()) {
-      return CloseCode.PolicyViolation;
+      return Failure.MessageRate;
     } else if (this.readyState === ReadyState.OPEN && (opcode === Opcode.Pong || this.#pong(payload))) {
       const handler = opcode === Opcode.Ping ? this.#ctx.handler.ping : this.#ctx.handler.pong;
       // Copied for a handler only, so that a flood of pings allocates nothing without one.
@@ -287,12 +282,14 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (this.#closeSent || this.#sendClose(echo)) this.#finish(code, reason);
   }
 
-  /** Fails the connection: close frame with `code`, then close the TCP connection. */
-  #fail(code: number): void {
+  /**
+   * Fails the connection: a close frame with the failure's code and the reason naming the rule,
+   * then close the TCP connection.
+   */
+  #fail(failure: number): void {
     this.#reading = false;
-    const reason = code === CloseCode.PolicyViolation
-      ? `message rate over maxMessagesPerSecond (${this.#ctx.maxMessagesPerSecond}/s)`
-      : FAILURE_REASONS[code] ?? "";
+    const code = failureCode(failure);
+    const reason = failureReason(failure, this.#ctx);
     if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
   }
 
@@ -508,7 +505,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       console.error("wisp: the error handler threw:", secondError);
     }
     if (this.readyState === ReadyState.OPEN) {
-      this.closeWith(CloseCode.InternalError, FAILURE_REASONS[CloseCode.InternalError]);
+      this.closeWith(failureCode(Failure.HandlerFailed), failureReason(Failure.HandlerFailed, this.#ctx));
     }
   }
 }

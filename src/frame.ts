@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CloseCode } from "./close.ts";
+import { Failure, withDetail } from "./close.ts";
 
 /** Frame opcodes. */
 export const Opcode = {
@@ -22,7 +22,10 @@ export const RSV1 = 0x40;
 /** Largest payload of a control frame. */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** Receives what {@linkcode FrameParser} reads. Each method returns 0, or a close code to fail with. */
+/**
+ * Receives what {@linkcode FrameParser} reads. Each method returns 0, or a failure (a
+ * {@linkcode Failure} number) to fail with.
+ */
 export interface FrameHandler {
   /**
    * A data frame (opcode 0, 1 or 2) begins, in an order the parser has checked (a continuation
@@ -52,8 +55,8 @@ const enum State {
  *
  * It enforces every framing rule of RFC 6455 §5: masking, reserved bits (RSV1 only as a
  * negotiated extension allows, on a message's first frame), reserved opcodes, control-frame
- * length and FIN, 64-bit lengths, and the order of fragments. The first violation is kept in
- * {@linkcode FrameParser.error} and all later input is ignored.
+ * length and FIN, 64-bit lengths, and the order of fragments. The first violation (or failure a
+ * handler returns) is kept in {@linkcode FrameParser.error} and all later input is ignored.
  */
 export class FrameParser {
   #handler: FrameHandler;
@@ -86,7 +89,7 @@ export class FrameParser {
     this.#allowedRsv = allowedRsv;
   }
 
-  /** The close code of the first violation, or 0. */
+  /** The first failure (a {@linkcode Failure} number, see `failureCode` and `failureReason`), or 0. */
   get error(): number {
     return this.#error;
   }
@@ -120,8 +123,8 @@ export class FrameParser {
     return this.#error === 0 ? pos : length;
   }
 
-  #fail(code: number): void {
-    this.#error = code;
+  #fail(failure: number): void {
+    this.#error = failure;
   }
 
   #readHeader(chunk: Uint8Array, pos: number): number {
@@ -159,26 +162,28 @@ export class FrameParser {
   /** Checks the first two header bytes; returns the header size, or 0 after failing. */
   #checkFirstBytes(b0: number, b1: number): number {
     const opcode = b0 & 0x0f;
-    if ((b0 & 0x70 & ~this.#allowedRsv) !== 0) return this.#failHeader();
-    if ((b1 & 0x80) === 0) return this.#failHeader(); // client frames must be masked
+    if ((b0 & 0x70 & ~this.#allowedRsv) !== 0) return this.#failHeader(Failure.ReservedBits);
+    if ((b1 & 0x80) === 0) return this.#failHeader(Failure.UnmaskedFrame);
     if (opcode >= 0x8) {
-      if (opcode > Opcode.Pong) return this.#failHeader();
-      // Control frames: FIN set, short payload, no extension bits.
-      if ((b0 & 0x80) === 0 || (b1 & 0x7f) > MAX_CONTROL_PAYLOAD || (b0 & 0x70) !== 0) {
-        return this.#failHeader();
-      }
+      if (opcode > Opcode.Pong) return this.#failHeader(withDetail(Failure.ReservedOpcode, opcode));
+      if ((b0 & 0x80) === 0) return this.#failHeader(Failure.FragmentedControl);
+      if ((b1 & 0x7f) > MAX_CONTROL_PAYLOAD) return this.#failHeader(Failure.ControlTooLong);
+      if ((b0 & RSV1) !== 0) return this.#failHeader(Failure.Rsv1OnControl);
     } else if (opcode > Opcode.Binary) {
-      return this.#failHeader();
-    } else if (opcode === Opcode.Continuation ? !this.#fragmented || (b0 & RSV1) !== 0 : this.#fragmented) {
-      // A continuation only inside a fragmented message, and no new message before it ends (§5.4);
-      // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
-      return this.#failHeader();
+      return this.#failHeader(withDetail(Failure.ReservedOpcode, opcode));
+    } else if (opcode === Opcode.Continuation) {
+      // A continuation only inside a fragmented message (§5.4), and RSV1 marks a compressed
+      // message on its first frame only (RFC 7692 §6.1).
+      if (!this.#fragmented) return this.#failHeader(Failure.StrayContinuation);
+      if ((b0 & RSV1) !== 0) return this.#failHeader(Failure.Rsv1OnContinuation);
+    } else if (this.#fragmented) {
+      return this.#failHeader(Failure.MessageInsideMessage);
     }
     return headerSize(b1);
   }
 
-  #failHeader(): number {
-    this.#fail(CloseCode.ProtocolError);
+  #failHeader(failure: number): number {
+    this.#fail(failure);
     return 0;
   }
 
@@ -193,7 +198,7 @@ export class FrameParser {
       maskAt = at + 4;
     } else if (len7 === 127) {
       const high = ((src[at + 2] << 24) | (src[at + 3] << 16) | (src[at + 4] << 8) | src[at + 5]) >>> 0;
-      if (high >= 0x80000000) return this.#fail(CloseCode.ProtocolError);
+      if (high >= 0x80000000) return this.#fail(Failure.LengthTopBit);
       const low = ((src[at + 6] << 24) | (src[at + 7] << 16) | (src[at + 8] << 8) | src[at + 9]) >>> 0;
       // Beyond 2^53 the value is inexact, but it is then far above any message limit anyway.
       length = high * 0x100000000 + low;
@@ -215,8 +220,8 @@ export class FrameParser {
     }
     const fin = (b0 & 0x80) !== 0;
     this.#fragmented = !fin;
-    const code = this.#handler.onDataFrame(opcode, fin, (b0 & RSV1) !== 0, length);
-    if (code !== 0) return this.#fail(code);
+    const failure = this.#handler.onDataFrame(opcode, fin, (b0 & RSV1) !== 0, length);
+    if (failure !== 0) return this.#fail(failure);
     if (length === 0) this.#report(this.#handler.onDataPayload(EMPTY, true));
     else this.#state = State.Payload;
   }
@@ -245,8 +250,8 @@ export class FrameParser {
     return pos + take;
   }
 
-  #report(code: number): void {
-    if (code !== 0) this.#fail(code);
+  #report(failure: number): void {
+    if (failure !== 0) this.#fail(failure);
   }
 }
 

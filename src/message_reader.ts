@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CloseCode } from "./close.ts";
+import { Failure } from "./close.ts";
 import { InflateError, type MessageInflater } from "./deflate/codec.ts";
 import { Opcode } from "./frame.ts";
 import { GrowableBuffer } from "./growable_buffer.ts";
@@ -28,10 +28,11 @@ const decoder = new TextDecoder("utf-8");
 const READ_INTO_MIN = 16 * 1024;
 
 /**
- * Gathers one connection's data frames into messages. Each method returns 0, or the close code
- * to fail the connection with: 1009 past `maxPayloadLength` (checked at each frame header, so an
- * oversized message is refused before its payload arrives, and on inflated output), 1007 for
- * text that is not UTF-8 (on the fragment that makes it invalid) or data that does not inflate.
+ * Gathers one connection's data frames into messages. Each method returns 0, or the
+ * {@linkcode Failure} to fail the connection with: a message past `maxPayloadLength` (checked at
+ * each frame header, so an oversized message is refused before its payload arrives, and on
+ * inflated output), text that is not UTF-8 (on the fragment that makes it invalid), or data that
+ * does not inflate.
  */
 export class MessageReader {
   readonly #sink: MessageSink;
@@ -61,7 +62,7 @@ export class MessageReader {
       this.#size = 0;
       this.#compressed = rsv1;
     }
-    if (length > this.#maxPayloadLength - this.#size) return CloseCode.MessageTooBig;
+    if (length > this.#maxPayloadLength - this.#size) return Failure.MessageTooBig;
     this.#size += length;
     this.#frameFin = fin;
     return 0;
@@ -77,12 +78,12 @@ export class MessageReader {
     }
     if (this.#opcode === Opcode.Text && !this.#compressed) {
       this.#utf8 ??= new Utf8Validator();
-      if (!this.#utf8.push(bytes)) return CloseCode.InvalidPayload;
+      if (!this.#utf8.push(bytes)) return Failure.InvalidText;
     }
     // At least the whole current message so far, and doubling so many small fragments cost few copies.
     assembly.append(bytes, this.#maxPayloadLength, this.#size);
     if (!complete) return 0;
-    if (this.#utf8 !== null && !this.#utf8.complete) return CloseCode.InvalidPayload;
+    if (this.#utf8 !== null && !this.#utf8.complete) return Failure.InvalidText;
     this.#utf8?.reset();
     return this.#deliver(assembly.take(), false);
   }
@@ -113,7 +114,7 @@ export class MessageReader {
         payload = this.#inflater!.inflate(payload, this.#maxPayloadLength);
       } catch (error) {
         if (!(error instanceof InflateError)) throw error;
-        return error.tooBig ? CloseCode.MessageTooBig : CloseCode.InvalidPayload;
+        return error.tooBig ? Failure.InflatedTooBig : Failure.InvalidDeflate;
       }
       borrowed = false;
       validated = false;
@@ -130,7 +131,7 @@ export class MessageReader {
       try {
         fatalDecoder.decode(payload);
       } catch {
-        return CloseCode.InvalidPayload;
+        return Failure.InvalidText;
       }
     }
     this.#sink.message(text, false);

@@ -3,12 +3,18 @@ import assert from "node:assert/strict";
 import {
   CloseCode,
   encodeClosePayload,
+  Failure,
+  failureCode,
+  failureReason,
+  FAILURES,
   isValidWireCloseCode,
   MAX_CLOSE_REASON_BYTES,
   parseClosePayload,
+  withDetail,
 } from "../src/close.ts";
 
 const encoder = new TextEncoder();
+const LIMITS = { maxPayloadLength: 1000, maxMessagesPerSecond: 5 };
 
 /** A close payload from a code and raw reason bytes. */
 function payload(code: number, reason: number[] | string = []): Uint8Array {
@@ -59,9 +65,10 @@ describe("parseClosePayload", () => {
     assert.equal(CloseCode.NoStatus, 1005);
   });
 
-  it("fails a one-byte payload with 1002", () => {
-    assert.deepEqual(parseClosePayload(Uint8Array.of(0x03)), { error: 1002 });
-    assert.deepEqual(parseClosePayload(Uint8Array.of(0xe8)), { error: 1002 });
+  it("fails a one-byte payload (CloseOneByte, 1002)", () => {
+    assert.deepEqual(parseClosePayload(Uint8Array.of(0x03)), { error: Failure.CloseOneByte });
+    assert.deepEqual(parseClosePayload(Uint8Array.of(0xe8)), { error: Failure.CloseOneByte });
+    assert.equal(failureCode(Failure.CloseOneByte), 1002);
   });
 
   it("reads the code in network order and the UTF-8 reason", () => {
@@ -74,10 +81,13 @@ describe("parseClosePayload", () => {
     });
   });
 
-  it("fails every code that may not be sent with 1002", () => {
+  it("fails every code that may not be sent (InvalidCloseCode naming the code, 1002)", () => {
     for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
-      assert.deepEqual(parseClosePayload(payload(code)), { error: 1002 }, `code ${code}`);
-      assert.deepEqual(parseClosePayload(payload(code, "why")), { error: 1002 }, `code ${code} with reason`);
+      const error = withDetail(Failure.InvalidCloseCode, code);
+      assert.deepEqual(parseClosePayload(payload(code)), { error }, `code ${code}`);
+      assert.deepEqual(parseClosePayload(payload(code, "why")), { error }, `code ${code} with reason`);
+      assert.equal(failureCode(error), 1002);
+      assert.equal(failureReason(error, LIMITS), `invalid close code ${code}`);
     }
   });
 
@@ -87,7 +97,7 @@ describe("parseClosePayload", () => {
     }
   });
 
-  it("fails a reason that is not UTF-8 with 1007", () => {
+  it("fails a reason that is not UTF-8 (InvalidCloseReason, 1007)", () => {
     const invalidReasons = [
       [0xff],
       [0x61, 0x80],
@@ -97,12 +107,18 @@ describe("parseClosePayload", () => {
       [0x61, 0xe2, 0x82], // truncated at the end
     ];
     for (const reason of invalidReasons) {
-      assert.deepEqual(parseClosePayload(payload(1000, reason)), { error: 1007 }, String(reason));
+      assert.deepEqual(
+        parseClosePayload(payload(1000, reason)),
+        { error: Failure.InvalidCloseReason },
+        String(reason),
+      );
     }
   });
 
   it("checks the code before the reason", () => {
-    assert.deepEqual(parseClosePayload(payload(1005, [0xff])), { error: 1002 });
+    assert.deepEqual(parseClosePayload(payload(1005, [0xff])), {
+      error: withDetail(Failure.InvalidCloseCode, 1005),
+    });
   });
 });
 
@@ -124,5 +140,40 @@ describe("encodeClosePayload", () => {
   it("fits the longest reason in a control frame", () => {
     assert.equal(MAX_CLOSE_REASON_BYTES, 123);
     assert.equal(encodeClosePayload(1000, "x".repeat(MAX_CLOSE_REASON_BYTES)).length, 125);
+  });
+});
+
+describe("FAILURES", () => {
+  const ids = Object.values(Failure);
+
+  it("has one rule per failure id, each id fitting in the low byte", () => {
+    assert.deepEqual(Object.keys(FAILURES).map(Number).sort((a, b) => a - b), ids);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.ok(ids.every((id) => id > 0 && id < 256));
+  });
+
+  it("sends codes that may go on the wire, and reasons unique to each rule", () => {
+    const reasons = ids.map((id) => failureReason(id, LIMITS));
+    assert.equal(new Set(reasons).size, reasons.length, reasons.join(" | "));
+    for (const id of ids) assert.ok(isValidWireCloseCode(failureCode(id)), `failure ${id}`);
+  });
+
+  it("fits every reason in a close frame, at the largest limits and details", () => {
+    const largest = { maxPayloadLength: 2 ** 32 - 1, maxMessagesPerSecond: 1e9 };
+    for (const id of ids) {
+      const reason = failureReason(withDetail(id, 65535), largest);
+      assert.ok(encoder.encode(reason).length <= MAX_CLOSE_REASON_BYTES, reason);
+      assert.ok(reason.length > 0, `failure ${id}`);
+    }
+  });
+
+  it("names the details and limits a reason is about", () => {
+    assert.equal(failureReason(withDetail(Failure.ReservedOpcode, 0xb), LIMITS), "reserved opcode 0xb");
+    assert.equal(failureReason(Failure.MessageTooBig, LIMITS), "message over maxPayloadLength (1000 bytes)");
+    assert.equal(
+      failureReason(Failure.InflatedTooBig, LIMITS),
+      "inflated message over maxPayloadLength (1000 bytes)",
+    );
+    assert.equal(failureReason(Failure.MessageRate, LIMITS), "message rate over maxMessagesPerSecond (5/s)");
   });
 });

@@ -91,20 +91,30 @@ async function readMessage(
   return { frame: received, data };
 }
 
-/** Expects the server to fail the connection with `code`: close frame, TCP closed, handler told. */
+/**
+ * Expects the server to fail the connection with `code` and `reason`: close frame, TCP closed,
+ * handler told the same.
+ */
 async function expectFailure(
   server: RecordingServer,
   client: RawClient,
   path: string,
   code: number,
+  reason: string,
 ): Promise<void> {
   const close = await client.readClose();
   assert.equal(close.code, code, `close code (reason "${close.reason}")`);
+  assert.equal(close.reason, reason, "close reason");
   await client.waitForEnd();
   assert.ok(client.ended, "the TCP connection is closed");
   const event = await server.next("close", path);
-  assert.equal(event.code, code, "the close handler saw the same code");
+  assert.deepEqual([event.code, event.reason], [code, reason], "the close handler saw the same");
 }
+
+// The reasons Wisp names broken rules with, written out here rather than taken from its table.
+const RESERVED_BITS = "reserved bits set without an extension";
+const RSV1_CONTINUATION = "RSV1 on a continuation frame";
+const BAD_DEFLATE = "invalid DEFLATE data";
 
 /** Bytes of text: printable ASCII that compresses well. */
 function textBytes(size: number, seed: number): Uint8Array {
@@ -449,7 +459,7 @@ describe("permessage-deflate over raw frames", () => {
       const [first, second] = splitInto(compressed, 2);
       client.write(frame(TEXT, first, { fin: false, rsv: RSV1 }));
       client.write(frame(CONTINUATION, second, { rsv: RSV1 }));
-      await expectFailure(server, client, path, 1002);
+      await expectFailure(server, client, path, 1002, RSV1_CONTINUATION);
     });
 
     it("fails RSV1 on an uncompressed message's continuation frame with 1002", SLOW, async () => {
@@ -457,7 +467,7 @@ describe("permessage-deflate over raw frames", () => {
       const { client } = await open(path, "permessage-deflate");
       client.write(frame(TEXT, "abc", { fin: false }));
       client.write(frame(CONTINUATION, compressAlone(encoder.encode("def")), { rsv: RSV1 }));
-      await expectFailure(server, client, path, 1002);
+      await expectFailure(server, client, path, 1002, RSV1_CONTINUATION);
     });
 
     for (const [name, opcode] of [["ping", 0x9], ["pong", 0xa], ["close", 0x8]] as const) {
@@ -469,7 +479,7 @@ describe("permessage-deflate over raw frames", () => {
             rsv: RSV1,
           }),
         );
-        await expectFailure(server, client, path, 1002);
+        await expectFailure(server, client, path, 1002, "RSV1 on a control frame");
       });
     }
 
@@ -478,7 +488,7 @@ describe("permessage-deflate over raw frames", () => {
         const path = `/errors/rsv-${rsv}`;
         const { client } = await open(path, "permessage-deflate");
         client.write(frame(TEXT, "x", { rsv }));
-        await expectFailure(server, client, path, 1002);
+        await expectFailure(server, client, path, 1002, RESERVED_BITS);
       });
     }
 
@@ -486,7 +496,7 @@ describe("permessage-deflate over raw frames", () => {
       const path = "/errors/no-deflate-server";
       const { client } = await open(path, "permessage-deflate", plain);
       client.write(frame(TEXT, compressAlone(encoder.encode("Hello")), { rsv: RSV1 }));
-      await expectFailure(plain, client, path, 1002);
+      await expectFailure(plain, client, path, 1002, RESERVED_BITS);
     });
 
     for (
@@ -497,7 +507,7 @@ describe("permessage-deflate over raw frames", () => {
         const { client, extensions } = await open(path, offer);
         assert.equal(extensions, null);
         client.write(frame(TEXT, compressAlone(encoder.encode("Hello")), { rsv: RSV1 }));
-        await expectFailure(server, client, path, 1002);
+        await expectFailure(server, client, path, 1002, RESERVED_BITS);
       });
     }
 
@@ -505,14 +515,14 @@ describe("permessage-deflate over raw frames", () => {
       const path = "/errors/invalid-deflate";
       const { client } = await open(path, "permessage-deflate");
       client.write(frame(BINARY, Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x01, 0x02, 0x03), { rsv: RSV1 }));
-      await expectFailure(server, client, path, 1007);
+      await expectFailure(server, client, path, 1007, BAD_DEFLATE);
     });
 
     it("fails invalid compressed data spread over fragments with 1007", SLOW, async () => {
       const path = "/errors/invalid-deflate-fragmented";
       const { client } = await open(path, "permessage-deflate");
       sendFrames(client, messageFrames(BINARY, Uint8Array.of(0x07, 0x00, 0x11, 0x22, 0x33, 0x44), true, 3));
-      await expectFailure(server, client, path, 1007);
+      await expectFailure(server, client, path, 1007, BAD_DEFLATE);
     });
 
     for (
@@ -526,7 +536,7 @@ describe("permessage-deflate over raw frames", () => {
         const path = `/errors/utf8/${name.replaceAll(" ", "-")}`;
         const { client } = await open(path, "permessage-deflate");
         sendFrames(client, messageFrames(TEXT, compressAlone(Uint8Array.from(bytes)), true, 2));
-        await expectFailure(server, client, path, 1007);
+        await expectFailure(server, client, path, 1007, "invalid UTF-8 in text message");
       });
     }
 
@@ -541,6 +551,7 @@ describe("permessage-deflate over raw frames", () => {
 
     it("fails a compression bomb with 1009, closes TCP and stays responsive", SLOW, async () => {
       const small = recordingServer({ perMessageDeflate: true, maxPayloadLength: MiB, closeTimeout: 1000 });
+      const BOMB = "inflated message over maxPayloadLength (1048576 bytes)";
       extra.push(small.server);
       // Exactly the limit inflated is fine.
       const { client: exact } = await open("/bomb/exact", "permessage-deflate", small);
@@ -549,20 +560,20 @@ describe("permessage-deflate over raw frames", () => {
       assert.equal(echo.data.length, MiB);
       assert.ok(echo.data.every((byte) => byte === 0));
       exact.write(frame(BINARY, compressAlone(new Uint8Array(MiB + 1)), { rsv: RSV1 }));
-      await expectFailure(small, exact, "/bomb/exact", 1009);
+      await expectFailure(small, exact, "/bomb/exact", 1009, BOMB);
 
       const bomb = compressAlone(new Uint8Array(64 * MiB));
       assert.ok(bomb.length < 100 * KiB, `64 MiB of zeros compress to ${bomb.length} B`);
       const { client } = await open("/bomb/big", "permessage-deflate", small);
       client.write(frame(BINARY, bomb, { rsv: RSV1 }));
-      await expectFailure(small, client, "/bomb/big", 1009);
+      await expectFailure(small, client, "/bomb/big", 1009, BOMB);
 
       // The same bomb in fragments, on a connection with context takeover and some history.
       const { client: fragmented } = await open("/bomb/fragmented", "permessage-deflate", small);
       fragmented.write(frame(TEXT, compressAlone(encoder.encode("history")), { rsv: RSV1 }));
       assert.equal(decoder.decode((await readMessage(fragmented)).data), "history");
       sendFrames(fragmented, messageFrames(BINARY, bomb, true, 5));
-      await expectFailure(small, fragmented, "/bomb/fragmented", 1009);
+      await expectFailure(small, fragmented, "/bomb/fragmented", 1009, BOMB);
 
       const { client: next } = await open("/bomb/after", "permessage-deflate", small);
       next.write(frame(TEXT, compressAlone(encoder.encode("still here")), { rsv: RSV1 }));
@@ -648,7 +659,7 @@ describe("permessage-deflate over raw frames", () => {
           sendFrames(client, messageFrames(BINARY, await compressor.compress(message), true));
           assert.equal(firstDifference((await readMessage(client)).data, message), -1);
           sendFrames(client, messageFrames(BINARY, await compressor.compress(message), true));
-          await expectFailure(server, client, path, 1007);
+          await expectFailure(server, client, path, 1007, BAD_DEFLATE);
         } finally {
           compressor.close();
         }
@@ -673,7 +684,7 @@ describe("permessage-deflate over raw frames", () => {
         sendFrames(client, messageFrames(BINARY, await cheat.compress(message), true));
         await readMessage(client);
         sendFrames(client, messageFrames(BINARY, await cheat.compress(message), true));
-        await expectFailure(capped, client, path, 1007);
+        await expectFailure(capped, client, path, 1007, BAD_DEFLATE);
       } finally {
         honest.close();
         cheat.close();

@@ -10,6 +10,7 @@ import {
   unmask,
   writeFrameHeader,
 } from "../src/frame.ts";
+import { Failure, failureCode, failureReason, withDetail } from "../src/close.ts";
 import { concat, frame } from "./helpers/raw_client.ts";
 import { Random } from "./helpers/random.ts";
 
@@ -187,12 +188,13 @@ describe("FrameParser: lengths", () => {
     }
   });
 
-  it("fails a 64-bit length with the most significant bit set with 1002", () => {
+  it("fails a 64-bit length with the most significant bit set (LengthTopBit, 1002)", () => {
     for (const high of [0x80000000, 0xffffffff]) {
       const header = frame(Opcode.Binary, "", { lengthBytes: length64(high, 0) });
       for (const pieces of [[header], bytewise(header)]) {
         const { recorder, parser } = parse(pieces);
-        assert.equal(parser.error, 1002);
+        assert.equal(parser.error, Failure.LengthTopBit);
+        assert.equal(failureCode(parser.error), 1002);
         assert.deepEqual(recorder.frames, []);
       }
     }
@@ -303,35 +305,58 @@ describe("FrameParser: split input", () => {
 });
 
 describe("FrameParser: header violations", () => {
-  const violations: [string, Uint8Array][] = [
-    ["an unmasked data frame", frame(Opcode.Text, "hi", { mask: false })],
-    ["an unmasked control frame", frame(Opcode.Ping, "", { mask: false })],
-    ["RSV1 without an extension", frame(Opcode.Text, "hi", { rsv: 0x40 })],
-    ["RSV2", frame(Opcode.Text, "hi", { rsv: 0x20 })],
-    ["RSV3", frame(Opcode.Binary, "hi", { rsv: 0x10 })],
-    ...[3, 4, 5, 6, 7].map((op): [string, Uint8Array] => [`reserved data opcode ${op}`, frame(op, "x")]),
-    ...[0xb, 0xc, 0xd, 0xe, 0xf].map((
-      op,
-    ): [string, Uint8Array] => [`reserved control opcode 0x${op.toString(16)}`, frame(op, "")]),
-    ["a ping with 126 bytes of payload", frame(Opcode.Ping, new Uint8Array(126))],
-    ["a close with 126 bytes of payload", frame(Opcode.Close, new Uint8Array(126))],
-    ["a pong with a 64-bit length", frame(Opcode.Pong, "", { lengthBytes: length64(0, 5) })],
-    ["a ping without FIN", frame(Opcode.Ping, "", { fin: false })],
-    ["a close without FIN", frame(Opcode.Close, Uint8Array.of(0x03, 0xe8), { fin: false })],
-    ["a pong without FIN", frame(Opcode.Pong, "x", { fin: false })],
+  const reserved = (opcode: number) => withDetail(Failure.ReservedOpcode, opcode);
+  const violations: [string, Uint8Array, number][] = [
+    ["an unmasked data frame", frame(Opcode.Text, "hi", { mask: false }), Failure.UnmaskedFrame],
+    ["an unmasked control frame", frame(Opcode.Ping, "", { mask: false }), Failure.UnmaskedFrame],
+    ["RSV1 without an extension", frame(Opcode.Text, "hi", { rsv: 0x40 }), Failure.ReservedBits],
+    ["RSV2", frame(Opcode.Text, "hi", { rsv: 0x20 }), Failure.ReservedBits],
+    ["RSV3", frame(Opcode.Binary, "hi", { rsv: 0x10 }), Failure.ReservedBits],
+    ...[3, 4, 5, 6, 7].map((op): [string, Uint8Array, number] => [
+      `reserved data opcode ${op}`,
+      frame(op, "x"),
+      reserved(op),
+    ]),
+    ...[0xb, 0xc, 0xd, 0xe, 0xf].map((op): [string, Uint8Array, number] => [
+      `reserved control opcode 0x${op.toString(16)}`,
+      frame(op, ""),
+      reserved(op),
+    ]),
+    ["a ping with 126 bytes of payload", frame(Opcode.Ping, new Uint8Array(126)), Failure.ControlTooLong],
+    ["a close with 126 bytes of payload", frame(Opcode.Close, new Uint8Array(126)), Failure.ControlTooLong],
+    [
+      "a pong with a 64-bit length",
+      frame(Opcode.Pong, "", { lengthBytes: length64(0, 5) }),
+      Failure.ControlTooLong,
+    ],
+    ["a ping without FIN", frame(Opcode.Ping, "", { fin: false }), Failure.FragmentedControl],
+    [
+      "a close without FIN",
+      frame(Opcode.Close, Uint8Array.of(0x03, 0xe8), { fin: false }),
+      Failure.FragmentedControl,
+    ],
+    ["a pong without FIN", frame(Opcode.Pong, "x", { fin: false }), Failure.FragmentedControl],
+    ["a continuation without a message", frame(Opcode.Continuation, "x"), Failure.StrayContinuation],
+    [
+      "a new message inside a fragmented one",
+      concat(frame(Opcode.Binary, "a", { fin: false }), frame(Opcode.Text, "b")),
+      Failure.MessageInsideMessage,
+    ],
   ];
 
-  for (const [name, bytes] of violations) {
-    it(`fails ${name} with 1002 and ignores later input`, () => {
+  for (const [name, bytes, failure] of violations) {
+    const reason = failureReason(failure, { maxPayloadLength: 0, maxMessagesPerSecond: 0 });
+    it(`fails ${name}: "${reason}" (1002), later input ignored`, () => {
       for (const pieces of [[bytes], bytewise(bytes)]) {
         const { recorder, parser } = parse(pieces);
-        assert.equal(parser.error, 1002);
-        assert.deepEqual(recorder.frames, []);
+        assert.equal(parser.error, failure);
+        assert.equal(failureCode(parser.error), 1002);
+        const before = recorder.frames.length;
         // Later input is taken (push reports all of it used) but not parsed.
         const later = concat(frame(Opcode.Text, "after"), frame(Opcode.Ping, "p"));
         assert.equal(parser.push(later.slice()), later.length);
-        assert.deepEqual(recorder.frames, []);
-        assert.equal(parser.error, 1002);
+        assert.equal(recorder.frames.length, before);
+        assert.equal(parser.error, failure);
       }
     });
   }
@@ -347,7 +372,7 @@ describe("FrameParser: header violations", () => {
       ]
     ) {
       const { parser } = parse([bytes.subarray(0, 2)]);
-      assert.equal(parser.error, 1002);
+      assert.notEqual(parser.error, 0);
     }
   });
 
@@ -360,7 +385,7 @@ describe("FrameParser: header violations", () => {
     );
     for (const pieces of [[bytes], bytewise(bytes)]) {
       const { recorder, parser } = parse(pieces);
-      assert.equal(parser.error, 1002);
+      assert.equal(parser.error, Failure.UnmaskedFrame);
       assert.deepEqual(recorder.frames.map((f) => f.opcode), [Opcode.Text, Opcode.Ping]);
     }
   });
@@ -375,19 +400,26 @@ describe("FrameParser: header violations", () => {
     assert.deepEqual(recorder.frames.map((f) => f.kind === "data" && f.rsv1), [true, false]);
   });
 
-  it("still fails RSV2, RSV3 and RSV1 on a control frame when allowedRsv = 0x40", () => {
-    for (
-      const bytes of [
-        frame(Opcode.Text, "x", { rsv: 0x20 }),
-        frame(Opcode.Text, "x", { rsv: 0x10 }),
-        frame(Opcode.Text, "x", { rsv: 0x60 }),
-        frame(Opcode.Ping, "x", { rsv: RSV1 }),
-        frame(Opcode.Close, "", { rsv: RSV1 }),
-      ]
-    ) {
+  it("still fails RSV2, RSV3, and RSV1 on a control or continuation frame when allowedRsv = 0x40", () => {
+    const cases: [Uint8Array, number][] = [
+      [frame(Opcode.Text, "x", { rsv: 0x20 }), Failure.ReservedBits],
+      [frame(Opcode.Text, "x", { rsv: 0x10 }), Failure.ReservedBits],
+      [frame(Opcode.Text, "x", { rsv: 0x60 }), Failure.ReservedBits],
+      [frame(Opcode.Ping, "x", { rsv: RSV1 }), Failure.Rsv1OnControl],
+      [frame(Opcode.Close, "", { rsv: RSV1 }), Failure.Rsv1OnControl],
+      [
+        concat(
+          frame(Opcode.Text, "x", { fin: false, rsv: RSV1 }),
+          frame(Opcode.Continuation, "y", { rsv: RSV1 }),
+        ),
+        Failure.Rsv1OnContinuation,
+      ],
+    ];
+    for (const [bytes, failure] of cases) {
       const { recorder, parser } = parse([bytes], RSV1);
-      assert.equal(parser.error, 1002);
-      assert.deepEqual(recorder.frames, []);
+      assert.equal(parser.error, failure);
+      assert.equal(failureCode(parser.error), 1002);
+      assert.ok(recorder.frames.length <= 1);
     }
   });
 
@@ -405,12 +437,12 @@ describe("FrameParser: header violations", () => {
     assert.deepEqual(recorder.frames.map((f) => f.opcode), [0x9, 0xa, 0x8, 0x1, 0x0, 0x2]);
   });
 
-  it("fails with the code a handler returns and then ignores later input", () => {
+  it("fails with the failure a handler returns and then ignores later input", () => {
     const later = frame(Opcode.Text, "later");
     const cases: [keyof Recorder, number, Uint8Array][] = [
-      ["dataFrameCode", 1009, frame(Opcode.Binary, "too big")],
-      ["dataPayloadCode", 1007, frame(Opcode.Text, "bad text")],
-      ["controlCode", 1002, frame(Opcode.Close, Uint8Array.of(0x03))],
+      ["dataFrameCode", Failure.MessageTooBig, frame(Opcode.Binary, "too big")],
+      ["dataPayloadCode", Failure.InvalidText, frame(Opcode.Text, "bad text")],
+      ["controlCode", Failure.CloseOneByte, frame(Opcode.Close, Uint8Array.of(0x03))],
     ];
     for (const [field, code, bytes] of cases) {
       const recorder = new Recorder();
@@ -488,7 +520,7 @@ describe("FrameParser: pause", () => {
     const recorder = new Recorder();
     const parser = new FrameParser(recorder);
     assert.equal(parser.push(bytes), bytes.length);
-    assert.equal(parser.error, 1002);
+    assert.equal(parser.error, Failure.UnmaskedFrame);
   });
 });
 

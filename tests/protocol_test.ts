@@ -80,19 +80,21 @@ async function send(client: RawClient, data: Uint8Array, bytewise: boolean): Pro
 }
 
 /**
- * Asserts that the server failed the connection with `code`: a close frame carrying it (after
- * `before` other frames, no more), then the end of the TCP connection, and the same code and
- * reason reported to the `close` handler.
+ * Asserts that the server failed the connection with `code` and `reason`: a close frame carrying
+ * them (after `before` other frames, no more), then the end of the TCP connection, and the same
+ * code and reason reported to the `close` handler.
  */
 async function expectFailure(
   rec: RecordingServer,
   client: RawClient,
   path: string,
   code: number,
+  reason: string,
   before = 0,
 ): Promise<ReceivedFrame[]> {
   const close = await client.readClose();
   assert.equal(close.code, code, `close frame code (reason "${close.reason}")`);
+  assert.equal(close.reason, reason, "close frame reason");
   assert.equal(close.skipped.length, before, "frames before the close frame");
   await client.waitForEnd();
   const event = await rec.next("close", path);
@@ -109,50 +111,105 @@ async function closeCleanly(client: RawClient, code = 1000): Promise<void> {
   await client.waitForEnd();
 }
 
-/** A frame rule violation and the close code it must cause. */
+/** A frame rule violation and the close code and reason it must cause. */
 interface Violation {
   name: string;
   data: Uint8Array;
   code: number;
+  reason: string;
   /** Frames the server legitimately sends before failing (echoes of earlier messages). */
   before?: number;
 }
 
+// The reasons Wisp names broken rules with, written out here rather than taken from its table.
+const UNMASKED = "unmasked client frame";
+const RESERVED_BITS = "reserved bits set without an extension";
+const CONTROL_TOO_LONG = "control frame over 125 bytes";
+const FRAGMENTED_CONTROL = "fragmented control frame";
+const STRAY_CONTINUATION = "continuation frame without a message";
+const NESTED_MESSAGE = "new message inside a fragmented message";
+const TOP_BIT = "64-bit length with the top bit set";
+const BAD_TEXT = "invalid UTF-8 in text message";
+
 const RESERVED_OPCODES = [0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf];
 
 const FRAME_VIOLATIONS: Violation[] = [
-  { name: "an unmasked client frame", data: frame(TEXT, "hi", { mask: false }), code: 1002 },
-  { name: "an unmasked ping", data: frame(PING, "p", { mask: false }), code: 1002 },
-  { name: "RSV1 set without an extension", data: frame(TEXT, "hi", { rsv: 0x40 }), code: 1002 },
-  { name: "RSV2 set", data: frame(TEXT, "hi", { rsv: 0x20 }), code: 1002 },
-  { name: "RSV3 set", data: frame(BINARY, "hi", { rsv: 0x10 }), code: 1002 },
-  { name: "RSV1 set on a ping", data: frame(PING, "p", { rsv: 0x40 }), code: 1002 },
+  {
+    name: "an unmasked client frame",
+    data: frame(TEXT, "hi", { mask: false }),
+    code: 1002,
+    reason: UNMASKED,
+  },
+  { name: "an unmasked ping", data: frame(PING, "p", { mask: false }), code: 1002, reason: UNMASKED },
+  {
+    name: "RSV1 set without an extension",
+    data: frame(TEXT, "hi", { rsv: 0x40 }),
+    code: 1002,
+    reason: RESERVED_BITS,
+  },
+  { name: "RSV2 set", data: frame(TEXT, "hi", { rsv: 0x20 }), code: 1002, reason: RESERVED_BITS },
+  { name: "RSV3 set", data: frame(BINARY, "hi", { rsv: 0x10 }), code: 1002, reason: RESERVED_BITS },
+  { name: "RSV1 set on a ping", data: frame(PING, "p", { rsv: 0x40 }), code: 1002, reason: RESERVED_BITS },
   ...RESERVED_OPCODES.map((opcode) => ({
     name: `reserved opcode 0x${opcode.toString(16)}`,
     data: frame(opcode, "x"),
     code: 1002,
+    reason: `reserved opcode 0x${opcode.toString(16)}`,
   })),
-  { name: "a ping with a 126-byte payload", data: frame(PING, new Uint8Array(126)), code: 1002 },
-  { name: "a pong with a 126-byte payload", data: frame(PONG, new Uint8Array(126)), code: 1002 },
-  { name: "a close with a 126-byte payload", data: frame(CLOSE, new Uint8Array(126)), code: 1002 },
-  { name: "a fragmented ping (FIN=0)", data: frame(PING, "p", { fin: false }), code: 1002 },
-  { name: "a fragmented close (FIN=0)", data: frame(CLOSE, closePayload(1000), { fin: false }), code: 1002 },
-  { name: "a continuation frame with no message started", data: frame(CONTINUATION, "x"), code: 1002 },
+  {
+    name: "a ping with a 126-byte payload",
+    data: frame(PING, new Uint8Array(126)),
+    code: 1002,
+    reason: CONTROL_TOO_LONG,
+  },
+  {
+    name: "a pong with a 126-byte payload",
+    data: frame(PONG, new Uint8Array(126)),
+    code: 1002,
+    reason: CONTROL_TOO_LONG,
+  },
+  {
+    name: "a close with a 126-byte payload",
+    data: frame(CLOSE, new Uint8Array(126)),
+    code: 1002,
+    reason: CONTROL_TOO_LONG,
+  },
+  {
+    name: "a fragmented ping (FIN=0)",
+    data: frame(PING, "p", { fin: false }),
+    code: 1002,
+    reason: FRAGMENTED_CONTROL,
+  },
+  {
+    name: "a fragmented close (FIN=0)",
+    data: frame(CLOSE, closePayload(1000), { fin: false }),
+    code: 1002,
+    reason: FRAGMENTED_CONTROL,
+  },
+  {
+    name: "a continuation frame with no message started",
+    data: frame(CONTINUATION, "x"),
+    code: 1002,
+    reason: STRAY_CONTINUATION,
+  },
   {
     name: "a continuation frame after a complete message",
     data: concat(frame(TEXT, "done"), frame(CONTINUATION, "x")),
     code: 1002,
+    reason: STRAY_CONTINUATION,
     before: 1,
   },
   {
     name: "a new text frame inside a fragmented message",
     data: concat(frame(TEXT, "a", { fin: false }), frame(TEXT, "b")),
     code: 1002,
+    reason: NESTED_MESSAGE,
   },
   {
     name: "a new binary frame inside a fragmented text message",
     data: concat(frame(TEXT, "a", { fin: false }), frame(BINARY, "b")),
     code: 1002,
+    reason: NESTED_MESSAGE,
   },
   {
     name: "a new text frame inside a fragmented binary message",
@@ -162,11 +219,13 @@ const FRAME_VIOLATIONS: Violation[] = [
       frame(TEXT, "c"),
     ),
     code: 1002,
+    reason: NESTED_MESSAGE,
   },
   {
     name: "a 64-bit length with the top bit set",
     data: frame(BINARY, new Uint8Array(0), { lengthBytes: bytes(127, 0x80, 0, 0, 0, 0, 0, 0, 0) }),
     code: 1002,
+    reason: TOP_BIT,
   },
   {
     name: "a 64-bit length of all ones",
@@ -174,39 +233,79 @@ const FRAME_VIOLATIONS: Violation[] = [
       lengthBytes: bytes(127, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
     }),
     code: 1002,
+    reason: TOP_BIT,
   },
 ];
 
 const UTF8_VIOLATIONS: Violation[] = [
-  { name: "a text frame with a 0xFF byte", data: frame(TEXT, bytes(0x68, 0x69, 0xff)), code: 1007 },
-  { name: "a text frame with a lone continuation byte", data: frame(TEXT, bytes(0x61, 0x80)), code: 1007 },
-  { name: "a text frame with an overlong encoding", data: frame(TEXT, bytes(0xc0, 0xaf)), code: 1007 },
-  { name: "a text frame with a surrogate", data: frame(TEXT, bytes(0xed, 0xa0, 0x80)), code: 1007 },
-  { name: "a text frame above U+10FFFF", data: frame(TEXT, bytes(0xf4, 0x90, 0x80, 0x80)), code: 1007 },
-  { name: "a text frame ending inside a sequence", data: frame(TEXT, bytes(0x61, 0xe2, 0x82)), code: 1007 },
+  {
+    name: "a text frame with a 0xFF byte",
+    data: frame(TEXT, bytes(0x68, 0x69, 0xff)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
+  {
+    name: "a text frame with a lone continuation byte",
+    data: frame(TEXT, bytes(0x61, 0x80)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
+  {
+    name: "a text frame with an overlong encoding",
+    data: frame(TEXT, bytes(0xc0, 0xaf)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
+  {
+    name: "a text frame with a surrogate",
+    data: frame(TEXT, bytes(0xed, 0xa0, 0x80)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
+  {
+    name: "a text frame above U+10FFFF",
+    data: frame(TEXT, bytes(0xf4, 0x90, 0x80, 0x80)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
+  {
+    name: "a text frame ending inside a sequence",
+    data: frame(TEXT, bytes(0x61, 0xe2, 0x82)),
+    code: 1007,
+    reason: BAD_TEXT,
+  },
   {
     name: "a fragmented text message ending inside a sequence",
     data: concat(frame(TEXT, "abc", { fin: false }), frame(CONTINUATION, bytes(0xe2, 0x82))),
     code: 1007,
+    reason: BAD_TEXT,
   },
   {
     name: "a fragmented text message whose empty last fragment leaves a sequence open",
     data: concat(frame(TEXT, bytes(0x61, 0xf0, 0x9f), { fin: false }), frame(CONTINUATION)),
     code: 1007,
+    reason: BAD_TEXT,
   },
   {
     name: "a close reason that is not UTF-8",
     data: frame(CLOSE, concat(closePayload(1000), bytes(0x61, 0xff))),
     code: 1007,
+    reason: "invalid UTF-8 in close reason",
   },
 ];
 
 const CLOSE_VIOLATIONS: Violation[] = [
-  { name: "a close frame with a 1-byte payload", data: frame(CLOSE, bytes(0x03)), code: 1002 },
+  {
+    name: "a close frame with a 1-byte payload",
+    data: frame(CLOSE, bytes(0x03)),
+    code: 1002,
+    reason: "close frame with a 1-byte payload",
+  },
   ...[0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535].map((code) => ({
     name: `close code ${code}`,
     data: frame(CLOSE, closePayload(code, "reason")),
     code: 1002,
+    reason: `invalid close code ${code}`,
   })),
 ];
 
@@ -214,10 +313,10 @@ describe("protocol: frame, UTF-8 and close-frame violations", () => {
   const suite = suiteServer({ closeTimeout: 1000 });
 
   for (const violation of [...FRAME_VIOLATIONS, ...UTF8_VIOLATIONS, ...CLOSE_VIOLATIONS]) {
-    it(`${violation.name} closes with ${violation.code}`, async () => {
+    it(`${violation.name} closes with ${violation.code} "${violation.reason}"`, async () => {
       const { client, path } = await suite.clients.open(suite.rec.port);
       client.write(violation.data);
-      await expectFailure(suite.rec, client, path, violation.code, violation.before);
+      await expectFailure(suite.rec, client, path, violation.code, violation.reason, violation.before);
     });
   }
 
@@ -227,14 +326,14 @@ describe("protocol: frame, UTF-8 and close-frame violations", () => {
     it(`${violation.name}, sent byte by byte, closes with ${violation.code}`, async () => {
       const { client, path } = await suite.clients.open(suite.rec.port);
       await client.writeBytewise(violation.data);
-      await expectFailure(suite.rec, client, path, violation.code, violation.before);
+      await expectFailure(suite.rec, client, path, violation.code, violation.reason, violation.before);
     });
   }
 
   it("a reserved opcode does not reach the message handler", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(0x3, "x"));
-    await expectFailure(suite.rec, client, path, 1002);
+    await expectFailure(suite.rec, client, path, 1002, "reserved opcode 0x3");
     assert.equal(
       suite.rec.events.items.filter((event) => event.path === path && event.type === "message").length,
       0,
@@ -244,19 +343,20 @@ describe("protocol: frame, UTF-8 and close-frame violations", () => {
 
 describe("protocol: maxPayloadLength (1000 bytes)", () => {
   const LIMIT = 1000;
+  const TOO_BIG = "message over maxPayloadLength (1000 bytes)";
   const suite = suiteServer({ maxPayloadLength: LIMIT, closeTimeout: 1000 });
 
   it("refuses a single frame one byte over the limit at its header, before any payload (1009)", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     // Only the header, announcing 1001 bytes: the payload is never sent.
     client.write(frame(BINARY, new Uint8Array(0), { lengthBytes: bytes(126, 0x03, 0xe9) }));
-    await expectFailure(suite.rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009, TOO_BIG);
   });
 
   it("refuses a text frame announcing a 64-bit length far over the limit at its header (1009)", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, new Uint8Array(0), { lengthBytes: bytes(127, 0, 0, 1, 0, 0, 0, 0, 0) }));
-    await expectFailure(suite.rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009, TOO_BIG);
   });
 
   it("refuses a fragmented message once the sum of its fragments passes the limit (1009)", async () => {
@@ -265,7 +365,7 @@ describe("protocol: maxPayloadLength (1000 bytes)", () => {
     client.write(frame(CONTINUATION, new Uint8Array(300), { fin: false }));
     // 600 + 300 + 101 = 1001: only the header of the last fragment is sent.
     client.write(frame(CONTINUATION, new Uint8Array(0), { lengthBytes: bytes(101) }));
-    await expectFailure(suite.rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009, TOO_BIG);
     assert.equal(
       suite.rec.events.items.filter((event) => event.path === path && event.type === "message").length,
       0,
@@ -276,7 +376,7 @@ describe("protocol: maxPayloadLength (1000 bytes)", () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, "a".repeat(LIMIT), { fin: false }));
     client.write(frame(CONTINUATION, "b"));
-    await expectFailure(suite.rec, client, path, 1009);
+    await expectFailure(suite.rec, client, path, 1009, TOO_BIG);
   });
 
   it("accepts a single-frame message of exactly the limit (inclusive)", async () => {
@@ -322,7 +422,7 @@ describe("protocol: UTF-8 across fragments", () => {
     client.write(frame(TEXT, "hello ", { fin: false }));
     client.write(frame(CONTINUATION, bytes(0x77, 0xff, 0x77), { fin: false }));
     // No final fragment is ever sent.
-    await expectFailure(suite.rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007, BAD_TEXT);
   });
 
   it("fails fast with 1007 when a sequence split across fragments continues wrongly", async () => {
@@ -330,13 +430,13 @@ describe("protocol: UTF-8 across fragments", () => {
     // E0 must be followed by A0..BF; E0 80 starts an overlong form.
     client.write(frame(TEXT, bytes(0x61, 0xe0), { fin: false }));
     client.write(frame(CONTINUATION, bytes(0x80, 0x80), { fin: false }));
-    await expectFailure(suite.rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007, BAD_TEXT);
   });
 
   it("fails fast with 1007 on an invalid first fragment", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, bytes(0x61, 0xc1, 0x81), { fin: false }));
-    await expectFailure(suite.rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007, BAD_TEXT);
   });
 
   it("accepts a two-byte sequence split across two fragments", async () => {
@@ -402,7 +502,7 @@ describe("protocol: UTF-8 across fragments", () => {
   it("fails text with an invalid sequence after an encoded U+FFFD with 1007", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, concat(new TextEncoder().encode("ok \uFFFD"), bytes(0xff))));
-    await expectFailure(suite.rec, client, path, 1007);
+    await expectFailure(suite.rec, client, path, 1007, BAD_TEXT);
   });
 
   it("does not validate binary messages as UTF-8", async () => {
@@ -736,20 +836,20 @@ describe("protocol: server-initiated close and failing handlers", () => {
     const { client, path } = await clients.open(rec.port);
     client.write(frame(TEXT, "throw"));
     const close = await client.readClose();
-    assert.equal(close.code, 1011);
+    assert.deepEqual([close.code, close.reason], [1011, "handler failed"]);
     assert.deepEqual(close.skipped, []);
     const error = await rec.next("error", path);
     assert.equal(error.error, thrown.get(path));
     client.write(frame(CLOSE, closePayload(1011)));
     await client.waitForEnd();
-    assert.equal((await rec.next("close", path)).code, 1011);
+    assert.equal((await rec.next("close", path)).code, 1011, "the client's reply");
   });
 
   it("closes with 1011 and calls the error handler when an async handler rejects", async () => {
     const { client, path } = await clients.open(rec.port);
     client.write(frame(TEXT, "reject"));
     const close = await client.readClose();
-    assert.equal(close.code, 1011);
+    assert.deepEqual([close.code, close.reason], [1011, "handler failed"]);
     const error = await rec.next("error", path);
     assert.equal(error.error, thrown.get(path));
     assert.match((error.error as Error).message, /^async boom/);
