@@ -33,6 +33,7 @@ export type {
   PerMessageDeflateOptions,
   ProtocolSelector,
   ServeOptions,
+  TlsOptions,
   UpgradeAccept,
   UpgradeInfo,
   UpgradeResult,
@@ -42,6 +43,7 @@ export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
+export type { Backplane, BackplaneStats } from "./src/pubsub/backplane.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli.ts");

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Backplane } from "./pubsub/backplane.ts";
 import type { WebSocketHandler } from "./server_websocket.ts";
 
 /** Facts about a connection that a web `Request` does not carry. */
@@ -167,6 +168,12 @@ export interface ServeOptions<T = undefined> {
    * `http/1.1`. The TLS handshake counts toward `handshakeTimeout`. Default: plain TCP.
    */
   tls?: TlsOptions;
+  /**
+   * Carries publishes to the other processes serving the same topics (e.g.
+   * `redisBackplane({ url })`), so that `publish` reaches their subscribers too. Default: none
+   * (topics live in this process).
+   */
+  backplane?: Backplane;
 }
 
 /** Settings of the `tls` option. */
@@ -231,6 +238,7 @@ export const OPTIONS = {
   websocket: option("`{}`", handlers),
   perMessageDeflate: option("`false`", deflate),
   tls: option("none", tls),
+  backplane: option("none", backplane),
   maxPayloadLength: integerOption("16 MiB", 16 * MiB, 1, MAX_BYTES),
   maxBufferedAmount: integerOption("32 MiB", 32 * MiB, 1, MAX_BYTES),
   maxMessagesPerSecond,
@@ -307,6 +315,22 @@ function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
       15,
     ),
   };
+}
+
+function backplane(value: unknown): Backplane | null {
+  if (value === undefined) return null;
+  const methods = ["attach", "subscribe", "unsubscribe", "publish", "stats", "close"];
+  if (
+    typeof value !== "object" || value === null ||
+    !methods.every((name) => typeof (value as Record<string, unknown>)[name] === "function")
+  ) {
+    throw new TypeError(
+      `option "backplane" must be a Backplane (with ${methods.join(", ")}), such as redisBackplane(), got ${
+        describe(value)
+      }`,
+    );
+  }
+  return value as Backplane;
 }
 
 function tls(value: unknown): TlsOptions | null {

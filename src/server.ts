@@ -25,16 +25,17 @@ export interface Server {
   /** Open WebSockets (those that have not finished closing). */
   readonly connections: number;
   /**
-   * Sends `data` to every subscriber of `topic`, encoding it once for all of them. Returns how
-   * many sockets it went to; a topic without subscribers costs a map lookup.
+   * Sends `data` to every subscriber of `topic`, encoding it once for all of them, and with a
+   * `backplane` to the subscribers of the other processes too. Returns how many sockets of this
+   * process it went to; a topic without subscribers costs a map lookup.
    */
   publish(topic: string, data: MessageData): number;
-  /** How many sockets subscribe to `topic`. */
+  /** How many sockets of this process subscribe to `topic` (other processes' are not counted). */
   subscriberCount(topic: string): number;
   /**
    * Stops accepting, drops connections still in their HTTP phase, and closes every WebSocket with
-   * 1001 after what was already sent to it. Resolves once every connection is closed (each waits
-   * at most `closeTimeout` for its peer).
+   * 1001 after what was already sent to it, then the backplane. Resolves once every connection is
+   * closed (each waits at most `closeTimeout` for its peer).
    */
   close(): Promise<void>;
 }
@@ -80,7 +81,7 @@ class WispServer<T> implements Server, HttpHost<T> {
   constructor(options: ResolvedOptions<T>) {
     this.options = options;
     // Without permessage-deflate no socket compresses, so these settings are never read.
-    this.#pubsub = new PubSub(options.perMessageDeflate ?? { threshold: 0, level: 0 });
+    this.#pubsub = new PubSub(options.perMessageDeflate ?? { threshold: 0, level: 0 }, options.backplane);
     this.#context = {
       handler: options.websocket,
       maxPayloadLength: options.maxPayloadLength,
@@ -174,7 +175,10 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   close(): Promise<void> {
     if (this.#closed === null) {
-      this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+      const socketsClosed = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
+      // The backplane goes last: close handlers may still publish (a chat's "left").
+      const backplane = this.options.backplane;
+      this.#closed = backplane === null ? socketsClosed : socketsClosed.then(() => backplane.close());
       this.#listener.close();
       clearInterval(this.#sweep);
       clearInterval(this.#handshakeSweep);

@@ -6,6 +6,7 @@
 
 import { type MessageData, ReadyState, type SendStatus } from "../api.ts";
 import { type CompressionSettings, messageBytes, messageFrame, messageOpcode } from "../message.ts";
+import type { Backplane } from "./backplane.ts";
 
 /** What publishing needs of a subscriber. */
 export interface Subscriber {
@@ -19,22 +20,33 @@ export interface Subscriber {
 
 /**
  * A server's topics: each maps to its subscribers (a topic with none takes no memory), and a
- * publish encodes its message once per kind of subscriber.
+ * publish encodes its message once per kind of subscriber. With a {@linkcode Backplane}, topics
+ * span processes: the backplane hears of the first and last subscriber of each topic here, takes
+ * every publish to the other processes, and brings theirs.
  */
 export class PubSub<S extends Subscriber> {
   /** The server's compression settings, for publishes and for each socket's own sends. */
   readonly compression: CompressionSettings;
   readonly #topics = new Map<string, Set<S>>();
+  readonly #backplane: Backplane | null;
 
-  /** Topics whose messages are compressed with `compression` for subscribers that agreed to it. */
-  constructor(compression: CompressionSettings) {
+  /**
+   * Topics whose messages are compressed with `compression` for subscribers that agreed to it,
+   * spanning processes through `backplane` when there is one.
+   */
+  constructor(compression: CompressionSettings, backplane: Backplane | null = null) {
     this.compression = compression;
+    this.#backplane = backplane;
+    backplane?.attach((topic, data) => this.#deliver(topic, data, null));
   }
 
   /** Adds `subscriber` to `topic`. */
   subscribe(topic: string, subscriber: S): void {
     let subscribers = this.#topics.get(topic);
-    if (subscribers === undefined) this.#topics.set(topic, subscribers = new Set());
+    if (subscribers === undefined) {
+      this.#topics.set(topic, subscribers = new Set());
+      this.#backplane?.subscribe(topic);
+    }
     subscribers.add(subscriber);
   }
 
@@ -43,21 +55,37 @@ export class PubSub<S extends Subscriber> {
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return;
     subscribers.delete(subscriber);
-    if (subscribers.size === 0) this.#topics.delete(topic);
+    if (subscribers.size > 0) return;
+    this.#topics.delete(topic);
+    this.#backplane?.unsubscribe(topic);
   }
 
-  /** How many subscribe to `topic`. */
+  /** How many subscribe to `topic` in this process. */
   count(topic: string): number {
     return this.#topics.get(topic)?.size ?? 0;
   }
 
   /**
-   * Sends `data` to every open subscriber of `topic` except `except`, encoding it once per kind
-   * of subscriber (uncompressed, or compressed with a given window): subscribers of a kind all
-   * queue the same frame bytes. Returns how many it was queued for.
+   * Sends `data` to every open subscriber of `topic` except `except`: here at once, and through
+   * the backplane to the other processes. Returns how many subscribers of this process it was
+   * queued for.
    */
   publish(topic: string, data: MessageData, except: S | null): number {
     checkTopic(topic, "publish");
+    const backplane = this.#backplane;
+    if (backplane === null) return this.#deliver(topic, data, except);
+    // The backplane keeps what it is given, so bytes are copied: the caller may reuse its buffer.
+    const carried = typeof data === "string" ? data : messageBytes(data, "publish").slice();
+    backplane.publish(topic, carried);
+    return this.#deliver(topic, carried, except);
+  }
+
+  /**
+   * Queues `data` for this process's open subscribers of `topic` except `except`, encoding it
+   * once per kind of subscriber (uncompressed, or compressed with a given window): subscribers of
+   * a kind all queue the same frame bytes.
+   */
+  #deliver(topic: string, data: MessageData, except: S | null): number {
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
     const payload = messageBytes(data, "publish");

@@ -21,9 +21,13 @@ export function delay(ms: number): Promise<void> {
 }
 
 /** Polls `condition` every 5 ms until it holds; throws naming `what` after `ms`. */
-export async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 5000,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(5);
   }
