@@ -3,32 +3,31 @@
  * @module
  */
 
-import type { ListenOptions, Transport, TransportEvents, TransportListener } from "./types.ts";
+import { type RawSocket, SocketTransport } from "./socket_state.ts";
+import type { ListenOptions, Transport, TransportListener } from "./types.ts";
 
 /** Read buffers start small so idle connections stay cheap, and grow while reads fill them. */
 const MIN_READ = 4096;
 const MAX_READ = 256 * 1024;
 
-class DenoTransport implements Transport {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  events!: TransportEvents;
-  pending = 0;
-  #conn: Deno.TcpConn;
-  #queue: Uint8Array[] = [];
-  #writing = false;
-  #ending = false;
-  #readDone = false;
-  #closed = false;
+/** A `Deno.TcpConn` as a {@linkcode RawSocket}: writes are async, reads run in a loop. */
+class DenoSocket implements RawSocket {
+  /** The connection as the core sees it. */
+  readonly transport: SocketTransport;
+  readonly #conn: Deno.TcpConn;
+  #terminated = false;
   /** Set while paused: the read loop waits on it before its next read. */
   #resumed: Promise<void> | null = null;
   #wake: (() => void) | null = null;
+  /** Bound once, so that a write allocates no callbacks. */
+  readonly #written = (n: number) => this.transport.writable(n);
+  readonly #failed = () => this.transport.destroy();
 
+  /** Wraps an accepted connection, with Nagle's algorithm off. */
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
     const addr = conn.remoteAddr;
-    this.remoteAddress = addr.hostname;
-    this.remotePort = addr.port;
+    this.transport = new SocketTransport(this, addr.hostname, addr.port);
     try {
       conn.setNoDelay(true);
     } catch {
@@ -36,20 +35,22 @@ class DenoTransport implements Transport {
     }
   }
 
+  /** Reads until the peer ends or the connection is gone, handing each chunk to the core. */
   async readLoop(): Promise<void> {
+    const transport = this.transport;
     let buffer = new Uint8Array(MIN_READ);
     try {
       while (true) {
         if (this.#resumed !== null) await this.#resumed;
-        if (this.#closed) break;
-        const target = this.events.readTarget?.() ?? null;
+        if (this.#terminated) break;
+        const target = transport.events.readTarget?.() ?? null;
         const n = await this.#conn.read(target ?? buffer);
-        if (n === null || this.#closed) break;
+        if (n === null || this.#terminated) break;
         if (target !== null) {
-          this.events.data(target.subarray(0, n));
+          transport.events.data(target.subarray(0, n));
           continue;
         }
-        const kept = this.events.data(buffer.subarray(0, n));
+        const kept = transport.events.data(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < MAX_READ) {
           buffer = new Uint8Array(buffer.length * 2);
         } else if (kept) {
@@ -60,76 +61,49 @@ class DenoTransport implements Transport {
         }
       }
     } catch {
-      // A reset or a read after destroy: either way the connection is over.
+      // A reset or a read after terminate: either way the connection is over.
     }
-    this.#readDone = true;
-    // A peer that half-closed after its last frame still gets what the core queued in reply.
-    if (!this.#ending || !this.#writing) this.destroy();
+    transport.peerEnded();
   }
 
-  pause(): void {
-    this.#resumed ??= new Promise((resolve) => (this.#wake = resolve));
+  /** Starts an async write; it reports back through `writable`, so none is done at once. */
+  write(bytes: Uint8Array): number {
+    // An empty write would report back with nothing in flight.
+    if (bytes.length > 0) this.#conn.write(bytes).then(this.#written, this.#failed);
+    return 0;
   }
 
-  resume(): void {
-    const wake = this.#wake;
-    this.#resumed = this.#wake = null;
-    wake?.();
+  /** Sends FIN. */
+  shutdown(): void {
+    this.#conn.closeWrite().catch(this.#failed);
   }
 
-  write(bytes: Uint8Array): boolean {
-    if (this.#closed || this.#ending) return false;
-    this.#queue.push(bytes);
-    this.pending += bytes.length;
-    if (!this.#writing) this.#flush();
-    return true;
+  /** The same as `terminate`: Deno's close is graceful (what the kernel holds still goes out). */
+  close(): void {
+    this.terminate();
   }
 
-  async #flush(): Promise<void> {
-    this.#writing = true;
-    const queue = this.#queue;
-    try {
-      while (queue.length > 0) {
-        const bytes = queue[0];
-        const n = await this.#conn.write(bytes);
-        this.pending -= n;
-        if (n < bytes.length) queue[0] = bytes.subarray(n);
-        else queue.shift();
-      }
-    } catch {
-      this.destroy();
-      return;
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#closed) return;
-    if (this.#ending) this.#halfClose();
-    else this.events.drain();
-  }
-
-  end(): void {
-    if (this.#closed || this.#ending) return;
-    this.#ending = true;
-    if (!this.#writing) this.#halfClose();
-  }
-
-  #halfClose(): void {
-    if (this.#readDone) return this.destroy();
-    this.#conn.closeWrite().catch(() => this.destroy());
-  }
-
-  destroy(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#queue.length = 0;
-    this.pending = 0;
+  /** Closes the connection and ends the read loop. */
+  terminate(): void {
+    this.#terminated = true;
     this.resume(); // a paused read loop wakes to see the connection is gone
     try {
       this.#conn.close();
     } catch {
       // Already closed by the runtime.
     }
-    this.events.close();
+  }
+
+  /** Makes the read loop wait before its next read. */
+  pause(): void {
+    this.#resumed ??= new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  /** Lets a waiting read loop go on. */
+  resume(): void {
+    const wake = this.#wake;
+    this.#resumed = this.#wake = null;
+    wake?.();
   }
 }
 
@@ -150,9 +124,9 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      const transport = new DenoTransport(conn);
-      accept(transport);
-      transport.readLoop();
+      const socket = new DenoSocket(conn);
+      accept(socket.transport);
+      socket.readLoop();
     }
   })();
   const result: TransportListener = {
