@@ -3,7 +3,6 @@
  * @module
  */
 
-import { runtimeArgs, runtimeExit } from "./runtime/mod.ts";
 import { startChatServer } from "./chat/server.ts";
 import { serve, type Server } from "./server.ts";
 
@@ -84,10 +83,11 @@ function startFromCli(options: CliOptions): Server {
 export function main(): void {
   let options: CliOptions;
   try {
-    options = parseArgs(runtimeArgs());
+    // `process` is a global on Deno, Bun and Node alike: argv is [runtime, script, ...flags].
+    options = parseArgs(process.argv.slice(2));
   } catch (error) {
     console.error(`wisp: ${(error as Error).message}\n\n${USAGE}`);
-    runtimeExit(2);
+    process.exit(2);
   }
   if (options.help) {
     console.log(USAGE);
@@ -98,7 +98,7 @@ export function main(): void {
     server = startFromCli(options);
   } catch (error) {
     console.error(`wisp: ${(error as Error).message}`);
-    runtimeExit(1);
+    process.exit(1);
   }
   if (options.echo) {
     console.log(`Wisp echo server listening on ${server.url.replace("http", "ws")}`);

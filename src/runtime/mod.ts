@@ -13,19 +13,3 @@ export function runtimeListen(): Listen {
   if ("Deno" in globalThis) return listenDeno;
   throw new Error("Wisp runs on Deno or Bun; this runtime has neither Deno.listen nor Bun.listen");
 }
-
-/** The command-line arguments after the script name. */
-export function runtimeArgs(): string[] {
-  // deno-lint-ignore no-explicit-any
-  const bun = (globalThis as any).Bun;
-  if (bun !== undefined) return bun.argv.slice(2);
-  return Deno.args;
-}
-
-/** Ends the process with `code`. */
-export function runtimeExit(code: number): never {
-  // deno-lint-ignore no-explicit-any
-  const process = (globalThis as any).process;
-  if ("Bun" in globalThis) process.exit(code);
-  Deno.exit(code);
-}
