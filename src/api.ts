@@ -62,4 +62,8 @@ export interface SocketControl {
   isSubscribed(topic: string): boolean;
   /** Publishes to a topic's other subscribers. */
   publish(topic: string, data: MessageData): number;
+  /** Stops reading from the peer. */
+  pause(): void;
+  /** Reads from the peer again. */
+  resume(): void;
 }

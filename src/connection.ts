@@ -46,6 +46,8 @@ export interface ConnectionContext<T> {
   maxMessagesPerSecond: number;
   /** See `ServeOptions.maxMessageBurst`. */
   maxMessageBurst: number;
+  /** See `ServeOptions.awaitMessages`. */
+  awaitMessages: boolean;
   /** The server's topics and compression settings. */
   pubsub: PubSub<Connection<T>>;
   /** Called once when a connection's transport has closed. */
@@ -97,6 +99,11 @@ class TokenBucket {
 
 const EMPTY = new Uint8Array(0);
 
+/** Why a connection is not reading (bits of `#pauses`): the user paused it, */
+const PAUSED_BY_USER = 1;
+/** or an awaited `message` handler's promise is pending. */
+const PAUSED_FOR_HANDLER = 2;
+
 /**
  * One WebSocket connection's state and protocol logic. Internal: users see it through
  * {@linkcode ServerWebSocket}.
@@ -131,6 +138,17 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** Topics this socket subscribes to (created on the first subscription). */
   #topics: Set<string> | null = null;
+
+  // Flow control.
+  /** Why reading is stopped ({@linkcode PAUSED_BY_USER}, {@linkcode PAUSED_FOR_HANDLER}); 0 while reading. */
+  #pauses = 0;
+  /** Whether the transport was told to stop reading (and not to read again yet). */
+  #transportPaused = false;
+  /**
+   * Bytes read but not parsed while paused, parsed first on resume: the rest of the chunk a
+   * handler paused in, as a view, joined (copied) only by a read that was already under way.
+   */
+  #held: Uint8Array | null = null;
 
   // Closing.
   #closeSent = false;
@@ -178,10 +196,40 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#active = true;
     if (!this.#reading) return false;
     this.#retained = false;
-    this.#parser.push(chunk);
+    if (this.#pauses === 0) this.#parse(chunk);
+    else this.#hold(chunk); // a read that was under way when the socket paused
+    return this.#retained;
+  }
+
+  /** Parses `chunk`, keeping what follows a pause for later. */
+  #parse(chunk: Uint8Array): void {
+    let rest = chunk;
+    let used = this.#parser.push(rest);
+    // The parser stops early after a handler paused (or a close frame stopped reading).
+    while (used < rest.length && this.#reading) {
+      rest = rest.subarray(used);
+      if (this.#pauses !== 0) {
+        this.#hold(rest);
+        break;
+      }
+      used = this.#parser.push(rest); // paused and resumed within one handler call
+    }
     const error = this.#parser.error;
     if (error !== 0 && this.#reading) this.#fail(error);
-    return this.#retained;
+  }
+
+  /** Keeps bytes to parse on resume; a view of the chunk, which the adapter then must not reuse. */
+  #hold(bytes: Uint8Array): void {
+    this.#retained = true;
+    const held = this.#held;
+    if (held === null) {
+      this.#held = bytes;
+      return;
+    }
+    const joined = new Uint8Array(held.length + bytes.length);
+    joined.set(held);
+    joined.set(bytes, held.length);
+    this.#held = joined;
   }
 
   /**
@@ -204,6 +252,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   close(): void {
     clearTimeout(this.#closeTimer);
     this.#reading = false;
+    this.#pauses = 0;
+    this.#held = null;
     this.#parser.pause(); // dropped while parsing (a send past the limit): the rest of the chunk is moot
     this.#queue?.clear();
     this.#report(CloseCode.Abnormal, "");
@@ -268,10 +318,70 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     return this.readyState === ReadyState.OPEN;
   }
 
-  /** Hands a whole message to the handler; a borrowed view keeps the chunk it lies in. */
+  /**
+   * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in. With
+   * `awaitMessages`, a promise the handler returns holds the next message back until it settles
+   * (a rejection has closed the socket by then, see #handlerFailed).
+   */
   message(data: string | Uint8Array, borrowed: boolean): void {
     if (borrowed) this.#retained = true;
-    this.#invoke(this.#ctx.handler.message, data);
+    const pending = this.#invoke(this.#ctx.handler.message, data);
+    if (pending !== null && this.#ctx.awaitMessages) {
+      this.#pause(PAUSED_FOR_HANDLER);
+      pending.then(this.#handled ??= () => this.#unpause(PAUSED_FOR_HANDLER), this.#handled);
+    }
+  }
+
+  /** Ends an awaited message handler's pause (made on the first one). */
+  #handled: (() => void) | null = null;
+
+  // --- Flow control ----------------------------------------------------------------------------
+
+  /** See {@linkcode ServerWebSocket.pause}. */
+  pause(): void {
+    this.#pause(PAUSED_BY_USER);
+  }
+
+  /** See {@linkcode ServerWebSocket.resume}. */
+  resume(): void {
+    this.#unpause(PAUSED_BY_USER);
+  }
+
+  /**
+   * Stops reading for `reason`: the parser stops after the callback under way, and the transport
+   * reads no more. Only an open socket pauses: a closing one reads on for the peer's close frame.
+   */
+  #pause(reason: number): void {
+    if (this.readyState !== ReadyState.OPEN) return;
+    this.#pauses |= reason;
+    this.#parser.pause();
+    if (!this.#transportPaused) {
+      this.#transportPaused = true;
+      this.#transport.pause();
+    }
+  }
+
+  /** Lifts the pause for `reason`; when none is left, reads again. */
+  #unpause(reason: number): void {
+    if ((this.#pauses & reason) === 0) return;
+    this.#pauses &= ~reason;
+    if (this.#pauses === 0) this.#readAgain();
+  }
+
+  /**
+   * Parses the bytes held while paused, then lets the transport read again, unless a handler
+   * paused once more meanwhile. (Inside a parse nothing is held, so this never parses re-entrantly.)
+   */
+  #readAgain(): void {
+    const held = this.#held;
+    if (held !== null) {
+      this.#held = null;
+      this.#parse(held);
+    }
+    if (this.#pauses === 0 && this.#transportPaused) {
+      this.#transportPaused = false;
+      this.#transport.resume();
+    }
   }
 
   #onCloseFrame(code: number, reason: string): void {
@@ -440,7 +550,11 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (this.readyState !== ReadyState.OPEN) return;
     this.readyState = ReadyState.CLOSING;
     this.#leaveTopics();
-    if (this.#sendClose(payload)) this.#armCloseTimer();
+    if (!this.#sendClose(payload)) return;
+    this.#armCloseTimer();
+    // A paused socket reads again, for the peer's close frame: the messages before it are discarded.
+    this.#pauses = 0;
+    this.#readAgain();
   }
 
   /** A closing socket can take no more messages, so it leaves its topics at once. */
@@ -466,7 +580,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    * gets a ping (with `sendPings`), after one more it is presumed dead and dropped.
    */
   keepAlive(sendPings: boolean): void {
-    if (this.#active) {
+    // A paused socket is not read, so its silence says nothing: the count starts again on resume.
+    if (this.#active || this.#pauses !== 0) {
       this.#active = false;
       this.#silentSweeps = 0;
       return;
@@ -480,17 +595,22 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     }
   }
 
-  /** Calls a user handler with fixed arguments (no rest array per message), catching failures. */
-  #invoke(fn: AnyHandler | undefined, a?: unknown, b?: unknown): void {
-    if (fn === undefined) return;
+  /**
+   * Calls a user handler with fixed arguments (no rest array per message), catching failures.
+   * Returns the promise an async handler returned, else null.
+   */
+  #invoke(fn: AnyHandler | undefined, a?: unknown, b?: unknown): Promise<unknown> | null {
+    if (fn === undefined) return null;
     try {
       const result = fn.call(this.#ctx.handler, this.socket, a, b);
       if (result instanceof Promise) {
         result.catch(this.#onRejected ??= (error: unknown) => this.#handlerFailed(error));
+        return result;
       }
     } catch (error) {
       this.#handlerFailed(error);
     }
+    return null;
   }
 
   /** Catches async handlers' rejections (made on the first async handler call). */

@@ -89,6 +89,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       closeTimeout: options.closeTimeout,
       maxMessagesPerSecond: options.maxMessagesPerSecond,
       maxMessageBurst: options.maxMessageBurst,
+      awaitMessages: options.awaitMessages,
       pubsub: this.#pubsub,
       release: (connection) => {
         this.#sockets.delete(connection);

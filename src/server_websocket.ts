@@ -28,7 +28,10 @@ export interface SocketFacts<T> {
 export interface WebSocketHandler<T = undefined> {
   /** The handshake is complete; the socket is open. */
   open?(ws: ServerWebSocket<T>): void | Promise<void>;
-  /** A whole message arrived: text as a string, binary as a `Uint8Array`. */
+  /**
+   * A whole message arrived: text as a string, binary as a `Uint8Array`. With the
+   * `awaitMessages` option, the next message waits until a promise returned here settles.
+   */
   message?(ws: ServerWebSocket<T>, data: string | Uint8Array): void | Promise<void>;
   /**
    * The socket closed. `code` is the peer's close code (1005 when its close frame had none), the
@@ -160,5 +163,52 @@ export class ServerWebSocket<T = undefined> {
    */
   publish(topic: string, data: MessageData): number {
     return this.#connection.publish(topic, data);
+  }
+
+  /**
+   * Stops reading from the client until {@linkcode ServerWebSocket.resume}: the operating
+   * system's receive buffer fills and the client's writes stop going out (TCP backpressure), so a
+   * client that sends faster than the server handles its messages is held back instead of filling
+   * the server's memory.
+   *
+   * Nothing more is handled once the handler call under way (if any) returns: no message, ping,
+   * pong or close frame, even of bytes already read. Those bytes (the rest of the current read,
+   * and a read that was already under way when `pause` is called outside a handler) are kept as
+   * they are, at most two reads' worth, and handled first on `resume`. While paused, pings go
+   * unanswered, and the socket is not dropped as idle (`idleTimeout` counts again from `resume`).
+   *
+   * Calls do not nest: one `resume` ends any number of `pause` calls (but not the pause of an
+   * awaited message handler, see the `awaitMessages` option). Does nothing unless the socket is
+   * open; `close` ends the pause, as a closing socket reads on for the client's close frame
+   * (discarding the messages before it).
+   *
+   * @example Handling each message before reading the next
+   * ```ts
+   * import { serve } from "../mod.ts";
+   * // Slow work, such as writing to a database.
+   * const save = (_data: string | Uint8Array) => new Promise((resolve) => setTimeout(resolve, 10));
+   * const server = serve({
+   *   port: 0,
+   *   websocket: {
+   *     message(ws, data) {
+   *       ws.pause();
+   *       save(data).finally(() => ws.resume());
+   *     },
+   *   },
+   * });
+   * await server.close();
+   * ```
+   */
+  pause(): void {
+    this.#connection.pause();
+  }
+
+  /**
+   * Reads from the client again after {@linkcode ServerWebSocket.pause}: first the messages of
+   * the bytes kept while paused, in order (a handler may pause again among them), then from the
+   * socket. Does nothing when the socket is not paused, or is closed.
+   */
+  resume(): void {
+    this.#connection.resume();
   }
 }

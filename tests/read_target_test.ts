@@ -6,34 +6,10 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection.ts";
+import type { Connection } from "../src/connection.ts";
 import { Opcode } from "../src/frame.ts";
-import { PubSub } from "../src/pubsub/pubsub.ts";
-import { NullTransport } from "./helpers/null_transport.ts";
+import { testConnection as connection } from "./helpers/connection.ts";
 import { concat, frame } from "./helpers/raw_client.ts";
-
-/** A connection whose messages (and close) are recorded. */
-function connection() {
-  const messages: (string | Uint8Array)[] = [];
-  const closes: number[] = [];
-  const transport = new NullTransport();
-  const conn = new Connection(transport, {
-    handler: {
-      message: (_ws, data) => void messages.push(typeof data === "string" ? data : data.slice()),
-      close: (_ws, code) => void closes.push(code),
-    },
-    maxPayloadLength: 16 * 1024 * 1024,
-    maxBufferedAmount: 16 * 1024 * 1024,
-    closeTimeout: 1000,
-    maxMessagesPerSecond: 0,
-    maxMessageBurst: 0,
-    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }),
-    release() {},
-  }, { url: "ws://127.0.0.1/", protocol: "", data: undefined, deflate: null });
-  transport.events = conn;
-  conn.start(null);
-  return { conn, messages, closes };
-}
 
 /**
  * Feeds `wire` as an adapter that honours read targets would: `firstChunk` bytes in a buffer of

@@ -1,0 +1,62 @@
+/** A `Connection` driven without sockets: chunks in by hand, handler calls recorded. */
+
+import { Connection, type ConnectionContext } from "../../src/connection.ts";
+import type { WebSocketHandler } from "../../src/server_websocket.ts";
+import { PubSub } from "../../src/pubsub/pubsub.ts";
+import { NullTransport } from "./null_transport.ts";
+
+/** A {@linkcode NullTransport} that remembers whether the core asked it to stop reading. */
+export class PausableTransport extends NullTransport {
+  /** Whether reading is paused. */
+  paused = false;
+  /** How many times `pause` was called. */
+  pauseCalls = 0;
+
+  override pause(): void {
+    this.paused = true;
+    this.pauseCalls++;
+  }
+
+  override resume(): void {
+    this.paused = false;
+  }
+}
+
+/**
+ * An open connection over a {@linkcode PausableTransport} with the server's default limits (and
+ * `overrides`), recording the messages (binary ones copied) and close codes its handlers see;
+ * `handler` runs after the recording.
+ */
+export function testConnection(
+  handler: WebSocketHandler = {},
+  overrides: Partial<ConnectionContext<undefined>> = {},
+) {
+  const messages: (string | Uint8Array)[] = [];
+  const closes: number[] = [];
+  const transport = new PausableTransport();
+  const conn = new Connection(transport, {
+    handler: {
+      ...handler,
+      message(ws, data) {
+        messages.push(typeof data === "string" ? data : data.slice());
+        return handler.message?.(ws, data);
+      },
+      close(ws, code, reason) {
+        closes.push(code);
+        return handler.close?.(ws, code, reason);
+      },
+    },
+    maxPayloadLength: 16 * 1024 * 1024,
+    maxBufferedAmount: 16 * 1024 * 1024,
+    closeTimeout: 1000,
+    maxMessagesPerSecond: 0,
+    maxMessageBurst: 0,
+    awaitMessages: false,
+    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }),
+    release() {},
+    ...overrides,
+  }, { url: "ws://127.0.0.1/", protocol: "", data: undefined, deflate: null });
+  transport.events = conn;
+  conn.start(null);
+  return { conn, transport, messages, closes };
+}
