@@ -99,9 +99,9 @@ class TokenBucket {
 
 const EMPTY = new Uint8Array(0);
 
-/** Why a connection is not reading (bits of `#pauses`): the user paused it, */
+/** A reason not to read (a bit of `#pauses`): the user called `pause`. */
 const PAUSED_BY_USER = 1;
-/** or an awaited `message` handler's promise is pending. */
+/** A reason not to read (a bit of `#pauses`): an awaited `message` handler's promise is pending. */
 const PAUSED_FOR_HANDLER = 2;
 
 /**
