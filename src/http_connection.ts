@@ -196,9 +196,11 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       return this.#fail({ status: 408, message: "the request body did not arrive in time" });
     }
     if (this.startedAt > deadline) return;
-    // A kept-alive connection with no new request is closed without an answer nobody asked for.
-    if (this.#stage === Stage.Head && this.#served > 0 && this.#unread.length === 0) {
-      return this.#finish(null);
+    if (this.#stage === Stage.Head && this.#unread.length === 0) {
+      // Nothing of a request came: a kept-alive connection between requests is closed without an
+      // answer nobody asked for, and one that never sent a byte (nor, with TLS, finished its
+      // handshake, so no answer could even be written) is dropped at once.
+      return this.#served > 0 ? this.#finish(null) : this.abort();
     }
     this.refuse({ status: 408, message: "the request took too long" });
   }

@@ -205,15 +205,26 @@ function listenOrExplain<T>(
   options: ResolvedOptions<T>,
   accept: (transport: Transport) => void,
 ): TransportListener {
+  const { hostname, port, reusePort, tls } = options;
   try {
-    return runtimeListen()({ hostname: options.hostname, port: options.port }, accept);
+    return runtimeListen()({ hostname, port, reusePort, tls }, accept);
   } catch (error) {
-    const { name, code, message } = error as { name?: string; code?: string; message?: string };
-    if (name === "AddrInUse" || code === "EADDRINUSE" || /in use/i.test(message ?? "")) {
+    const { name, code, message = "" } = error as { name?: string; code?: string; message?: string };
+    if (name === "AddrInUse" || code === "EADDRINUSE" || /in use/i.test(message)) {
       throw new Error(
-        `port ${options.port} on ${options.hostname} is already in use; stop the other server or choose another "port"`,
+        `port ${port} on ${hostname} is already in use; stop the other server or choose another "port"`,
         { cause: error },
       );
+    }
+    if (/unstable-net/.test(message)) {
+      throw new Error('option "reusePort" needs Deno\'s --unstable-net flag (deno run -A --unstable-net …)', {
+        cause: error,
+      });
+    }
+    if (tls !== null && !(error instanceof TypeError)) {
+      throw new Error(`the TLS certificate or key could not be used (option "tls"): ${message}`, {
+        cause: error,
+      });
     }
     throw error;
   }

@@ -1,10 +1,16 @@
 /**
- * Transport adapter over `Bun.listen`.
+ * Transport adapter over `Bun.listen` and `Bun.connect` (TLS too).
  * @module
  */
 
 import { type RawSocket, SocketTransport } from "./socket_state.ts";
-import type { ListenOptions, Transport, TransportListener } from "./types.ts";
+import type {
+  ConnectOptions,
+  ListenOptions,
+  Transport,
+  TransportEvents,
+  TransportListener,
+} from "./types.ts";
 
 /**
  * The part of Bun's socket this adapter uses. It is a {@linkcode RawSocket} as it is: `write`
@@ -20,39 +26,52 @@ interface BunSocket extends RawSocket {
   close(): void;
 }
 
-/** Listens with `Bun.listen`. */
-export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
-  // deno-lint-ignore no-explicit-any
-  const bun = (globalThis as any).Bun;
-  const listener = bun.listen({
-    hostname: options.hostname,
-    port: options.port,
-    allowHalfOpen: true,
-    socket: {
-      // Plain Uint8Array chunks, so handlers never see Bun's Buffer subclass.
-      binaryType: "uint8array",
-      // No setNoDelay: Bun already sets TCP_NODELAY on every socket it accepts.
-      open(socket: BunSocket) {
-        const transport = new SocketTransport(socket, socket.remoteAddress, socket.remotePort ?? 0);
-        socket.data = transport;
-        accept(transport);
-      },
-      data(socket: BunSocket, chunk: Uint8Array) {
-        socket.data.events.data(chunk);
-      },
-      drain(socket: BunSocket) {
-        socket.data.writable(0);
-      },
-      end(socket: BunSocket) {
-        socket.data.peerEnded();
-      },
-      close(socket: BunSocket) {
-        socket.data?.closed();
-      },
-      error(socket: BunSocket) {
-        socket.data?.destroy();
-      },
+/** Socket handlers that hand Bun's events to each socket's transport, made on `open`. */
+function handlers(opened: (socket: BunSocket, transport: SocketTransport) => void) {
+  return {
+    // Plain Uint8Array chunks, so handlers never see Bun's Buffer subclass.
+    binaryType: "uint8array",
+    // No setNoDelay: Bun already sets TCP_NODELAY on every socket it accepts or opens.
+    open(socket: BunSocket) {
+      const transport = new SocketTransport(socket, socket.remoteAddress, socket.remotePort ?? 0);
+      socket.data = transport;
+      opened(socket, transport);
     },
+    // With a handshake handler Bun opens a TLS socket before its handshake, so the core's deadline
+    // covers the handshake (and can close a socket that never sends its ClientHello).
+    handshake() {},
+    data(socket: BunSocket, chunk: Uint8Array) {
+      socket.data.events.data(chunk);
+    },
+    drain(socket: BunSocket) {
+      socket.data.writable(0);
+    },
+    end(socket: BunSocket) {
+      socket.data.peerEnded();
+    },
+    close(socket: BunSocket) {
+      socket.data?.closed();
+    },
+    error(socket: BunSocket) {
+      socket.data?.destroy();
+    },
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+const bun = () => (globalThis as any).Bun;
+
+/** Listens with `Bun.listen`, with TLS when asked. */
+export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
+  const { hostname, port, reusePort = false, tls = null } = options;
+  const listener = bun().listen({
+    hostname,
+    port,
+    reusePort,
+    allowHalfOpen: true,
+    // ALPN in its wire form: each protocol name after its length byte.
+    tls: tls === null ? undefined : { ...tls, ALPNProtocols: "\x08http/1.1" },
+    socket: handlers((_socket, transport) => accept(transport)),
   });
   const result: TransportListener = {
     port: listener.port,
@@ -62,4 +81,22 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
     },
   };
   return result;
+}
+
+/** Connects with `Bun.connect` (the `Connect` of ./types.ts). */
+export async function connect(
+  { hostname, port }: ConnectOptions,
+  events: TransportEvents,
+): Promise<Transport> {
+  let made: SocketTransport | null = null;
+  await bun().connect({
+    hostname,
+    port,
+    allowHalfOpen: true,
+    socket: handlers((_socket, transport) => {
+      transport.events = events;
+      made = transport;
+    }),
+  });
+  return made!;
 }

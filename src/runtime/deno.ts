@@ -1,20 +1,26 @@
 /**
- * Transport adapter over `Deno.listen`.
+ * Transport adapter over `Deno.listen`, `Deno.listenTls` and `Deno.connect`.
  * @module
  */
 
 import { type RawSocket, SocketTransport } from "./socket_state.ts";
-import type { ListenOptions, Transport, TransportListener } from "./types.ts";
+import type {
+  ConnectOptions,
+  ListenOptions,
+  Transport,
+  TransportEvents,
+  TransportListener,
+} from "./types.ts";
 
 /** Read buffers start small so idle connections stay cheap, and grow while reads fill them. */
 const MIN_READ = 4096;
 const MAX_READ = 256 * 1024;
 
-/** A `Deno.TcpConn` as a {@linkcode RawSocket}: writes are async, reads run in a loop. */
+/** A `Deno.TcpConn` (or `TlsConn`) as a {@linkcode RawSocket}: writes are async, reads run in a loop. */
 class DenoSocket implements RawSocket {
   /** The connection as the core sees it. */
   readonly transport: SocketTransport;
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.TcpConn | Deno.TlsConn;
   #terminated = false;
   /** Set while paused: the read loop waits on it before its next read. */
   #resumed: Promise<void> | null = null;
@@ -23,13 +29,13 @@ class DenoSocket implements RawSocket {
   readonly #written = (n: number) => this.transport.writable(n);
   readonly #failed = () => this.transport.destroy();
 
-  /** Wraps an accepted connection, with Nagle's algorithm off. */
-  constructor(conn: Deno.TcpConn) {
+  /** Wraps a connection, with Nagle's algorithm off. */
+  constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
     const addr = conn.remoteAddr;
     this.transport = new SocketTransport(this, addr.hostname, addr.port);
     try {
-      conn.setNoDelay(true);
+      (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {
       // Reset before we got to it: the first read ends the connection.
     }
@@ -107,13 +113,29 @@ class DenoSocket implements RawSocket {
   }
 }
 
-/** Listens with `Deno.listen`. */
+/** Listens with `Deno.listen`, or `Deno.listenTls` for TLS. */
 export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const { hostname, port, reusePort = false, tls = null } = options;
+  if (tls?.passphrase !== undefined) {
+    throw new TypeError(
+      'Deno reads unencrypted TLS keys only; decrypt the key (openssl pkey -in key.pem -out plain.pem) and drop "tls.passphrase"',
+    );
+  }
+  const listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn> = tls === null
+    ? Deno.listen({ hostname, port, transport: "tcp", reusePort })
+    : Deno.listenTls({
+      hostname,
+      port,
+      transport: "tcp",
+      reusePort,
+      cert: tls.cert,
+      key: tls.key,
+      alpnProtocols: ["http/1.1"],
+    });
   const addr = listener.addr as Deno.NetAddr;
   (async () => {
     while (true) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.TcpConn | Deno.TlsConn;
       try {
         conn = await listener.accept();
       } catch (error) {
@@ -141,4 +163,15 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
     },
   };
   return result;
+}
+
+/** Connects with `Deno.connect` (the `Connect` of ./types.ts). */
+export async function connect(
+  { hostname, port }: ConnectOptions,
+  events: TransportEvents,
+): Promise<Transport> {
+  const socket = new DenoSocket(await Deno.connect({ hostname, port, transport: "tcp" }));
+  socket.transport.events = events;
+  socket.readLoop();
+  return socket.transport;
 }

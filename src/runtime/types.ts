@@ -69,7 +69,25 @@ export interface ListenOptions {
   hostname: string;
   /** The port to bind; 0 for any free one. */
   port: number;
+  /** Whether to set SO_REUSEPORT, so that other processes may listen on the port too. Default false. */
+  reusePort?: boolean;
+  /** Serve TLS with this certificate chain and key (PEM), offering ALPN `http/1.1`. Default: plain TCP. */
+  tls?: { cert: string; key: string; passphrase?: string } | null;
 }
+
+/** Where {@linkcode Connect} connects to. */
+export interface ConnectOptions {
+  /** The host to connect to. */
+  hostname: string;
+  /** Its port. */
+  port: number;
+}
+
+/**
+ * Opens an outgoing TCP connection whose events go to `events` from the first byte on; resolves
+ * once it is connected, rejects when it cannot be.
+ */
+export type Connect = (options: ConnectOptions, events: TransportEvents) => Promise<Transport>;
 
 /**
  * Starts listening and hands each new connection to `accept`, which sets its events. Throws
