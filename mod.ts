@@ -44,8 +44,11 @@ export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
 export type { Backplane, BackplaneStats } from "./src/pubsub/backplane.ts";
+export { redisBackplane } from "./src/pubsub/redis.ts";
+export type { BackplaneEvent, RedisBackplaneOptions } from "./src/pubsub/redis.ts";
 
-if (import.meta.main) {
+// Node 20 has no import.meta.main: there the entry module is the file in process.argv[1].
+if (import.meta.main ?? import.meta.filename === globalThis.process?.argv[1]) {
   const { main } = await import("./src/cli.ts");
   main();
 }

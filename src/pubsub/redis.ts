@@ -1,0 +1,434 @@
+/**
+ * A backplane over Redis pub/sub, speaking RESP itself over the runtime adapter's outgoing TCP
+ * connections (no packages): one connection publishes, one subscribes.
+ * @module
+ */
+
+import { runtimeConnect } from "../runtime/connect.ts";
+import type { Transport, TransportEvents } from "../runtime/types.ts";
+import type { Backplane, BackplaneStats } from "./backplane.ts";
+import { encodeCommand, RespError, RespProtocolError, RespReader, respText, type RespValue } from "./resp.ts";
+
+/** Options of {@linkcode redisBackplane}. */
+export interface RedisBackplaneOptions {
+  /** `redis://[[user]:password@]host[:port]`. Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** Prefix of the Redis channel that carries each topic. Default `"wisp:"`. */
+  channelPrefix?: string;
+  /**
+   * Sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7.0 and later), which is what scales on a
+   * Redis Cluster: a message goes only to the shard that owns its channel. Default false (classic
+   * `SUBSCRIBE`/`PUBLISH`, which a cluster copies to every node).
+   */
+  sharded?: boolean;
+  /**
+   * Bytes of publishes that may wait for Redis (while it is down, or slow to take them); past it,
+   * publishes are dropped and counted in `stats().dropped`. Default 8 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Told of every change of state and every error, in one line. Default: the line goes to
+   * `console.error`, prefixed `wisp: redis backplane: `.
+   */
+  onEvent?: (event: BackplaneEvent) => void;
+}
+
+/** Something that happened to a backplane's connection. */
+export interface BackplaneEvent {
+  /** `"connected"`, `"disconnected"` (it reconnects on its own) or `"error"`. */
+  type: "connected" | "disconnected" | "error";
+  /** What happened, in a few words. */
+  message: string;
+}
+
+/**
+ * A backplane that carries publishes between processes through Redis. Each process delivers to
+ * its own subscribers at once and ignores its own messages when Redis echoes them back; it
+ * subscribes to a topic's channel only while it has subscribers of that topic. When Redis goes
+ * away, local delivery goes on, publishes wait (up to `maxBufferedBytes`, then are dropped and
+ * counted), and the backplane reconnects with backoff and subscribes again.
+ *
+ * @example Two processes, one chat
+ * ```ts ignore
+ * import { redisBackplane, serve } from "jsr:@wisp/wisp";
+ *
+ * serve({
+ *   port: 3368,
+ *   backplane: redisBackplane({ url: "redis://127.0.0.1:6379" }),
+ *   websocket: {
+ *     open: (ws) => ws.subscribe("room"),
+ *     message: (ws, data) => void ws.publish("room", data),
+ *   },
+ * });
+ * ```
+ */
+export function redisBackplane(options: RedisBackplaneOptions = {}): Backplane {
+  return new RedisBackplane(resolve(options));
+}
+
+interface Settings {
+  hostname: string;
+  port: number;
+  username: string;
+  password: string;
+  prefix: Uint8Array;
+  sharded: boolean;
+  maxBufferedBytes: number;
+  onEvent: (event: BackplaneEvent) => void;
+}
+
+function resolve(options: RedisBackplaneOptions): Settings {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("redisBackplane() takes an options object");
+  }
+  for (const name of Object.keys(options)) {
+    if (!["url", "channelPrefix", "sharded", "maxBufferedBytes", "onEvent"].includes(name)) {
+      throw new TypeError(`unknown option "${name}" of redisBackplane()`);
+    }
+  }
+  const text = options.url ?? "redis://127.0.0.1:6379";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new TypeError(`redisBackplane() option "url" must be a redis:// URL, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "redis:" || url.hostname === "") {
+    throw new TypeError(
+      `redisBackplane() option "url" must be redis://host[:port], got ${JSON.stringify(text)}`,
+    );
+  }
+  const { channelPrefix = "wisp:", sharded = false, maxBufferedBytes = 8 * 1024 * 1024 } = options;
+  if (typeof channelPrefix !== "string") {
+    throw new TypeError(`redisBackplane() option "channelPrefix" must be a string`);
+  }
+  if (typeof sharded !== "boolean") {
+    throw new TypeError(`redisBackplane() option "sharded" must be true or false`);
+  }
+  if (!Number.isInteger(maxBufferedBytes) || maxBufferedBytes < 0) {
+    throw new RangeError(`redisBackplane() option "maxBufferedBytes" must be a whole number of bytes`);
+  }
+  const onEvent = options.onEvent ?? ((event) => console.error(`wisp: redis backplane: ${event.message}`));
+  if (typeof onEvent !== "function") {
+    throw new TypeError(`redisBackplane() option "onEvent" must be a function`);
+  }
+  return {
+    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port === "" ? 6379 : Number(url.port),
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    prefix: encoder.encode(channelPrefix),
+    sharded,
+    maxBufferedBytes,
+    onEvent,
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The most a reply from Redis may announce; more is taken for garbage (the connection is dropped). */
+const REPLY_LIMITS = { maxBulkLength: 64 * 1024 * 1024, maxElements: 1 << 20, maxDepth: 4 };
+/** First wait before reconnecting, and the longest (it doubles in between, with some jitter). */
+const FIRST_RETRY_MS = 100;
+const LAST_RETRY_MS = 5_000;
+/** Length of the id each process stamps on its messages, to know its own when Redis echoes them. */
+const ORIGIN_LENGTH = 16;
+const TEXT = 0, BINARY = 1;
+
+/**
+ * One connection to Redis that comes back by itself: it reconnects with backoff whenever it is
+ * lost, and tells its owner each time it is ready again.
+ */
+class RedisLink implements TransportEvents {
+  readonly #settings: Settings;
+  readonly #role: string;
+  readonly #ready: () => void;
+  readonly #reply: (value: RespValue) => void;
+  readonly #report: (event: BackplaneEvent) => void;
+  #transport: Transport | null = null;
+  #reader = new RespReader(REPLY_LIMITS);
+  #retryMs = FIRST_RETRY_MS;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Whether it had been connected since it last reported a loss (so each loss is told once). */
+  #wasUp = true;
+  #connections = 0;
+
+  constructor(
+    settings: Settings,
+    role: string,
+    ready: () => void,
+    reply: (value: RespValue) => void,
+    report: (event: BackplaneEvent) => void,
+  ) {
+    this.#settings = settings;
+    this.#role = role;
+    this.#ready = ready;
+    this.#reply = reply;
+    this.#report = report;
+  }
+
+  /** Whether commands written now go to Redis. */
+  get connected(): boolean {
+    return this.#transport !== null;
+  }
+
+  /** How many times it connected again after losing a connection. */
+  get reconnects(): number {
+    return Math.max(0, this.#connections - 1);
+  }
+
+  /** Bytes written and not yet taken by the operating system. */
+  get pending(): number {
+    return this.#transport?.pending ?? 0;
+  }
+
+  /** Connects, and keeps connecting until closed. */
+  async open(): Promise<void> {
+    const { hostname, port, username, password } = this.#settings;
+    let transport: Transport;
+    try {
+      transport = await runtimeConnect()({ hostname, port }, this);
+    } catch (error) {
+      return this.#retry(`cannot connect to ${hostname}:${port} (${(error as Error).message})`);
+    }
+    if (this.#closed) return transport.destroy();
+    this.#transport = transport;
+    this.#reader = new RespReader(REPLY_LIMITS);
+    if (password !== "") {
+      transport.write(encodeCommand(username === "" ? ["AUTH", password] : ["AUTH", username, password]));
+    }
+    this.#retryMs = FIRST_RETRY_MS;
+    this.#wasUp = true;
+    this.#connections++;
+    this.#report({ type: "connected", message: `${this.#role} connected to ${hostname}:${port}` });
+    this.#ready();
+  }
+
+  /** Writes a command; false when there is no connection to write it to. */
+  write(command: Uint8Array): boolean {
+    if (this.#transport === null) return false;
+    this.#transport.write(command);
+    return true;
+  }
+
+  data(chunk: Uint8Array): boolean {
+    let replies: RespValue[];
+    try {
+      replies = this.#reader.push(chunk);
+    } catch (error) {
+      if (!(error instanceof RespProtocolError)) throw error;
+      this.#report({ type: "error", message: `${this.#role}: ${error.message}; reconnecting` });
+      this.#transport?.destroy();
+      return false;
+    }
+    for (const reply of replies) this.#reply(reply);
+    return false;
+  }
+
+  drain(): void {}
+
+  close(): void {
+    this.#transport = null;
+    if (this.#closed) return;
+    this.#retry("connection lost");
+  }
+
+  /** Stops for good. */
+  shutdown(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#transport?.destroy();
+  }
+
+  #retry(why: string): void {
+    if (this.#closed) return;
+    const wait = this.#retryMs;
+    this.#retryMs = Math.min(LAST_RETRY_MS, wait * 2);
+    if (this.#wasUp) {
+      this.#wasUp = false;
+      this.#report({ type: "disconnected", message: `${this.#role}: ${why}; reconnecting with backoff` });
+    }
+    // Jitter, so that many processes that lost one Redis do not all come back at the same moment.
+    this.#timer = setTimeout(() => void this.open(), wait / 2 + Math.random() * wait / 2);
+  }
+}
+
+class RedisBackplane implements Backplane {
+  readonly #settings: Settings;
+  readonly #origin = crypto.getRandomValues(new Uint8Array(ORIGIN_LENGTH));
+  readonly #topics = new Set<string>();
+  readonly #publisher: RedisLink;
+  readonly #subscriber: RedisLink;
+  #deliver: ((topic: string, data: string | Uint8Array) => void) | null = null;
+  /** Publishes waiting for the publisher to connect. */
+  #waiting: Uint8Array[] = [];
+  #waitingBytes = 0;
+  #closed = false;
+  readonly #stats = { published: 0, received: 0, dropped: 0, errors: 0, lastError: "" };
+
+  constructor(settings: Settings) {
+    this.#settings = settings;
+    const report = (event: BackplaneEvent) => this.#event(event);
+    this.#publisher = new RedisLink(
+      settings,
+      "publisher",
+      () => this.#flush(),
+      (reply) => this.#check(reply),
+      report,
+    );
+    this.#subscriber = new RedisLink(
+      settings,
+      "subscriber",
+      () => this.#resubscribe(),
+      (reply) => this.#receive(reply),
+      report,
+    );
+  }
+
+  attach(deliver: (topic: string, data: string | Uint8Array) => void): void {
+    this.#deliver = deliver;
+    void this.#publisher.open();
+    void this.#subscriber.open();
+  }
+
+  subscribe(topic: string): void {
+    this.#topics.add(topic);
+    this.#subscriber.write(
+      encodeCommand([this.#settings.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", this.#channel(topic)]),
+    );
+  }
+
+  unsubscribe(topic: string): void {
+    this.#topics.delete(topic);
+    this.#subscriber.write(
+      encodeCommand([this.#settings.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", this.#channel(topic)]),
+    );
+  }
+
+  publish(topic: string, data: string | Uint8Array): void {
+    if (this.#closed) return;
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const envelope = new Uint8Array(1 + ORIGIN_LENGTH + bytes.length);
+    envelope[0] = typeof data === "string" ? TEXT : BINARY;
+    envelope.set(this.#origin, 1);
+    envelope.set(bytes, 1 + ORIGIN_LENGTH);
+    const command = encodeCommand([
+      this.#settings.sharded ? "SPUBLISH" : "PUBLISH",
+      this.#channel(topic),
+      envelope,
+    ]);
+    const limit = this.#settings.maxBufferedBytes;
+    const publisher = this.#publisher;
+    if (publisher.connected && publisher.pending + command.length <= limit) {
+      publisher.write(command);
+      this.#stats.published++;
+    } else if (!publisher.connected && this.#waitingBytes + command.length <= limit) {
+      this.#waiting.push(command);
+      this.#waitingBytes += command.length;
+    } else {
+      this.#stats.dropped++;
+    }
+  }
+
+  stats(): BackplaneStats {
+    const state = this.#closed
+      ? "closed"
+      : this.#publisher.connected && this.#subscriber.connected
+      ? "connected"
+      : "connecting";
+    return { state, reconnects: this.#publisher.reconnects + this.#subscriber.reconnects, ...this.#stats };
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#publisher.shutdown();
+    this.#subscriber.shutdown();
+    this.#waiting = [];
+    this.#waitingBytes = 0;
+    return Promise.resolve();
+  }
+
+  /** The Redis channel of `topic`: the prefix, then the topic's UTF-8. */
+  #channel(topic: string): Uint8Array {
+    const name = encoder.encode(topic);
+    const channel = new Uint8Array(this.#settings.prefix.length + name.length);
+    channel.set(this.#settings.prefix);
+    channel.set(name, this.#settings.prefix.length);
+    return channel;
+  }
+
+  /** The publisher is connected: what waited for it goes out, in order. */
+  #flush(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    this.#waitingBytes = 0;
+    for (const command of waiting) this.#publisher.write(command);
+    this.#stats.published += waiting.length;
+  }
+
+  /** The subscriber is connected: it subscribes to every topic this process has subscribers of. */
+  #resubscribe(): void {
+    const command = this.#settings.sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+    // One sharded subscription per command: channels of one SSUBSCRIBE must share a cluster slot.
+    if (this.#settings.sharded) {
+      for (const topic of this.#topics) {
+        this.#subscriber.write(encodeCommand([command, this.#channel(topic)]));
+      }
+    } else if (this.#topics.size > 0) {
+      this.#subscriber.write(
+        encodeCommand([command, ...[...this.#topics].map((topic) => this.#channel(topic))]),
+      );
+    }
+  }
+
+  /** A reply on the publisher's connection: only errors matter. */
+  #check(reply: RespValue): void {
+    if (reply instanceof RespError) {
+      this.#event({ type: "error", message: `Redis refused a publish: ${reply.message}` });
+    }
+  }
+
+  /** A message (or a reply) on the subscriber's connection. */
+  #receive(reply: RespValue): void {
+    if (reply instanceof RespError) {
+      return this.#event({ type: "error", message: `Redis refused a subscription: ${reply.message}` });
+    }
+    if (!Array.isArray(reply) || reply.length !== 3) return;
+    const kind = respText(reply[0]);
+    if (kind !== "message" && kind !== "smessage") return; // (s)subscribe confirmations and the like
+    const [, channel, envelope] = reply;
+    if (!(channel instanceof Uint8Array) || !(envelope instanceof Uint8Array)) return;
+    const prefix = this.#settings.prefix;
+    if (envelope.length < 1 + ORIGIN_LENGTH || channel.length < prefix.length) {
+      return this.#event({ type: "error", message: "a message on a Wisp channel is not in Wisp's format" });
+    }
+    if (sameBytes(envelope.subarray(1, 1 + ORIGIN_LENGTH), this.#origin)) return; // our own, delivered already
+    const topic = decoder.decode(channel.subarray(prefix.length));
+    if (!this.#topics.has(topic)) return; // unsubscribed meanwhile
+    const bytes = envelope.subarray(1 + ORIGIN_LENGTH);
+    this.#stats.received++;
+    this.#deliver!(topic, envelope[0] === TEXT ? decoder.decode(bytes) : bytes);
+  }
+
+  /** Counts an error and tells `onEvent`, but not the same error twice in a row (a flood of refusals is one line). */
+  #event(event: BackplaneEvent): void {
+    if (event.type === "error") {
+      this.#stats.errors++;
+      if (event.message === this.#stats.lastError) return;
+      this.#stats.lastError = event.message;
+    }
+    try {
+      this.#settings.onEvent(event);
+    } catch (error) {
+      console.error("wisp: the backplane's onEvent threw:", error);
+    }
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,266 @@
+/**
+ * Topics across processes through a real `redis-server`: Wisp processes on Deno and Bun, mixed,
+ * publishing to each other's subscribers exactly once, in order, text as text and bytes as
+ * bytes; channels subscribed only while a process has subscribers; Redis killed and restarted
+ * mid-stream; a Redis that answers garbage.
+ */
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, Socket } from "node:net";
+import { BINARY, frame, RawClient, TEXT } from "./helpers/raw_client.ts";
+import { RedisServer, redisSkipReason, startWisp, type WispProcess } from "./helpers/redis.ts";
+import { delay, until } from "./helpers/server.ts";
+import { encodeCommand, RespReader, type RespValue } from "../src/pubsub/resp.ts";
+import { redisBackplane, serve } from "../mod.ts";
+
+const skip = redisSkipReason;
+const WAIT = 5000;
+const decoder = new TextDecoder();
+
+/** Sends one command to Redis on a connection of its own and returns the reply. */
+function redisCommand(port: number, parts: string[]): Promise<RespValue> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    const reader = new RespReader({ maxBulkLength: 1 << 20, maxElements: 1 << 16, maxDepth: 4 });
+    socket.on("data", (chunk: Uint8Array) => {
+      const [reply] = reader.push(new Uint8Array(chunk));
+      if (reply === undefined) return;
+      socket.destroy();
+      resolve(reply);
+    });
+    socket.once("error", reject);
+    socket.connect(port, "127.0.0.1", () => socket.write(encodeCommand(parts)));
+  });
+}
+
+/** The Redis channels that have subscribers, as text, sorted. */
+async function channels(redis: RedisServer, sharded = false): Promise<string[]> {
+  const reply = await redisCommand(
+    redis.port,
+    sharded ? ["PUBSUB", "SHARDCHANNELS"] : ["PUBSUB", "CHANNELS"],
+  );
+  return (reply as Uint8Array[]).map((name) => decoder.decode(name)).sort();
+}
+
+/** The backplane stats a fixture process serves at `GET /stats`. */
+async function stats(process: WispProcess): Promise<{ state: string; reconnects: number; dropped: number }> {
+  return await (await fetch(`http://127.0.0.1:${process.port}/stats`)).json();
+}
+
+/** Reads frames until `count` have come or `ms` passes; returns their kinds and payloads. */
+async function frames(
+  client: RawClient,
+  count: number,
+  ms = WAIT,
+): Promise<{ opcode: number; payload: Uint8Array }[]> {
+  const got = [];
+  for (let i = 0; i < count; i++) got.push(await client.readFrame(ms));
+  return got;
+}
+
+describe("backplane: two processes on one Redis (Deno and Bun)", { skip }, () => {
+  let redis: RedisServer;
+  let deno: WispProcess;
+  let bun: WispProcess;
+  before(async () => {
+    redis = await RedisServer.start();
+    [deno, bun] = await Promise.all([startWisp("deno", redis.url), startWisp("bun", redis.url)]);
+  });
+  after(async () => {
+    await Promise.all([deno?.stop(), bun?.stop()]);
+    await redis?.stop();
+  });
+
+  it("reaches every other subscriber in both processes exactly once, and not the sender", async () => {
+    const [sender, near, far] = await Promise.all([
+      RawClient.open(deno.port, "/?topic=room"),
+      RawClient.open(deno.port, "/?topic=room"),
+      RawClient.open(bun.port, "/?topic=room"),
+    ]);
+    try {
+      await waitForChannel(redis, "wisp:room");
+      sender.write(frame(TEXT, "hello"));
+      for (const client of [near, far]) {
+        const [message] = await frames(client, 1);
+        assert.equal(message.opcode, TEXT);
+        assert.equal(decoder.decode(message.payload), "hello");
+      }
+      await delay(200);
+      for (const client of [sender, near, far]) {
+        assert.equal(client.unread, 0, "a second copy, or the sender's own");
+      }
+    } finally {
+      for (const client of [sender, near, far]) client.destroy();
+    }
+  });
+
+  it("keeps binary binary, byte for byte, and server.publish reaches the sender too", async () => {
+    const [sender, far] = await Promise.all([
+      RawClient.open(bun.port, "/all?topic=bytes"),
+      RawClient.open(deno.port, "/?topic=bytes"),
+    ]);
+    try {
+      await waitForChannel(redis, "wisp:bytes");
+      const payload = Uint8Array.from({ length: 1000 }, (_, i) => [13, 10, 0, 255, 36][i % 5] ^ (i & 0x70));
+      sender.write(frame(BINARY, payload));
+      for (const client of [sender, far]) {
+        const [message] = await frames(client, 1);
+        assert.equal(message.opcode, BINARY);
+        assert.deepEqual(message.payload, payload);
+      }
+    } finally {
+      sender.destroy();
+      far.destroy();
+    }
+  });
+
+  it("delivers one publisher's messages in the order published", async () => {
+    const [sender, far] = await Promise.all([
+      RawClient.open(deno.port, "/?topic=ordered"),
+      RawClient.open(bun.port, "/?topic=ordered"),
+    ]);
+    try {
+      await waitForChannel(redis, "wisp:ordered");
+      const sent = Array.from({ length: 300 }, (_, i) => `message ${i}`);
+      for (const text of sent) sender.write(frame(TEXT, text));
+      const got = (await frames(far, sent.length)).map((message) => decoder.decode(message.payload));
+      assert.deepEqual(got, sent);
+    } finally {
+      sender.destroy();
+      far.destroy();
+    }
+  });
+
+  it("subscribes to a topic's channel only while the process has subscribers of it", async () => {
+    const client = await RawClient.open(bun.port, "/?topic=passing");
+    await waitForChannel(redis, "wisp:passing");
+    client.destroy();
+    await until(async () => !(await channels(redis)).includes("wisp:passing"), "the channel to go", WAIT);
+  });
+
+  it("goes on delivering locally while Redis is down, and carries messages again once it is back", async () => {
+    const [sender, near, far] = await Promise.all([
+      RawClient.open(deno.port, "/?topic=restart"),
+      RawClient.open(deno.port, "/?topic=restart"),
+      RawClient.open(bun.port, "/?topic=restart"),
+    ]);
+    try {
+      await waitForChannel(redis, "wisp:restart");
+      await redis.kill();
+      await until(async () => (await stats(deno)).state !== "connected", "Deno's backplane to notice", WAIT);
+      sender.write(frame(TEXT, "while down"));
+      assert.equal(
+        decoder.decode((await frames(near, 1))[0].payload),
+        "while down",
+        "local delivery goes on",
+      );
+
+      await redis.restart();
+      await until(
+        async () => (await stats(deno)).state === "connected",
+        "Deno's backplane to reconnect",
+        10_000,
+      );
+      await until(
+        async () => (await stats(bun)).state === "connected",
+        "Bun's backplane to reconnect",
+        10_000,
+      );
+      await waitForChannel(redis, "wisp:restart");
+      assert.ok((await stats(deno)).reconnects >= 1);
+      sender.write(frame(TEXT, "after restart"));
+      const afterRestart = (await frames(near, 1))[0];
+      assert.equal(decoder.decode(afterRestart.payload), "after restart");
+      // The message published while Redis was down was sent once the publisher was back: the far
+      // side gets it if it had resubscribed by then, and the one after the restart for certain.
+      const farTexts: string[] = [];
+      while (!farTexts.includes("after restart")) {
+        farTexts.push(decoder.decode((await frames(far, 1))[0].payload));
+      }
+      assert.ok(farTexts.every((text) => text === "while down" || text === "after restart"), farTexts.join());
+    } finally {
+      for (const client of [sender, near, far]) client.destroy();
+    }
+  });
+});
+
+describe("backplane: sharded pub/sub (SSUBSCRIBE/SPUBLISH)", { skip }, () => {
+  let redis: RedisServer;
+  let deno: WispProcess;
+  let bun: WispProcess;
+  before(async () => {
+    redis = await RedisServer.start();
+    [deno, bun] = await Promise.all([startWisp("deno", redis.url, true), startWisp("bun", redis.url, true)]);
+  });
+  after(async () => {
+    await Promise.all([deno?.stop(), bun?.stop()]);
+    await redis?.stop();
+  });
+
+  it("carries a message between the processes on a shard channel", async () => {
+    const [sender, far] = await Promise.all([
+      RawClient.open(bun.port, "/?topic=shard"),
+      RawClient.open(deno.port, "/?topic=shard"),
+    ]);
+    try {
+      await waitForChannel(redis, "wisp:shard", true);
+      sender.write(frame(TEXT, "sharded"));
+      assert.equal(decoder.decode((await frames(far, 1))[0].payload), "sharded");
+    } finally {
+      sender.destroy();
+      far.destroy();
+    }
+  });
+});
+
+describe("backplane: a Redis that answers garbage", { skip }, () => {
+  it("reports a clear error and keeps delivering locally, without crashing", async () => {
+    const garbage = createServer((socket) => socket.on("data", () => socket.write("?this is not RESP\r\n")));
+    await new Promise<void>((resolve) => garbage.listen(0, "127.0.0.1", resolve));
+    const port = (garbage.address() as { port: number }).port;
+    const events: string[] = [];
+    const backplane = redisBackplane({
+      url: `redis://127.0.0.1:${port}`,
+      onEvent: (event) => events.push(event.message),
+    });
+    const server = serve<undefined>({
+      port: 0,
+      backplane,
+      websocket: {
+        open: (ws) => ws.subscribe("t"),
+        message: (ws, data) => void ws.publish("t", data),
+      },
+    });
+    const [sender, near] = await Promise.all([RawClient.open(server.port), RawClient.open(server.port)]);
+    try {
+      sender.write(frame(TEXT, "local"));
+      assert.equal(decoder.decode((await near.readFrame(WAIT)).payload), "local");
+      await until(
+        () => events.some((event) => /malformed reply from Redis/.test(event)),
+        "the error event",
+        WAIT,
+      );
+      assert.ok(backplane.stats().errors >= 1);
+    } finally {
+      sender.destroy();
+      near.destroy();
+      await server.close();
+      garbage.close();
+    }
+  });
+
+  it("refuses a url that is not redis:// with a TypeError naming the option", () => {
+    assert.throws(() => redisBackplane({ url: "http://127.0.0.1" }), /option "url"/);
+    assert.throws(() => serve({ port: 0, backplane: {} as never }), /option "backplane"/);
+  });
+});
+
+/** Waits until Redis has a subscriber on `channel`. */
+async function waitForChannel(redis: RedisServer, channel: string, sharded = false): Promise<void> {
+  await until(
+    async () => (await channels(redis, sharded)).includes(channel),
+    `a subscriber on ${channel}`,
+    WAIT,
+  );
+}

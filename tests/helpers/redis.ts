@@ -1,0 +1,166 @@
+/**
+ * A real `redis-server` (Debian's package) for the scale-out tests, started on a free loopback
+ * port with a temporary directory and no persistence, and Wisp processes to put on it.
+ */
+
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { delay } from "./server.ts";
+
+/** Why the Redis tests cannot run here, or `false` when they can (pass it as a test's `skip`). */
+export const redisSkipReason: string | false = (() => {
+  try {
+    execFileSync("redis-server", ["--version"], { stdio: "ignore" });
+    return false;
+  } catch {
+    return "redis-server is not installed (apt-get install redis-server)";
+  }
+})();
+
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+/** A port no one listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on `port`, or fails after `ms`. */
+async function listening(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+      socket.connect(port, "127.0.0.1");
+    });
+    if (up) return;
+    await delay(20);
+  }
+  throw new Error(`nothing listens on ${port} after ${ms} ms`);
+}
+
+/** A running `redis-server`. */
+export class RedisServer {
+  readonly port: number;
+  readonly #dir: string;
+  #child: ChildProcess | null = null;
+
+  private constructor(port: number) {
+    this.port = port;
+    this.#dir = mkdtempSync(join(tmpdir(), "wisp-redis-"));
+  }
+
+  /** Starts one on a free port. */
+  static async start(): Promise<RedisServer> {
+    const server = new RedisServer(await freePort());
+    await server.restart();
+    return server;
+  }
+
+  /** `redis://127.0.0.1:PORT`. */
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts it (again) on the same port. */
+  async restart(): Promise<void> {
+    const child = spawn("redis-server", [
+      "--port",
+      String(this.port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      this.#dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ], { stdio: "ignore" });
+    children.add(child);
+    child.once("exit", () => children.delete(child));
+    this.#child = child;
+    await listening(this.port, 5000);
+  }
+
+  /** Kills it at once (SIGKILL), as a crash would. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (child === null || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  /** Stops it and removes its directory. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+const FIXTURE = fileURLToPath(new URL("../fixtures/backplane_server.ts", import.meta.url));
+const BIN = fileURLToPath(new URL("../../node_modules/.bin/", import.meta.url));
+
+/** A Wisp server process on the backplane (see tests/fixtures/backplane_server.ts). */
+export interface WispProcess {
+  port: number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the backplane fixture on `runtime` against `redisUrl`; resolves once it listens. */
+export function startWisp(runtime: "deno" | "bun", redisUrl: string, sharded = false): Promise<WispProcess> {
+  const args = runtime === "deno" ? ["run", "-A", FIXTURE, redisUrl] : ["run", FIXTURE, redisUrl];
+  if (sharded) args.push("sharded");
+  const child = spawn(BIN + runtime, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  children.add(child);
+  let output = "";
+  const collect = (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk));
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+    children.delete(child);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => stop().then(() => reject(new Error(`no listening line:\n${output}`))),
+      20_000,
+    );
+    child.stdout!.on("data", () => {
+      const match = /listening on (\S+)\r?\n/.exec(output);
+      if (match === null) return;
+      clearTimeout(timer);
+      resolve({ port: Number(new URL(match[1]).port), output: () => output, stop });
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited early (code ${code}):\n${output}`));
+    });
+  });
+}
