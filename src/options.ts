@@ -56,6 +56,12 @@ export interface ServeOptions<T = undefined> {
   port?: number;
   /** Address to listen on. Default `"127.0.0.1"`; use `"0.0.0.0"` to accept other hosts. */
   hostname?: string;
+  /**
+   * Listens with SO_REUSEPORT, so that several processes can serve one port and the kernel
+   * (on Linux) spreads new connections across them. On Deno this needs the `--unstable-net`
+   * flag. Default false.
+   */
+  reusePort?: boolean;
   /** Accept upgrades only for this path (e.g. `"/chat"`); others get 404. Default: any path. */
   path?: string;
   /**
@@ -230,6 +236,7 @@ const maxMessagesPerSecond = integerOption("`0` (no limit)", 0, 0, 1e9);
 export const OPTIONS = {
   port: integerOption("`3368`", 3368, 0, 65535),
   hostname: option('`"127.0.0.1"`', (value, name) => text(value, name, "127.0.0.1")),
+  reusePort: option("`false`", (value, name) => boolean(value, name, false)),
   path: option("any", path),
   origins: option("same origin", origins),
   protocols: option("none", protocols),
