@@ -4,7 +4,12 @@
  */
 
 import { startChatServer } from "./chat/server.ts";
+import type { ServeOptions } from "./options.ts";
+import { coreCount, readTextFile, spawnSelf } from "./process.ts";
+import { redisBackplane } from "./pubsub/redis.ts";
+import { runtimeListen } from "./runtime/mod.ts";
 import { serve, type Server } from "./server.ts";
+import { WorkerPool } from "./workers.ts";
 
 /** Parsed command-line flags. */
 export interface CliOptions {
@@ -14,23 +19,47 @@ export interface CliOptions {
   hostname: string;
   /** `--echo`: the echo server instead of the chat demo. */
   echo: boolean;
+  /** `--cert`: the TLS certificate chain's PEM file, or null. */
+  cert: string | null;
+  /** `--key`: the TLS key's PEM file, or null. */
+  key: string | null;
+  /** `--workers`: how many worker processes, or 0 to serve in this process. */
+  workers: number;
+  /** `--redis`: the Redis backplane's URL, or null for none. */
+  redis: string | null;
   /** `--help`: print the usage and exit. */
   help: boolean;
 }
 
 /** The `--help` text. */
-export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--help]
+export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert FILE --key FILE]
+            [--workers N|auto] [--redis URL] [--help]
 
   --port N          port to listen on (default 3368)
   --hostname HOST   address to listen on (default 127.0.0.1)
   --echo            run an echo server (every text and binary message comes back, on any
                     path) instead of the chat demo
+  --cert FILE       serve https:// and wss:// with this certificate chain (PEM); needs --key
+  --key FILE        the certificate's private key (PEM)
+  --workers N|auto  run N worker processes on the one port (auto: one per core); a worker
+                    that dies is restarted, and SIGINT/SIGTERM stops them all gracefully
+  --redis URL       carry topics across processes through Redis (redis://host:port); the
+                    chat demo needs it with more than one worker
   --help            show this help
 `;
 
 /** Parses flags; throws a `TypeError` whose message says what is wrong. */
 export function parseArgs(args: readonly string[]): CliOptions {
-  const options: CliOptions = { port: 3368, hostname: "127.0.0.1", echo: false, help: false };
+  const options: CliOptions = {
+    port: 3368,
+    hostname: "127.0.0.1",
+    echo: false,
+    cert: null,
+    key: null,
+    workers: 0,
+    redis: null,
+    help: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -45,6 +74,19 @@ export function parseArgs(args: readonly string[]): CliOptions {
       options.port = port;
     } else if (flag === "--hostname") {
       options.hostname = value();
+    } else if (flag === "--cert") {
+      options.cert = value();
+    } else if (flag === "--key") {
+      options.key = value();
+    } else if (flag === "--workers") {
+      const text = value();
+      const count = text === "auto" ? coreCount() : Number(text);
+      if (!/^(auto|\d+)$/.test(text) || count < 1 || count > 1024) {
+        throw new TypeError(`--workers must be 1-1024 or auto, got "${text}"`);
+      }
+      options.workers = count;
+    } else if (flag === "--redis") {
+      options.redis = value();
     } else if (flag === "--echo" && inline === undefined) {
       options.echo = true;
     } else if ((flag === "--help" || flag === "-h") && inline === undefined) {
@@ -53,21 +95,43 @@ export function parseArgs(args: readonly string[]): CliOptions {
       throw new TypeError(`unknown argument "${args[i]}"`);
     }
   }
+  if ((options.cert === null) !== (options.key === null)) {
+    throw new TypeError("--cert and --key go together: give both files, or neither");
+  }
+  if (options.workers > 1 && !options.echo && options.redis === null) {
+    throw new TypeError(
+      "the chat demo's topics would not cross processes with several workers: add --redis redis://host:port, or run one worker",
+    );
+  }
   return options;
 }
 
+/** The worker id this process serves as (from the supervisor), or 0 when it is no worker. */
+const WORKER = Number(globalThis.process?.env?.WISP_WORKER ?? "0");
+
 /**
- * Starts the server the flags describe: the chat demo (its page at `/`, its WebSocket endpoint at
- * `/chat`), or with `--echo` an echo server.
+ * Starts the server the flags describe, in this process: the chat demo (its page at `/`, its
+ * WebSocket endpoint at `/chat`), or with `--echo` an echo server. A worker listens with
+ * `reusePort` and names itself in an `X-Wisp-Worker` header of its 101 responses.
  */
-function startFromCli(options: CliOptions): Server {
-  if (!options.echo) return startChatServer({ port: options.port, hostname: options.hostname });
-  return serve({
+async function startServer(options: CliOptions): Promise<Server> {
+  const shared: Pick<ServeOptions, "port" | "hostname" | "tls" | "backplane" | "reusePort"> = {
     port: options.port,
     hostname: options.hostname,
+    reusePort: WORKER > 0,
+  };
+  if (options.cert !== null && options.key !== null) {
+    const [cert, key] = await Promise.all([readTextFile(options.cert), readTextFile(options.key)]);
+    shared.tls = { cert, key };
+  }
+  if (options.redis !== null) shared.backplane = redisBackplane({ url: options.redis });
+  if (!options.echo) return startChatServer(shared);
+  return serve({
+    ...shared,
     // Echo mode talks to any client, so it agrees to the first subprotocol offered.
     protocols: (offered) => offered[0],
     perMessageDeflate: true,
+    upgrade: WORKER > 0 ? () => ({ headers: { "X-Wisp-Worker": String(WORKER) } }) : undefined,
     websocket: {
       message(ws, data) {
         ws.send(data);
@@ -77,10 +141,12 @@ function startFromCli(options: CliOptions): Server {
 }
 
 /**
- * Runs the command line: parses the process's flags and starts the server. Exits with 2 on bad
- * flags and 1 when the server cannot start (the port is taken, say), saying why.
+ * Runs the command line: parses the process's flags and starts the server, or with `--workers`
+ * the worker processes. Exits with 2 on bad flags and 1 when the server cannot start (the port
+ * is taken, say), saying why. SIGINT and SIGTERM close every connection with 1001 (after what was
+ * already sent), then exit.
  */
-export function main(): void {
+export async function main(): Promise<void> {
   let options: CliOptions;
   try {
     // `process` is a global on Deno, Bun and Node alike: argv is [runtime, script, ...flags].
@@ -93,16 +159,60 @@ export function main(): void {
     console.log(USAGE);
     return;
   }
+  if (options.workers > 0 && WORKER === 0) return supervise(options);
   let server: Server;
   try {
-    server = startFromCli(options);
+    server = await startServer(options);
   } catch (error) {
     console.error(`wisp: ${(error as Error).message}`);
     process.exit(1);
   }
-  if (options.echo) {
-    console.log(`Wisp echo server listening on ${server.url.replace("http", "ws")}`);
-  } else {
-    console.log(`Wisp chat server listening on ${server.url}`);
+  const kind = options.echo ? "echo" : "chat";
+  const url = options.echo ? server.url.replace("http", "ws") : server.url;
+  const who = WORKER > 0 ? `worker ${WORKER} (pid ${process.pid}): ` : "";
+  console.log(`${who}Wisp ${kind} server listening on ${url}`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server.close().then(() => process.exit(0));
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+/** Runs `options.workers` worker processes on one port until SIGINT or SIGTERM. */
+function supervise(options: CliOptions): void {
+  let port = options.port;
+  if (port === 0) {
+    // The workers must share one port: find a free one here, then hand it to all of them.
+    try {
+      const probe = runtimeListen()(
+        { hostname: options.hostname, port: 0 },
+        (transport) => transport.destroy(),
+      );
+      port = probe.port;
+      probe.close();
+    } catch (error) {
+      console.error(`wisp: ${(error as Error).message}`);
+      process.exit(1);
+    }
   }
+  const args = process.argv.slice(2).filter((_, i, all) =>
+    !["--workers", "--port"].includes(all[i]) && !["--workers", "--port"].includes(all[i - 1]) &&
+    !/^--(workers|port)=/.test(all[i])
+  );
+  const pool = new WorkerPool(options.workers, {
+    spawn: (id) => spawnSelf([...args, "--port", String(port)], { WISP_WORKER: String(id) }),
+    log: (line) => console.error(`wisp: ${line}`),
+  });
+  console.error(`wisp: supervisor (pid ${process.pid}) runs ${options.workers} workers on port ${port}`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    pool.stop().then(() => process.exit(0));
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
 }

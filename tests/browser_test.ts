@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { browserSkipReason, launchBrowser, Lazy, type TestBrowser, withTimeout } from "./helpers/browser.ts";
 import { type CliServer, startCli } from "./helpers/cli.ts";
+import { testCertificate, tlsSkipReason } from "./helpers/tls.ts";
 
 /** The bit of the DOM that the functions evaluated in the page use (they run there, not here). */
 interface PageElement {
@@ -32,7 +33,8 @@ const options = { skip, timeout: TEST_MS + 5_000 };
  */
 const group = { skip: "Bun" in globalThis ? false : skip };
 
-const newBrowser = () => new Lazy(launchBrowser, (browser) => browser.close());
+const newBrowser = (ignoreHTTPSErrors = false) =>
+  new Lazy(() => launchBrowser({ ignoreHTTPSErrors }), (browser) => browser.close());
 const newServer = (args: string[]) => new Lazy(() => startCli(args), (server) => server.stop());
 
 /** Opens the chat page and waits until its WebSocket is open. */
@@ -283,6 +285,33 @@ describe("chat page reconnection in Chromium", group, () => {
           });
         } finally {
           await closeAll([phoenix, witness]);
+        }
+      }),
+  );
+});
+
+describe("chat page over TLS in Chromium", group, () => {
+  const browserOnce = newBrowser(true);
+  const chatOnce = new Lazy(() => {
+    const { certFile, keyFile } = testCertificate();
+    return startCli(["--port", "0", "--cert", certFile, "--key", keyFile]);
+  }, (server) => server.stop());
+  after(() => Promise.all([browserOnce.dispose(), chatOnce.dispose()]));
+
+  it(
+    "serves the page over https and chats over wss",
+    { ...options, skip: skip || tlsSkipReason },
+    () =>
+      withTimeout(TEST_MS, async () => {
+        const [browser, chat] = await Promise.all([browserOnce.get(), chatOnce.get()]);
+        assert.match(chat.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+        const [ada, bob] = [await joinChat(browser, chat, "Ada"), await joinChat(browser, chat, "Bob")];
+        try {
+          assert.equal(await ada.evaluate(() => location.protocol), "https:");
+          await say(ada, "sealed");
+          assert.equal((await waitForMessage(bob, "sealed")).name, "Ada");
+        } finally {
+          await closeAll([ada, bob]);
         }
       }),
   );

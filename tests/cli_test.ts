@@ -13,7 +13,16 @@ const CLI_TIMEOUT = { timeout: 30_000 };
 
 describe("parseArgs", () => {
   it("defaults to the chat server on 127.0.0.1:3368", () => {
-    assert.deepEqual(parseArgs([]), { port: 3368, hostname: "127.0.0.1", echo: false, help: false });
+    assert.deepEqual(parseArgs([]), {
+      port: 3368,
+      hostname: "127.0.0.1",
+      echo: false,
+      cert: null,
+      key: null,
+      workers: 0,
+      redis: null,
+      help: false,
+    });
   });
 
   it("reads --port, --hostname, --echo and --help, with a space or an equals sign", () => {
@@ -21,6 +30,10 @@ describe("parseArgs", () => {
       port: 4000,
       hostname: "0.0.0.0",
       echo: true,
+      cert: null,
+      key: null,
+      workers: 0,
+      redis: null,
       help: false,
     });
     assert.equal(parseArgs(["--port=0"]).port, 0);
@@ -46,6 +59,26 @@ describe("parseArgs", () => {
       message: /--port must be 0-65535/,
     });
     assert.throws(() => parseArgs(["--port"]), { name: "TypeError", message: /--port needs a value/ });
+  });
+
+  it("reads --cert, --key, --workers and --redis, refusing a cert without a key and bad worker counts", () => {
+    const parsed = parseArgs(["--cert", "c.pem", "--key=k.pem", "--workers", "3", "--redis", "redis://r:1"]);
+    assert.deepEqual([parsed.cert, parsed.key, parsed.workers, parsed.redis], [
+      "c.pem",
+      "k.pem",
+      3,
+      "redis://r:1",
+    ]);
+    assert.ok(parseArgs(["--echo", "--workers", "auto"]).workers >= 1);
+    assert.throws(() => parseArgs(["--cert", "c.pem"]), {
+      name: "TypeError",
+      message: /--cert and --key go together/,
+    });
+    assert.throws(() => parseArgs(["--echo", "--workers", "0"]), {
+      name: "TypeError",
+      message: /--workers must be/,
+    });
+    assert.throws(() => parseArgs(["--workers", "2"]), { name: "TypeError", message: /add --redis/ });
   });
 });
 

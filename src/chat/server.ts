@@ -17,6 +17,7 @@
  * @module
  */
 
+import type { ServeOptions } from "../options.ts";
 import { serve, type Server } from "../server.ts";
 import type { ServerWebSocket } from "../server_websocket.ts";
 import { CHAT_PAGE, PAGE_SCRIPT, PAGE_STYLE } from "./page.ts";
@@ -39,12 +40,10 @@ const MAX_MESSAGES_PER_SECOND = 20;
 const MAX_MESSAGE_BURST = 40;
 
 /** Options of {@linkcode startChatServer}. */
-export interface ChatServerOptions {
-  /** Port to listen on; 0 picks a free one. Default 3368. */
-  port?: number;
-  /** Address to listen on. Default `"127.0.0.1"`. */
-  hostname?: string;
-}
+export type ChatServerOptions = Pick<
+  ServeOptions<ChatMember>,
+  "port" | "hostname" | "tls" | "backplane" | "reusePort"
+>;
 
 /** A message from a client, once validated. */
 export type ClientMessage = { type: "join"; name: string } | { type: "message"; text: string };
@@ -124,6 +123,9 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
   const server: Server = serve<ChatMember>({
     port: options.port ?? 3368,
     hostname: options.hostname ?? "127.0.0.1",
+    tls: options.tls,
+    backplane: options.backplane,
+    reusePort: options.reusePort,
     path: CHAT_PATH,
     protocols: [CHAT_PROTOCOL],
     maxPayloadLength: MAX_PAYLOAD,
