@@ -10,6 +10,7 @@ import type { Page } from "playwright-core";
 import { browserSkipReason, launchBrowser, Lazy, type TestBrowser, withTimeout } from "./helpers/browser.ts";
 import { type CliServer, startCli } from "./helpers/cli.ts";
 import { testCertificate, tlsSkipReason } from "./helpers/tls.ts";
+import { RedisServer, redisSkipReason } from "./helpers/redis.ts";
 
 /** The bit of the DOM that the functions evaluated in the page use (they run there, not here). */
 interface PageElement {
@@ -310,6 +311,37 @@ describe("chat page over TLS in Chromium", group, () => {
           assert.equal(await ada.evaluate(() => location.protocol), "https:");
           await say(ada, "sealed");
           assert.equal((await waitForMessage(bob, "sealed")).name, "Ada");
+        } finally {
+          await closeAll([ada, bob]);
+        }
+      }),
+  );
+});
+
+describe("chat across two processes through Redis in Chromium", group, () => {
+  const browserOnce = newBrowser();
+  const redisOnce = new Lazy(() => RedisServer.start(), (redis) => redis.stop());
+  const chatsOnce = new Lazy(async () => {
+    const redis = await redisOnce.get();
+    return await Promise.all([1, 2].map(() => startCli(["--port", "0", "--redis", redis.url])));
+  }, async (servers) => void await Promise.all(servers.map((server) => server.stop())));
+  after(() => Promise.all([browserOnce.dispose(), chatsOnce.dispose()]).then(() => redisOnce.dispose()));
+
+  it(
+    "relays messages between pages served by different processes",
+    { ...options, skip: skip || redisSkipReason },
+    () =>
+      withTimeout(TEST_MS, async () => {
+        const [browser, [one, two]] = await Promise.all([browserOnce.get(), chatsOnce.get()]);
+        assert.notEqual(one.port, two.port);
+        const ada = await joinChat(browser, one, "Ada");
+        const bob = await joinChat(browser, two, "Bob");
+        try {
+          await waitForNotice(ada, "join", "Bob joined");
+          await say(ada, "from process one");
+          assert.equal((await waitForMessage(bob, "from process one")).name, "Ada");
+          await say(bob, "from process two");
+          assert.equal((await waitForMessage(ada, "from process two")).name, "Bob");
         } finally {
           await closeAll([ada, bob]);
         }
