@@ -121,6 +121,11 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
       'Deno reads unencrypted TLS keys only; decrypt the key (openssl pkey -in key.pem -out plain.pem) and drop "tls.passphrase"',
     );
   }
+  // Without the flag Deno ends the whole process (exit 70) on reusePort, so ask first: only
+  // --unstable-net brings Deno.listenDatagram.
+  if (reusePort && typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function") {
+    throw new Error("--unstable-net is needed for reusePort on Deno");
+  }
   const listener: Deno.Listener<Deno.TcpConn | Deno.TlsConn> = tls === null
     ? Deno.listen({ hostname, port, transport: "tcp", reusePort })
     : Deno.listenTls({
