@@ -1,6 +1,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { concat, frame, RawClient, type ResponseHead, upgradeRequest } from "./helpers/raw_client.ts";
+import {
+  concat,
+  frame,
+  RawClient,
+  type ResponseHead,
+  upgradeRequest,
+  withClient,
+} from "./helpers/raw_client.ts";
 import { delay, echoServer } from "./helpers/server.ts";
 import { serve, type ServeOptions, type Server, type UpgradeInfo } from "../mod.ts";
 
@@ -17,16 +24,6 @@ const WAIT = 2000;
 const CLOSE_TIMEOUT = 4000;
 
 const decoder = new TextDecoder();
-
-/** Runs `fn` with a fresh connection, which is destroyed afterwards whatever happens. */
-async function withClient<R>(port: number, fn: (client: RawClient) => Promise<R>): Promise<R> {
-  const client = await RawClient.connect(port);
-  try {
-    return await fn(client);
-  } finally {
-    client.destroy();
-  }
-}
 
 /** Sends `request` and expects `status`, a `Connection: close` answer, and the server closing TCP. */
 function refused(port: number, request: string | Uint8Array, status: number): Promise<ResponseHead> {

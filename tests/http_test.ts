@@ -6,22 +6,12 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { RawClient, upgradeRequest } from "./helpers/raw_client.ts";
+import { RawClient, upgradeRequest, withClient } from "./helpers/raw_client.ts";
 import { delay, echoServer, until } from "./helpers/server.ts";
 import { serve, type Server } from "../mod.ts";
 
 const WAIT = 2000;
 const CLOSE_TIMEOUT = 4000;
-
-/** Runs `fn` with a fresh connection, destroyed afterwards whatever happens. */
-async function withClient<R>(port: number, fn: (client: RawClient) => Promise<R>): Promise<R> {
-  const client = await RawClient.connect(port);
-  try {
-    return await fn(client);
-  } finally {
-    client.destroy();
-  }
-}
 
 /** A request head for `path` with extra header lines. */
 function request(method: string, path: string, ...lines: string[]): string {

@@ -331,6 +331,16 @@ export class RawClient {
   }
 }
 
+/** Runs `fn` with a fresh connection to `port`, which is destroyed afterwards whatever happens. */
+export async function withClient<R>(port: number, fn: (client: RawClient) => Promise<R>): Promise<R> {
+  const client = await RawClient.connect(port);
+  try {
+    return await fn(client);
+  } finally {
+    client.destroy();
+  }
+}
+
 /** Size of the complete frame at the start of `bytes`, or 0 when it is not all there. */
 function frameSize(bytes: Uint8Array): number {
   if (bytes.length < 2) return 0;
