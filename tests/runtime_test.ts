@@ -8,8 +8,8 @@
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
-import { runtimeListen } from "../src/runtime/mod.ts";
+import { connect, createServer, type Socket } from "node:net";
+import { runtimeConnect, runtimeListen } from "../src/runtime/mod.ts";
 import type { Transport, TransportListener } from "../src/runtime/types.ts";
 import { until } from "./helpers/server.ts";
 
@@ -177,5 +177,47 @@ describe(`runtime adapter (${"Bun" in globalThis ? "Bun" : "Deno" in globalThis 
     await until(() => client.ended || client.closed, "the connection to end", 20_000);
     assert.ok(client.received < LARGE, "queued bytes are dropped");
     assert.equal(server.closes, 1);
+  });
+
+  it("connects out: bytes both ways, then the peer's FIN closes the connection", async () => {
+    let peer: Socket | null = null;
+    const echo = createServer({ allowHalfOpen: true }, (socket) => {
+      peer = socket;
+      socket.on("data", (chunk) => socket.write(chunk));
+    });
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    const port = (echo.address() as { port: number }).port;
+    const chunks: Uint8Array[] = [];
+    let closes = 0;
+    const events = {
+      data(chunk: Uint8Array) {
+        chunks.push(chunk.slice());
+        return false;
+      },
+      drain() {},
+      close: () => void closes++,
+    };
+    try {
+      const transport = await runtimeConnect()({ hostname: "127.0.0.1", port }, events);
+      assert.equal(transport.remotePort, port);
+      const sent = pattern(100_000);
+      transport.write(sent);
+      await until(() => chunks.reduce((sum, chunk) => sum + chunk.length, 0) === sent.length, "the echo");
+      assert.deepEqual(joined(chunks), sent);
+      peer!.end();
+      await until(() => closes === 1, "close after the peer's FIN");
+    } finally {
+      echo.close();
+    }
+  });
+
+  it("refuses to connect where nothing listens", async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    await assert.rejects(
+      runtimeConnect()({ hostname: "127.0.0.1", port }, { data: () => false, drain() {}, close() {} }),
+    );
   });
 });

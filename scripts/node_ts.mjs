@@ -1,0 +1,26 @@
+// Runs Wisp's TypeScript on Node 20, which cannot: `node --import ./scripts/node_ts.mjs mod.ts`.
+// Imported with --import, it registers itself as a module hook; on the hooks thread, its `load`
+// hands each .ts file to esbuild (a dev dependency), which strips the types as Deno and Bun do.
+// Unlike tsx, it leaves function names alone instead of wrapping functions in a `__name` helper,
+// so a function's source (what Playwright sends to the browser to evaluate) runs anywhere.
+import { readFile } from "node:fs/promises";
+import { register } from "node:module";
+import { fileURLToPath } from "node:url";
+import { isMainThread } from "node:worker_threads";
+import { transform } from "esbuild";
+
+/** The load hook: .ts files become ES modules; everything else loads as usual. */
+export async function load(url, context, nextLoad) {
+  if (!url.startsWith("file:") || !url.endsWith(".ts")) return nextLoad(url, context);
+  const file = fileURLToPath(url);
+  const { code } = await transform(await readFile(file, "utf8"), {
+    loader: "ts",
+    format: "esm",
+    target: "node20",
+    sourcefile: file,
+    sourcemap: "inline",
+  });
+  return { format: "module", source: code, shortCircuit: true };
+}
+
+if (isMainThread) register(import.meta.url);
