@@ -1,6 +1,7 @@
-// Counts passed and failed tests in a JUnit report from `deno test` or `bun test`.
+// Counts passed and failed tests in a JUnit report from `deno test`, `bun test` or `node --test`.
 // Only leaf test cases count: Deno also reports each `describe` block as a case of its own,
-// named as the prefix ("suite > ") of its steps.
+// named as the prefix ("suite > ") of its steps. Node nests cases in a <testsuite> per block, and
+// reports a skipped block as one skipped case.
 // Usage: node scripts/count_junit.mjs REPORT.xml  → prints "PASSED FAILED"
 import { readFileSync } from "node:fs";
 

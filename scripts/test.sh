@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The test command: runs the whole suite under Deno, then under Bun, and prints
-# "tests: N passed, N failed" summed over both. Exits non-zero when any test fails.
+# The test command: runs the whole suite under Deno, then Bun, then Node, and prints
+# "tests: N passed, N failed" summed over the three (after a line for each). Exits non-zero when
+# any test fails.
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-if ! [ -x node_modules/.bin/deno ] || ! [ -x node_modules/.bin/bun ]; then
+if ! [ -x node_modules/.bin/deno ] || ! [ -x node_modules/.bin/bun ] || ! [ -x node_modules/.bin/esbuild ]; then
   npm ci --no-audit --no-fund || exit 1
 fi
 bash scripts/ensure_chromium.sh
@@ -15,6 +16,13 @@ deno test -A --doc --junit-path="$reports/deno.xml" tests/ src/ mod.ts
 deno_status=$?
 bun test --timeout 30000 --reporter=junit --reporter-outfile="$reports/bun.xml"
 bun_status=$?
+# Node 20 runs TypeScript through scripts/node_ts.mjs and has its WebSocket client behind a flag.
+# Each file runs in a process of its own, and the runner waits for each to exit: the timeout
+# bounds a run that a handle left open would otherwise hold forever.
+timeout 900 node --import ./scripts/node_ts.mjs --experimental-websocket --disable-warning=ExperimentalWarning \
+  --test --test-timeout=60000 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=junit --test-reporter-destination="$reports/node.xml" tests/*_test.ts
+node_status=$?
 
 count() { # runtime report status → "passed failed", one failure at least when the runner failed
   local result passed failed
@@ -26,5 +34,6 @@ count() { # runtime report status → "passed failed", one failure at least when
 }
 read -r deno_passed deno_failed <<<"$(count deno "$reports/deno.xml" "$deno_status")"
 read -r bun_passed bun_failed <<<"$(count bun "$reports/bun.xml" "$bun_status")"
-echo "tests: $((deno_passed + bun_passed)) passed, $((deno_failed + bun_failed)) failed"
-[ "$deno_status" -eq 0 ] && [ "$bun_status" -eq 0 ]
+read -r node_passed node_failed <<<"$(count node "$reports/node.xml" "$node_status")"
+echo "tests: $((deno_passed + bun_passed + node_passed)) passed, $((deno_failed + bun_failed + node_failed)) failed"
+[ "$deno_status" -eq 0 ] && [ "$bun_status" -eq 0 ] && [ "$node_status" -eq 0 ]

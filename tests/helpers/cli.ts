@@ -1,6 +1,6 @@
 /**
- * Wisp's command line run as a child process, exactly as a user starts it (`deno run -A mod.ts`
- * or `bun run mod.ts`, whichever runtime runs the tests).
+ * Wisp's command line run as a child process, exactly as a user starts it (`deno run -A mod.ts`,
+ * `bun run mod.ts` or `node --import ./scripts/node_ts.mjs mod.ts`, whichever runtime runs the tests).
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -21,6 +21,8 @@ export interface CliServer {
 
 const MOD_TS = fileURLToPath(new URL("../../mod.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** What Node 20 needs to run TypeScript (see the script). */
+const NODE_TS = new URL("../../scripts/node_ts.mjs", import.meta.url).href;
 const running = new Set<ChildProcess>();
 
 // A test run that dies leaves no server behind.
@@ -28,14 +30,19 @@ process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
+/** The command line that starts `mod.ts` with `args` on the runtime running the tests, as the README says. */
+function modCommand(args: string[]): [string, string[]] {
+  if ("Bun" in globalThis) return [process.execPath, ["run", MOD_TS, ...args]];
+  if ("Deno" in globalThis) return [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+  return [process.execPath, ["--import", NODE_TS, MOD_TS, ...args]];
+}
+
 /**
- * Runs `mod.ts` with `args` on the runtime running the tests, as the README says, collecting its
- * output; the process is killed if the test run exits first.
+ * Runs `mod.ts` with `args` on the runtime running the tests, collecting its output; the process
+ * is killed if the test run exits first.
  */
 function spawnMod(args: string[]): { child: ChildProcess; command: string; output: () => string } {
-  const [file, argv] = "Bun" in globalThis
-    ? [process.execPath, ["run", MOD_TS, ...args]]
-    : [Deno.execPath(), ["run", "-A", MOD_TS, ...args]];
+  const [file, argv] = modCommand(args);
   const child = spawn(file, argv, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1" },
