@@ -16,6 +16,8 @@ const BUILD = path.join(ROOT, "bench/.build");
 const LOADGEN = path.join(BUILD, "loadgen");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
+// Node 20 runs Wisp's TypeScript through this loader (esbuild strips the types once, at startup).
+const NODE_TS = path.join(ROOT, "scripts/node_ts.mjs");
 const SERVER_CORE = "0";
 const GEN_CORE = "1";
 const IDLE_CONNS = 10_000;
@@ -25,7 +27,7 @@ const IDLE_CONNS = 10_000;
 const USAGE = `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids]
   --rounds N       rounds to take medians over (default 3; --quick: 1)
   --quick          1 round with shorter runs, for a smoke test
-  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,ws
+  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,wisp-node,ws
   --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g`;
 
 function parseArgs(argv) {
@@ -97,6 +99,14 @@ const SERVERS = [
     id: "bun-floor",
     label: "Bun.listen floor",
     connect: script([BUN, "run"], "bun_listen_floor.ts"),
+  },
+  {
+    id: "wisp-node",
+    label: "Wisp/Node",
+    wisp: true,
+    echo: wispEcho([process.execPath, "--import", NODE_TS]),
+    deflate: wispEcho([process.execPath, "--import", NODE_TS]),
+    fanout: script([process.execPath, "--import", NODE_TS], "wisp_fanout.ts"),
   },
   {
     id: "ws",
@@ -482,7 +492,7 @@ function report(results, meta) {
       ...servers.map((s) => cell(results[sc.id][s.id], key)),
     ]),
   );
-  const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"]]
+  const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"], ["wisp-node", "ws"]]
     .map(([w, n]) => [servers.find((s) => s.id === w), servers.find((s) => s.id === n)])
     .filter(([w, n]) => w && n);
   const ratios = pairs.length
@@ -538,7 +548,7 @@ ${GEN_BOUND * 100}% of its core in at least one round, so that number is the gen
 server's. ‡ = other processes used more than ${BUSY * 100}% of a core during at least one round,
 so that number is suspect. n/a = the server has no such mode; fail = every round failed (see below).
 ${scenarios.filter((sc) => sc.deflate).map((sc) => `\n${deflateNotes(sc, results)}\n`).join("")}
-## Wisp relative to its runtime's native server (ratio of medians)
+## Wisp relative to its runtime's native server (on Node: ws; ratio of medians)
 
 Above 1× means Wisp's number is bigger: good where better is "higher" (throughput, conn/s),
 bad where better is "lower" (latency, open time, RSS).

@@ -1,11 +1,12 @@
-// Wisp's fan-out server for the benchmark, the same program on Deno and Bun:
+// Wisp's fan-out server for the benchmark, the same program on Deno, Bun and Node:
 // /fanout subscribes to topic "bench", a message sent on /publish is published
 // to it, and every other path echoes.
 // Usage: deno run -A bench/servers/wisp_fanout.ts PORT
 //        bun run bench/servers/wisp_fanout.ts PORT
+//        node --import ./scripts/node_ts.mjs bench/servers/wisp_fanout.ts PORT
 import { serve } from "../../mod.ts";
 
-// `process` is a global on both runtimes; argv[2] is the first script argument.
+// `process` is a global on all three runtimes; argv[2] is the first script argument.
 const port = Number(process.argv[2]);
 
 const server = serve({
