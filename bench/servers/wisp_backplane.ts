@@ -1,0 +1,42 @@
+// Wisp's server for the cross-process fan-out benchmark (bench/fanout_redis.mjs), the same
+// program on Deno and Bun. /fanout subscribes to topic "bench"; a message sent on /publish goes
+// to it with server.publish, so every subscriber gets it, here and (with a Redis URL) in every
+// other process on that Redis. GET /stats answers this process's subscriber count and the
+// backplane's counters as JSON, so the driver can tell drops and errors from slowness.
+// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL]
+//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL]
+import process from "node:process";
+import { redisBackplane, serve, type Server } from "../../mod.ts";
+
+const port = Number(process.argv[2]);
+const redisUrl = process.argv[3];
+// Every backplane event goes to the log with a timestamp: a reconnect or a refused publish
+// during a run is exactly what the benchmark should surface.
+const backplane = redisUrl
+  ? redisBackplane({
+    url: redisUrl,
+    onEvent: (event) => console.log(`${new Date().toISOString()} backplane ${event.type}: ${event.message}`),
+  })
+  : undefined;
+
+const server: Server = serve<{ path: string }>({
+  port,
+  hostname: "127.0.0.1",
+  backplane,
+  upgrade(request) {
+    return { data: { path: new URL(request.url).pathname } };
+  },
+  fetch(): Response {
+    const stats = { subscribers: server.subscriberCount("bench"), backplane: backplane?.stats() ?? null };
+    return Response.json(stats, { headers: { Connection: "close" } });
+  },
+  websocket: {
+    open(ws) {
+      if (ws.data.path === "/fanout") ws.subscribe("bench");
+    },
+    message(ws, data) {
+      if (ws.data.path === "/publish") server.publish("bench", data);
+    },
+  },
+});
+console.log(`listening on ws://127.0.0.1:${server.port}`);
