@@ -275,6 +275,9 @@ async function redisInfo(port) {
 
 // --- clients ---------------------------------------------------------------------------------
 
+// Reads by all raw clients: deliveries per read tell how many frames the server put in each write.
+let socketReads = 0;
+
 // A minimal WebSocket client on node:net for Wisp: the generator's own cost per message must stay
 // far below the servers', and `ws` allocates a Buffer and emits an event per message. It reads
 // unmasked, unfragmented server frames (Wisp sends 32 B publishes whole) and answers pings.
@@ -305,6 +308,7 @@ function wsOpen(port, pathname, onMessage, onClose) {
     const frames = (chunk) => {
       // Every frame of one read arrived at the same moment: one clock reading for all of them.
       const now = performance.now();
+      socketReads++;
       if (rest !== null) {
         chunk = Buffer.concat([rest, chunk]);
         rest = null;
@@ -613,7 +617,11 @@ async function fanoutRun(system, round, opts, redis) {
       fan.sending = true;
       fan.pump();
       await sleep(opts.warmup * 1000);
-      const t0 = performance.now(), d0 = fan.delivered, c0 = process.cpuUsage(), s0 = cpuByGroup(groups);
+      const r0 = socketReads,
+        t0 = performance.now(),
+        d0 = fan.delivered,
+        c0 = process.cpuUsage(),
+        s0 = cpuByGroup(groups);
       const m0 = machineCpuS();
       const lost0 = fan.lost;
       fan.measuring = true;
@@ -626,6 +634,7 @@ async function fanoutRun(system, round, opts, redis) {
       if (system.redis) result.redisMaxOutput = (await redisInfo(redis.port)).maxOutput;
       Object.assign(result, {
         deliveries_per_s: (fan.delivered - d0) / dt,
+        per_read: system.wisp ? (fan.delivered - d0) / (socketReads - r0) : NaN,
         p50_ms: fan.percentile(0.5),
         p99_ms: fan.percentile(0.99),
         max_ms: fan.maxLatency,
@@ -771,6 +780,13 @@ function table(header, rows) {
 function fanoutReport(systems, runs) {
   const ok = (id) => runs.filter((r) => r.system === id && !r.error);
   const med = (id, key) => median(ok(id).map((r) => r[key]));
+  // The same medians over the runs that other processes left alone (others ≤ BUSY).
+  const quiet = (id) => {
+    const rs = ok(id).filter((r) => r.others_cpu <= BUSY);
+    if (!rs.length) return "none";
+    const m = (key) => median(rs.map((r) => r[key]));
+    return `${fmt(m("deliveries_per_s"))}, ${fmt(m("p99_ms"))} (${rs.length})`;
+  };
   const has = (id) => systems.some((s) => s.id === id);
   const medians = table(
     [
@@ -782,6 +798,7 @@ function fanoutReport(systems, runs) {
       "generator CPU",
       "servers CPU (core 0)",
       "others CPU",
+      "quiet runs only: deliveries/s, p99 ms (runs)",
       "Wisp ÷ Socket.IO deliveries/s",
       "Wisp ÷ Socket.IO p99",
       "goal ≥ 3× at ≤ p99",
@@ -802,6 +819,7 @@ function fanoutReport(systems, runs) {
         pct(med(s.id, "gen_cpu")),
         pct(med(s.id, "server_cpu")),
         pct(med(s.id, "others_cpu")),
+        quiet(s.id),
         compare ? `${ratio.toFixed(2)}×` : "",
         compare ? `${p99Ratio.toFixed(2)}×` : "",
         compare && s.redis ? (ratio >= 3 && p99Ratio <= 1 ? "yes" : "no") : "",
@@ -840,6 +858,7 @@ function fanoutReport(systems, runs) {
       "stray",
       "max ms",
       "probes",
+      "frames per read",
       "CPU A / B / redis",
       "server counters",
       "Redis: new connections / largest output buffer",
@@ -855,6 +874,7 @@ function fanoutReport(systems, runs) {
       r.stray,
       fmt(r.max_ms),
       r.probes,
+      fmt(r.per_read),
       r.split_cpu.map(pct).join(" / "),
       Object.entries(r.stats).map(([name, st]) =>
         st.backplane
