@@ -43,9 +43,13 @@ export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
-export type { Backplane, BackplaneStats } from "./src/pubsub/backplane.ts";
+export type { Backplane, BackplaneEvent, BackplaneStats } from "./src/pubsub/backplane.ts";
 export { redisBackplane } from "./src/pubsub/redis.ts";
-export type { BackplaneEvent, RedisBackplaneOptions } from "./src/pubsub/redis.ts";
+export type { RedisBackplaneOptions } from "./src/pubsub/redis.ts";
+export { metricsResponse, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./src/metrics.ts";
+export type { ByteCounts, DropCounts, ServerStats } from "./src/metrics.ts";
+export { formatEvent } from "./src/events.ts";
+export type { ServerEvent, ServerEventKind } from "./src/events.ts";
 
 // Node 20 has no import.meta.main: there the entry module is the file in process.argv[1].
 if (import.meta.main ?? import.meta.filename === globalThis.process?.argv[1]) {

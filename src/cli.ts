@@ -4,6 +4,7 @@
  */
 
 import { startChatServer } from "./chat/server.ts";
+import { printEvent } from "./events.ts";
 import type { ServeOptions } from "./options.ts";
 import { coreCount, readTextFile, spawnSelf } from "./process.ts";
 import { redisBackplane } from "./pubsub/redis.ts";
@@ -27,13 +28,15 @@ export interface CliOptions {
   workers: number;
   /** `--redis`: the Redis backplane's URL, or null for none. */
   redis: string | null;
+  /** `--metrics`: the path of the Prometheus metrics (`/metrics` unless given), or null for none. */
+  metrics: string | null;
   /** `--help`: print the usage and exit. */
   help: boolean;
 }
 
 /** The `--help` text. */
 export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert FILE --key FILE]
-            [--workers N|auto] [--redis URL] [--help]
+            [--workers N|auto] [--redis URL] [--metrics[=PATH]] [--help]
 
   --port N          port to listen on (default 3368)
   --hostname HOST   address to listen on (default 127.0.0.1)
@@ -45,6 +48,8 @@ export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert 
                     that dies is restarted, and SIGINT/SIGTERM stops them all gracefully
   --redis URL       carry topics across processes through Redis (redis://host:port); the
                     chat demo needs it with more than one worker
+  --metrics[=PATH]  serve the counters in the Prometheus text format at PATH (default
+                    /metrics) on the same port; with --workers, each scrape reaches one worker
   --help            show this help
 `;
 
@@ -58,6 +63,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
     key: null,
     workers: 0,
     redis: null,
+    metrics: null,
     help: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -87,6 +93,12 @@ export function parseArgs(args: readonly string[]): CliOptions {
       options.workers = count;
     } else if (flag === "--redis") {
       options.redis = value();
+    } else if (flag === "--metrics") {
+      const path = inline ?? "/metrics";
+      if (!path.startsWith("/")) {
+        throw new TypeError(`--metrics must be a path starting with "/", got "${path}"`);
+      }
+      options.metrics = path;
     } else if (flag === "--echo" && inline === undefined) {
       options.echo = true;
     } else if ((flag === "--help" || flag === "-h") && inline === undefined) {
@@ -115,10 +127,11 @@ const WORKER = Number(globalThis.process?.env?.WISP_WORKER ?? "0");
  * `reusePort` and names itself in an `X-Wisp-Worker` header of its 101 responses.
  */
 async function startServer(options: CliOptions): Promise<Server> {
-  const shared: Pick<ServeOptions, "port" | "hostname" | "tls" | "backplane" | "reusePort"> = {
+  const shared: Pick<ServeOptions, "port" | "hostname" | "tls" | "backplane" | "reusePort" | "metrics"> = {
     port: options.port,
     hostname: options.hostname,
     reusePort: WORKER > 0,
+    metrics: options.metrics ?? undefined,
   };
   if (options.cert !== null && options.key !== null) {
     const [cert, key] = await Promise.all([readTextFile(options.cert), readTextFile(options.key)]);
@@ -171,14 +184,19 @@ export async function main(): Promise<void> {
   const url = options.echo ? server.url.replace("http", "ws") : server.url;
   const who = WORKER > 0 ? `worker ${WORKER} (pid ${process.pid}): ` : "";
   console.log(`${who}Wisp ${kind} server listening on ${url}`);
+  onShutdown(() => server.close());
+}
+
+/** On the first SIGINT or SIGTERM, runs `stop`, then exits with 0; later signals are ignored. */
+function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
-  const stop = () => {
+  const shutdown = () => {
     if (stopping) return;
     stopping = true;
-    server.close().then(() => process.exit(0));
+    stop().then(() => process.exit(0));
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
 }
 
 /** Runs `options.workers` worker processes on one port until SIGINT or SIGTERM. */
@@ -204,15 +222,12 @@ function supervise(options: CliOptions): void {
   );
   const pool = new WorkerPool(options.workers, {
     spawn: (id) => spawnSelf([...args, "--port", String(port)], { WISP_WORKER: String(id) }),
-    log: (line) => console.error(`wisp: ${line}`),
+    log: (line) => printEvent({ level: "warn", kind: "worker", message: line }),
   });
-  console.error(`wisp: supervisor (pid ${process.pid}) runs ${options.workers} workers on port ${port}`);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    pool.stop().then(() => process.exit(0));
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  printEvent({
+    level: "info",
+    kind: "worker",
+    message: `supervisor (pid ${process.pid}) runs ${options.workers} workers on port ${port}`,
+  });
+  onShutdown(() => pool.stop());
 }

@@ -24,9 +24,18 @@ import {
 } from "./api.ts";
 import { deflateMessage, MessageInflater } from "./deflate/codec.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
-import { type FrameHandler, FrameParser, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from "./frame.ts";
+import { describeError, type ServerEvent } from "./events.ts";
+import {
+  type FrameHandler,
+  frameHeaderSize,
+  FrameParser,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  RSV1,
+} from "./frame.ts";
 import { messageBytes, messageOpcode } from "./message.ts";
 import { MessageReader, type MessageSink } from "./message_reader.ts";
+import { type Counters, countIn } from "./metrics.ts";
 import { checkTopic, type PubSub, type Subscriber } from "./pubsub/pubsub.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
@@ -50,6 +59,10 @@ export interface ConnectionContext<T> {
   awaitMessages: boolean;
   /** The server's topics and compression settings. */
   pubsub: PubSub<Connection<T>>;
+  /** The server's counters. */
+  counters: Counters;
+  /** Hands an event to the server's `onEvent`. */
+  report(event: ServerEvent): void;
   /** Called once when a connection's transport has closed. */
   release(connection: Connection<T>): void;
 }
@@ -97,6 +110,32 @@ class TokenBucket {
   }
 }
 
+/** An inflater that counts what compressed messages inflate to as payload bytes received. */
+class CountedInflater extends MessageInflater {
+  readonly #counters: Counters;
+
+  /** See {@linkcode MessageInflater}; the sizes go to `counters`. */
+  constructor(windowBits: number, contextTakeover: boolean, counters: Counters) {
+    super(windowBits, contextTakeover);
+    this.#counters = counters;
+  }
+
+  /** Inflates as {@linkcode MessageInflater.inflate} does, counting the output. */
+  override inflate(data: Uint8Array, maxLength: number): Uint8Array {
+    const message = super.inflate(data, maxLength);
+    this.#counters.payloadBytesReceived += message.length;
+    return message;
+  }
+}
+
+/**
+ * The payload length of an unmasked frame of `size` bytes, whose header is 2, 4 or 10 bytes
+ * long: sizes 128 and 129, and 65 540 to 65 545, are no frame's.
+ */
+function payloadLength(size: number): number {
+  return size - (size <= 127 ? 2 : size <= 65_539 ? 4 : 10);
+}
+
 const EMPTY = new Uint8Array(0);
 
 /** A reason not to read (a bit of `#pauses`): the user called `pause`. */
@@ -125,6 +164,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   readonly #deflateBits: number;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
+  /** Whether the message being received is compressed (its inflater counts its payload bytes). */
+  #inflating = false;
   /** What the peer may still send under `maxMessagesPerSecond`, or null without a limit. */
   readonly #bucket: TokenBucket | null;
 
@@ -164,7 +205,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1);
     const inflater = deflate === null
       ? null
-      : new MessageInflater(deflate.clientWindowBits, deflate.clientContextTakeover);
+      : new CountedInflater(deflate.clientWindowBits, deflate.clientContextTakeover, ctx.counters);
     this.#reader = new MessageReader(this, ctx.maxPayloadLength, inflater);
     this.#deflateBits = deflate?.serverWindowBits ?? 0;
     this.#bucket = ctx.maxMessagesPerSecond === 0
@@ -193,6 +234,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   // --- TransportEvents -------------------------------------------------------------------------
 
   data(chunk: Uint8Array): boolean {
+    this.#ctx.counters.wireBytesReceived += chunk.length;
     this.#active = true;
     if (!this.#reading) return false;
     this.#retained = false;
@@ -264,11 +306,15 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   // --- FrameHandler ----------------------------------------------------------------------------
 
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
-    if (opcode !== Opcode.Continuation && this.#overRate()) return Failure.MessageRate;
+    if (opcode !== Opcode.Continuation) {
+      if (this.#overRate()) return Failure.MessageRate;
+      this.#inflating = rsv1;
+    }
     return this.#reader.onDataFrame(opcode, fin, rsv1, length);
   }
 
   onDataPayload(bytes: Uint8Array, end: boolean): number {
+    if (!this.#inflating) this.#ctx.counters.payloadBytesReceived += bytes.length;
     return this.#reader.onDataPayload(bytes, end);
   }
 
@@ -276,6 +322,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (opcode === Opcode.Close) {
       const parsed = parseClosePayload(payload);
       if ("error" in parsed) return parsed.error;
+      countIn(this.#ctx.counters.closeCodesReceived, parsed.code);
       this.#onCloseFrame(parsed.code, parsed.reason);
     } else if (this.#overRate()) {
       return Failure.MessageRate;
@@ -325,6 +372,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    */
   message(data: string | Uint8Array, borrowed: boolean): void {
     if (borrowed) this.#retained = true;
+    this.#ctx.counters.messagesReceived++;
     const pending = this.#invoke(this.#ctx.handler.message, data);
     if (pending !== null && this.#ctx.awaitMessages) {
       this.#pause(PAUSED_FOR_HANDLER);
@@ -398,6 +446,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    */
   #fail(failure: number): void {
     this.#reading = false;
+    if (failure === Failure.MessageRate) this.#ctx.counters.drops.rateLimit++;
     const code = failureCode(failure);
     const reason = failureReason(failure, this.#ctx);
     if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
@@ -414,7 +463,10 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   #armCloseTimer(): void {
     clearTimeout(this.#closeTimer);
-    this.#closeTimer = setTimeout(() => this.#transport.destroy(), this.#ctx.closeTimeout);
+    this.#closeTimer = setTimeout(() => {
+      this.#ctx.counters.drops.closeTimeout++;
+      this.#transport.destroy();
+    }, this.#ctx.closeTimeout);
   }
 
   /**
@@ -444,18 +496,36 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       typeof data === "string" && (options?.compress === false || this.compressionBits(data.length * 3) === 0)
     ) {
       // Text that goes out as it is (even at 3 bytes per code unit it stays under the compression
-      // threshold) is encoded straight into the send buffer.
+      // threshold) is encoded straight into the send buffer: its size is known once it is there.
       if (this.readyState !== ReadyState.OPEN) return "dropped";
-      this.#out().text(data);
+      const queue = this.#out();
+      const before = queue.bytes;
+      queue.text(data);
+      const wire = queue.bytes - before;
+      this.#ctx.counters.wireBytesSent += wire;
+      this.#countSent(payloadLength(wire));
       return this.#status();
     }
     const payload = messageBytes(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    const opcode = messageOpcode(data);
     const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
-    if (bits === 0) this.#out().frame(opcode, payload);
-    else this.#out().frame(opcode, deflateMessage(payload, bits, this.#ctx.pubsub.compression.level), true);
+    const body = bits === 0 ? payload : deflateMessage(payload, bits, this.#ctx.pubsub.compression.level);
+    this.#frame(messageOpcode(data), body, bits !== 0);
+    this.#countSent(payload.length);
     return this.#status();
+  }
+
+  /** Queues a frame carrying `payload` (RSV1 set when `rsv1`), counting its bytes. */
+  #frame(opcode: number, payload: Uint8Array, rsv1 = false): void {
+    this.#out().frame(opcode, payload, rsv1);
+    this.#ctx.counters.wireBytesSent += frameHeaderSize(payload.length) + payload.length;
+  }
+
+  /** Counts a data message of `length` payload bytes (before compression) as sent. */
+  #countSent(length: number): void {
+    const counters = this.#ctx.counters;
+    counters.messagesSent++;
+    counters.payloadBytesSent += length;
   }
 
   /** The window bits to compress a message of `length` bytes with, or 0 to send it as it is. */
@@ -463,9 +533,13 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     return length >= this.#ctx.pubsub.compression.threshold ? this.#deflateBits : 0;
   }
 
-  /** Queues an encoded frame that other sockets send too (so it is never changed). */
-  sendShared(frame: Uint8Array): SendStatus {
+  /** Queues an encoded frame that other sockets send too (so it is never changed): a delivery. */
+  sendShared(frame: Uint8Array, length: number): SendStatus {
     this.#out().shared(frame);
+    const counters = this.#ctx.counters;
+    counters.deliveries++;
+    counters.wireBytesSent += frame.length;
+    this.#countSent(length);
     return this.#status();
   }
 
@@ -484,7 +558,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    * backlog limit like data. False when it dropped the connection.
    */
   #control(opcode: number, payload: Uint8Array): boolean {
-    this.#out().frame(opcode, payload);
+    this.#frame(opcode, payload);
     return !this.#droppedOverLimit();
   }
 
@@ -492,6 +566,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #droppedOverLimit(): boolean {
     if (this.bufferedAmount <= this.#ctx.maxBufferedAmount) return false;
     // The peer does not read: a close frame would wait behind the backlog, so drop the link.
+    this.#ctx.counters.drops.backlog++;
     this.terminate();
     return true;
   }
@@ -503,7 +578,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }
     if (this.readyState !== ReadyState.OPEN) return "dropped";
-    this.#out().frame(Opcode.Ping, payload);
+    this.#frame(Opcode.Ping, payload);
     return this.#status();
   }
 
@@ -528,6 +603,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** See {@linkcode ServerWebSocket.publish}. */
   publish(topic: string, data: MessageData): number {
+    this.#ctx.counters.publishes++;
     return this.#ctx.pubsub.publish(topic, data, this);
   }
 
@@ -567,6 +643,10 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   /** Queues our close frame; false when it dropped the connection (see #control). */
   #sendClose(payload: Uint8Array): boolean {
     this.#closeSent = true;
+    countIn(
+      this.#ctx.counters.closeCodesSent,
+      payload.length < 2 ? CloseCode.NoStatus : (payload[0] << 8) | payload[1],
+    );
     return this.#control(Opcode.Close, payload);
   }
 
@@ -591,6 +671,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
       this.#control(Opcode.Ping, EMPTY);
     } else if (this.#silentSweeps >= 2) {
+      this.#ctx.counters.drops.idle++;
       this.terminate();
     }
   }
@@ -619,13 +700,24 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #handlerFailed(error: unknown): void {
     const onError = this.#ctx.handler.error;
     try {
-      if (onError === undefined) console.error("wisp: a WebSocket handler threw:", error);
+      if (onError === undefined) this.#reportFailure("a WebSocket handler failed", error);
       else onError.call(this.#ctx.handler, this.socket, error);
     } catch (secondError) {
-      console.error("wisp: the error handler threw:", secondError);
+      this.#reportFailure("the WebSocket error handler failed", secondError);
     }
     if (this.readyState === ReadyState.OPEN) {
       this.closeWith(failureCode(Failure.HandlerFailed), failureReason(Failure.HandlerFailed, this.#ctx));
     }
+  }
+
+  /** Tells the server's `onEvent` that a handler failed with `error`. */
+  #reportFailure(what: string, error: unknown): void {
+    this.#ctx.report({
+      level: "error",
+      kind: "websocket",
+      message: `${what}: ${describeError(error)}`,
+      remoteAddress: this.socket.remoteAddress,
+      error,
+    });
   }
 }

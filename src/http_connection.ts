@@ -26,6 +26,8 @@ import {
   writeResponse,
 } from "./http_response.ts";
 import { negotiateDeflate } from "./deflate/negotiate.ts";
+import { describeError, type ServerEvent } from "./events.ts";
+import { type Counters, countIn, metricsResponse, type ServerStats } from "./metrics.ts";
 import type { ResolvedOptions, UpgradeAccept } from "./options.ts";
 import type { ConnectionInit } from "./connection.ts";
 import type { Transport, TransportEvents } from "./runtime/types.ts";
@@ -34,6 +36,12 @@ import type { Transport, TransportEvents } from "./runtime/types.ts";
 export interface HttpHost<T> {
   /** The server's resolved options. */
   options: ResolvedOptions<T>;
+  /** The server's counters. */
+  readonly counters: Counters;
+  /** Hands an event to the server's `onEvent`. */
+  report(event: ServerEvent): void;
+  /** The server's stats, for the `metrics` path. */
+  stats(): ServerStats;
   /** Takes over a connection whose handshake succeeded. */
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
   /** The HTTP phase ended, whatever the outcome. */
@@ -180,6 +188,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
   /** Drops the connection to make room for a newcomer; a kept-alive one between requests goes quietly. */
   evict(error: HttpError): void {
+    this.#host.counters.drops.eviction++;
     if (this.#served > 0 && this.#unread.length === 0) this.#finish(null);
     else this.refuse(error);
   }
@@ -192,15 +201,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   expire(deadline: number): void {
     if (this.#stage === Stage.Request) {
       if (this.#waitingSince === 0 || this.#waitingSince > deadline) return;
+      this.#host.counters.drops.requestTimeout++;
       this.#failBody(new Error("the request body did not arrive in time"));
       return this.#fail({ status: 408, message: "the request body did not arrive in time" });
     }
     if (this.startedAt > deadline) return;
+    if (this.#stage === Stage.Head && this.#unread.length === 0 && this.#served > 0) {
+      return this.#finish(null); // a kept-alive connection between requests: closed, nobody asked for an answer
+    }
+    this.#host.counters.drops.handshakeTimeout++;
     if (this.#stage === Stage.Head && this.#unread.length === 0) {
-      // Nothing of a request came: a kept-alive connection between requests is closed without an
-      // answer nobody asked for, and one that never sent a byte (nor, with TLS, finished its
-      // handshake, so no answer could even be written) is dropped at once.
-      return this.#served > 0 ? this.#finish(null) : this.abort();
+      // Nothing of a request came, nor (with TLS) perhaps even a finished handshake, so that no
+      // answer could be written: dropped at once.
+      return this.abort();
     }
     this.refuse({ status: 408, message: "the request took too long" });
   }
@@ -222,6 +235,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     this.#unread.clear();
     this.#host.hold(-this.#held);
     this.#held = 0;
+    this.#host.counters.drops.bufferBudget++;
     this.#failBody(new Error("the server is out of memory for request data"));
     this.#fail({ status: 503, message: "the server is out of memory for request data; try again" });
     return false;
@@ -254,7 +268,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       try {
         this.#upgrade(head);
       } catch (error) {
-        this.#internalError(error);
+        this.#internalError(error, "the upgrade");
       }
       return false;
     }
@@ -269,27 +283,26 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     try {
       this.#request(head);
     } catch (error) {
-      this.#internalError(error);
+      this.#internalError(error, "the fetch handler");
     }
     return true;
   }
 
-  /** Starts answering a plain request: at once with 426 without a `fetch` handler, else through it. */
+  /**
+   * Starts answering a plain request: the `metrics` path, else at once with 426 without a
+   * `fetch` handler, else through it.
+   */
   #request(head: RequestHead): void {
-    const fetch = this.#host.options.fetch;
-    if (fetch === null) {
-      // Nothing will read the body, so the answer does not wait for it and the connection closes.
-      this.#keepAlive = false;
-      this.#respond(
-        new Response("This is a WebSocket server.\n", {
-          status: 426,
-          headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
-        }),
-      ).catch((error) => this.#internalError(error));
-      return;
-    }
+    const { fetch, metrics } = this.#host.options;
+    if (fetch === null && metrics === null) return this.#upgradeRequired();
     const url = this.#url(head, false);
     if (!(url instanceof URL)) return this.refuse(url);
+    if (url.pathname === metrics && (head.method === "GET" || head.method === "HEAD")) {
+      this.#respond(metricsResponse(this.#host)).catch((error) => this.#internalError(error, "the metrics"));
+      return;
+    }
+    if (fetch === null) return this.#upgradeRequired();
+    this.#host.counters.requests++;
     const hasBody = !this.#body!.done;
     this.#expectsContinue = hasBody && head.minorVersion >= 1 &&
       (head.headers.get("expect") ?? "").toLowerCase() === "100-continue";
@@ -301,7 +314,21 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort }),
     )
       .then((response) => this.#respond(response))
-      .catch((error) => this.#internalError(error));
+      .catch((error) => this.#internalError(error, "the fetch handler"));
+  }
+
+  /** Answers a plain request without a `fetch` handler: 426, at once. */
+  #upgradeRequired(): void {
+    const message = "This is a WebSocket server.\n";
+    this.#refused(426, message.trim());
+    // Nothing will read the body, so the answer does not wait for it and the connection closes.
+    this.#keepAlive = false;
+    this.#respond(
+      new Response(message, {
+        status: 426,
+        headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
+      }),
+    ).catch((error) => this.#internalError(error, "the 426 answer"));
   }
 
   /** The request body as a stream that reads from the socket only as the handler reads it. */
@@ -404,7 +431,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
         http11: head.minorVersion >= 1,
       }, this);
     } catch (error) {
-      console.error("wisp: a response body failed:", error);
+      this.#reportError("a response body", error);
       return this.abort();
     }
     if (this.#stage !== Stage.Request) return;
@@ -474,7 +501,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const offered = offeredProtocols(head.headers);
     if (offered === null) return this.refuse({ status: 400, message: "malformed Sec-WebSocket-Protocol" });
     if (options.upgrade === null) return this.#switch(head, url, key, offered, {}, null);
-    this.#askHook(head, url, key, offered).catch((error) => this.#internalError(error));
+    this.#askHook(head, url, key, offered).catch((error) => this.#internalError(error, "the upgrade"));
   }
 
   async #askHook(head: RequestHead, url: URL, key: string, offered: string[]): Promise<void> {
@@ -488,6 +515,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     if (this.#stage !== Stage.Upgrading) return; // timed out or dropped while the hook ran
     if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
     if (decision instanceof Response) {
+      this.#refused(decision.status, `the upgrade hook answered ${decision.status}`);
       await writeResponse(decision, { method: head.method, keepAlive: false, http11: true }, this);
       return this.#finish(null);
     }
@@ -523,9 +551,10 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       this.#unread.clear();
       this.#account();
       this.#end();
+      countIn(this.#host.counters.handshakes, 101);
       transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
       this.#host.adopt(transport, { url: url.href, protocol, data: accepted.data as T, deflate }, early);
-    }).catch((error) => this.#internalError(error));
+    }).catch((error) => this.#internalError(error, "the upgrade"));
   }
 
   /** The `protocols` option's pick from the client's offer, or `""`. */
@@ -541,10 +570,11 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
   // --- Ending ----------------------------------------------------------------------------------
 
-  #internalError(error: unknown): void {
-    // Once answered (a failed body, a timeout) the handler's failure is the answer's echo: not logged.
+  /** `source` (a hook, or Wisp's work around it) failed with `error`: reported, and answered 500. */
+  #internalError(error: unknown, source: string): void {
+    // Once answered (a failed body, a timeout) the handler's failure is the answer's echo: not reported.
     if (this.#stage === Stage.Done) return;
-    console.error("wisp: a request handler failed:", error);
+    this.#reportError(source, error);
     this.#failBody(new Error("the request failed"));
     this.#fail({ status: 500, message: "internal server error" });
   }
@@ -555,9 +585,29 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     else this.refuse(error);
   }
 
+  /** Tells the server's `onEvent` that `source` failed with `error`. */
+  #reportError(source: string, error: unknown): void {
+    this.#host.report({
+      level: "error",
+      kind: "handler",
+      message: `${source} failed: ${describeError(error)}`,
+      remoteAddress: this.remoteAddress,
+      error,
+    });
+  }
+
   /** Answers with an error status and closes. */
   refuse(error: HttpError): void {
+    if (this.#stage === Stage.Done) return;
+    this.#refused(error.status, error.message);
     this.#finish(errorResponse(error));
+  }
+
+  /** Counts an error answer of the HTTP phase, and with `reportRefusals` reports it. */
+  #refused(status: number, message: string): void {
+    countIn(this.#host.counters.handshakes, status);
+    if (!this.#host.options.reportRefusals) return;
+    this.#host.report({ level: "info", kind: "refused", status, remoteAddress: this.remoteAddress, message });
   }
 
   /** Writes a final response (if any) and closes the connection after it. */
@@ -571,7 +621,10 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     this.#unread.clear();
     this.#account();
     // A client that never closes its side is dropped once it has had time to read the answer.
-    this.#lingerTimer = setTimeout(() => transport.destroy(), this.#host.options.closeTimeout);
+    this.#lingerTimer = setTimeout(() => {
+      this.#host.counters.drops.closeTimeout++;
+      transport.destroy();
+    }, this.#host.options.closeTimeout);
   }
 
   #end(): void {

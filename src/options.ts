@@ -5,6 +5,7 @@
  * @module
  */
 
+import { printEvent, type ServerEvent } from "./events.ts";
 import type { Backplane } from "./pubsub/backplane.ts";
 import type { WebSocketHandler } from "./server_websocket.ts";
 
@@ -180,6 +181,28 @@ export interface ServeOptions<T = undefined> {
    * (topics live in this process).
    */
   backplane?: Backplane;
+  /**
+   * Serves `server.stats()` in the Prometheus text format (0.0.4) at this path (e.g.
+   * `"/metrics"`) of the same port: GET and HEAD requests for it are answered before the `fetch`
+   * handler is asked, also without one. Default: off (`metricsResponse` serves the same from a
+   * `fetch` handler of your own).
+   */
+  metrics?: string;
+  /**
+   * Told of what goes wrong outside any socket's handlers: a `fetch` or `upgrade` hook (or a
+   * response body) that throws or rejects, the backplane's connection coming and going and its
+   * errors (unless the backplane has its own `onEvent`), WebSocket handlers that throw when there
+   * is no `error` handler, and with `reportRefusals` every refused handshake. Default: one line on
+   * stderr per event, as `formatEvent` writes it
+   * (`wisp: error kind=handler address=… message="…"`).
+   */
+  onEvent?: (event: ServerEvent) => void;
+  /**
+   * Whether every error status Wisp answers in the HTTP phase (a refused handshake, a limit, a
+   * timeout) is an `onEvent` event too (`kind: "refused"`, with its status and address). Default
+   * false: under attack that is one event per connection.
+   */
+  reportRefusals?: boolean;
 }
 
 /** Settings of the `tls` option. */
@@ -265,6 +288,12 @@ export const OPTIONS = {
   idleTimeout: integerOption("120 000 ms", 120_000, 0, MAX_DELAY),
   sendPings: option("`true`", (value, name) => boolean(value, name, true)),
   awaitMessages: option("`false`", (value, name) => boolean(value, name, false)),
+  metrics: option("off", path),
+  onEvent: option(
+    "stderr",
+    (value, name) => optionalFunction<(event: ServerEvent) => void>(value, name) ?? printEvent,
+  ),
+  reportRefusals: option("`false`", (value, name) => boolean(value, name, false)),
 } satisfies { [K in keyof ServeOptions<unknown>]-?: Option<unknown> };
 
 /** Each option as its check in `OPTIONS` resolves it (see {@linkcode ResolvedOptions}). */
@@ -390,10 +419,10 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   return value;
 }
 
-function path(value: unknown): string | null {
+function path(value: unknown, name: string): string | null {
   if (value === undefined) return null;
   if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new TypeError(`option "path" must be a string starting with "/", got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be a string starting with "/", got ${describe(value)}`);
   }
   return value;
 }

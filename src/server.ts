@@ -1,6 +1,6 @@
 /**
  * `serve`: validates options, listens through the runtime's adapter, runs each connection's HTTP
- * phase, keeps track of open WebSockets, and shuts everything down in order.
+ * phase, keeps track of open WebSockets and the counters, and shuts everything down in order.
  * @module
  */
 
@@ -12,6 +12,9 @@ import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
 import type { MessageData } from "./api.ts";
+import { describeError, printEvent, type ServerEvent } from "./events.ts";
+import { Counters, type ServerStats } from "./metrics.ts";
+import type { BackplaneEvent } from "./pubsub/backplane.ts";
 import { PubSub } from "./pubsub/pubsub.ts";
 
 /** A running server, as returned by {@linkcode serve}. */
@@ -32,6 +35,12 @@ export interface Server {
   publish(topic: string, data: MessageData): number;
   /** How many sockets of this process subscribe to `topic` (other processes' are not counted). */
   subscriberCount(topic: string): number;
+  /**
+   * The counters since the server started (connections, handshakes by status, messages and
+   * bytes each way, drops by reason, close codes, publishes) and the backplane's stats, as a
+   * plain object made afresh on each call. `prometheusText` turns it into the Prometheus format.
+   */
+  stats(): ServerStats;
   /**
    * Stops accepting, drops connections still in their HTTP phase, and closes every WebSocket with
    * 1001 after what was already sent to it, then the backplane. Resolves once every connection is
@@ -68,6 +77,7 @@ export function serve<T = undefined>(options: ServeOptions<T> = {}): Server {
 
 class WispServer<T> implements Server, HttpHost<T> {
   readonly options: ResolvedOptions<T>;
+  readonly counters: Counters = new Counters();
   readonly #listener: TransportListener;
   readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
@@ -81,7 +91,11 @@ class WispServer<T> implements Server, HttpHost<T> {
   constructor(options: ResolvedOptions<T>) {
     this.options = options;
     // Without permessage-deflate no socket compresses, so these settings are never read.
-    this.#pubsub = new PubSub(options.perMessageDeflate ?? { threshold: 0, level: 0 }, options.backplane);
+    this.#pubsub = new PubSub(
+      options.perMessageDeflate ?? { threshold: 0, level: 0 },
+      options.backplane,
+      (event) => this.report(backplaneEvent(event)),
+    );
     this.#context = {
       handler: options.websocket,
       maxPayloadLength: options.maxPayloadLength,
@@ -91,6 +105,8 @@ class WispServer<T> implements Server, HttpHost<T> {
       maxMessageBurst: options.maxMessageBurst,
       awaitMessages: options.awaitMessages,
       pubsub: this.#pubsub,
+      counters: this.counters,
+      report: (event) => this.report(event),
       release: (connection) => {
         this.#sockets.delete(connection);
         this.#admission.disconnected(connection.socket.remoteAddress);
@@ -131,11 +147,34 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   publish(topic: string, data: MessageData): number {
+    this.counters.publishes++;
     return this.#pubsub.publish(topic, data, null);
   }
 
   subscriberCount(topic: string): number {
     return this.#pubsub.count(topic);
+  }
+
+  stats(): ServerStats {
+    const current = {
+      open: this.#sockets.size,
+      http: this.#admission.pending.size,
+      httpBytes: this.#admission.held,
+    };
+    return this.counters.snapshot(current, this.options.backplane?.stats() ?? null);
+  }
+
+  /** Hands `event` to the `onEvent` option; a hook that throws is itself reported on stderr. */
+  report(event: ServerEvent): void {
+    try {
+      this.options.onEvent(event);
+    } catch (error) {
+      printEvent({
+        level: "error",
+        kind: "handler",
+        message: `the onEvent hook failed: ${describeError(error)}`,
+      });
+    }
   }
 
   #accept(transport: Transport): void {
@@ -144,6 +183,7 @@ class WispServer<T> implements Server, HttpHost<T> {
       transport.destroy();
       return;
     }
+    this.counters.accepted++;
     const http = new HttpConnection(transport, this);
     transport.events = http;
     const refusal = this.#admission.admit(http);
@@ -198,6 +238,12 @@ class WispServer<T> implements Server, HttpHost<T> {
       this.#resolveClosed = null;
     }
   }
+}
+
+/** A backplane's event as the server's: errors are errors, a lost connection a warning. */
+function backplaneEvent(event: BackplaneEvent): ServerEvent {
+  const level = event.type === "error" ? "error" : event.type === "disconnected" ? "warn" : "info";
+  return { level, kind: "backplane", message: event.message };
 }
 
 /** Listens, turning the runtimes' different "address in use" errors into one clear message. */

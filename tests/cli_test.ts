@@ -21,6 +21,7 @@ describe("parseArgs", () => {
       key: null,
       workers: 0,
       redis: null,
+      metrics: null,
       help: false,
     });
   });
@@ -34,6 +35,7 @@ describe("parseArgs", () => {
       key: null,
       workers: 0,
       redis: null,
+      metrics: null,
       help: false,
     });
     assert.equal(parseArgs(["--port=0"]).port, 0);
@@ -79,6 +81,15 @@ describe("parseArgs", () => {
       message: /--workers must be/,
     });
     assert.throws(() => parseArgs(["--workers", "2"]), { name: "TypeError", message: /add --redis/ });
+  });
+
+  it("reads --metrics as /metrics, or the path after an equals sign, which must start with /", () => {
+    assert.equal(parseArgs(["--metrics"]).metrics, "/metrics");
+    assert.equal(parseArgs(["--metrics=/internal/metrics"]).metrics, "/internal/metrics");
+    assert.throws(() => parseArgs(["--metrics=metrics"]), {
+      name: "TypeError",
+      message: /--metrics must be a path starting with "\/"/,
+    });
   });
 });
 

@@ -42,7 +42,7 @@ const MAX_MESSAGE_BURST = 40;
 /** Options of {@linkcode startChatServer}. */
 export type ChatServerOptions = Pick<
   ServeOptions<ChatMember>,
-  "port" | "hostname" | "tls" | "backplane" | "reusePort"
+  "port" | "hostname" | "tls" | "backplane" | "reusePort" | "metrics"
 >;
 
 /** A message from a client, once validated. */
@@ -126,6 +126,7 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     tls: options.tls,
     backplane: options.backplane,
     reusePort: options.reusePort,
+    metrics: options.metrics,
     path: CHAT_PATH,
     protocols: [CHAT_PROTOCOL],
     maxPayloadLength: MAX_PAYLOAD,

@@ -22,14 +22,28 @@ export interface BackplaneStats {
   lastError: string;
 }
 
+/** Something that happened to a backplane's connection. */
+export interface BackplaneEvent {
+  /** `"connected"`, `"disconnected"` (it reconnects on its own) or `"error"`. */
+  type: "connected" | "disconnected" | "error";
+  /** What happened, in a few words. */
+  message: string;
+}
+
 /**
  * Carries publishes between server processes (the `backplane` option of `serve`). The server
  * delivers to its own subscribers first and at once; the backplane takes the message to the
  * others, and hands messages published elsewhere to `deliver`.
  */
 export interface Backplane {
-  /** Called once by the server that uses it, before anything else. */
-  attach(deliver: (topic: string, data: string | Uint8Array) => void): void;
+  /**
+   * Called once by the server that uses it, before anything else: messages from elsewhere go to
+   * `deliver`, and what happens to the backplane may go to `report` (the server's `onEvent`).
+   */
+  attach(
+    deliver: (topic: string, data: string | Uint8Array) => void,
+    report: (event: BackplaneEvent) => void,
+  ): void;
   /** The process has its first subscriber of `topic`: its messages are wanted from now on. */
   subscribe(topic: string): void;
   /** The process has no subscriber of `topic` left. */

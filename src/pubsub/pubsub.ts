@@ -6,7 +6,7 @@
 
 import { type MessageData, ReadyState, type SendStatus } from "../api.ts";
 import { type CompressionSettings, messageBytes, messageFrame, messageOpcode } from "../message.ts";
-import type { Backplane } from "./backplane.ts";
+import type { Backplane, BackplaneEvent } from "./backplane.ts";
 
 /** What publishing needs of a subscriber. */
 export interface Subscriber {
@@ -14,8 +14,11 @@ export interface Subscriber {
   readonly readyState: number;
   /** The window bits a message of `length` bytes is compressed with for it, or 0 for none. */
   compressionBits(length: number): number;
-  /** Queues an encoded frame that other subscribers send too (so it must not change it). */
-  sendShared(frame: Uint8Array): SendStatus;
+  /**
+   * Queues an encoded frame that other subscribers send too (so it must not change it);
+   * `length` is the message's payload before compression.
+   */
+  sendShared(frame: Uint8Array, length: number): SendStatus;
 }
 
 /**
@@ -32,12 +35,17 @@ export class PubSub<S extends Subscriber> {
 
   /**
    * Topics whose messages are compressed with `compression` for subscribers that agreed to it,
-   * spanning processes through `backplane` when there is one.
+   * spanning processes through `backplane` when there is one, which tells `report` what happens
+   * to it.
    */
-  constructor(compression: CompressionSettings, backplane: Backplane | null = null) {
+  constructor(
+    compression: CompressionSettings,
+    backplane: Backplane | null,
+    report: (event: BackplaneEvent) => void,
+  ) {
     this.compression = compression;
     this.#backplane = backplane;
-    backplane?.attach((topic, data) => this.#deliver(topic, data, null));
+    backplane?.attach((topic, data) => this.#deliver(topic, data, null), report);
   }
 
   /** Adds `subscriber` to `topic`. */
@@ -98,7 +106,7 @@ export class PubSub<S extends Subscriber> {
       const bits = subscriber.compressionBits(payload.length);
       const frame = frames[bits] ??= messageFrame(opcode, payload, bits, this.compression.level);
       // A subscriber past its backlog limit is dropped here; the others are not held up.
-      if (subscriber.sendShared(frame) !== "dropped") count++;
+      if (subscriber.sendShared(frame, payload.length) !== "dropped") count++;
     }
     return count;
   }

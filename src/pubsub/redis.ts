@@ -6,7 +6,7 @@
 
 import { runtimeConnect } from "../runtime/connect.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
-import type { Backplane, BackplaneStats } from "./backplane.ts";
+import type { Backplane, BackplaneEvent, BackplaneStats } from "./backplane.ts";
 import { encodeCommand, RespError, RespProtocolError, RespReader, respText, type RespValue } from "./resp.ts";
 
 /** Options of {@linkcode redisBackplane}. */
@@ -27,18 +27,10 @@ export interface RedisBackplaneOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Told of every change of state and every error, in one line. Default: the line goes to
-   * `console.error`, prefixed `wisp: redis backplane: `.
+   * Told of every change of state and every error, in one line. Default: the server's `onEvent`
+   * (as events of kind `"backplane"`, by default a line on stderr each).
    */
   onEvent?: (event: BackplaneEvent) => void;
-}
-
-/** Something that happened to a backplane's connection. */
-export interface BackplaneEvent {
-  /** `"connected"`, `"disconnected"` (it reconnects on its own) or `"error"`. */
-  type: "connected" | "disconnected" | "error";
-  /** What happened, in a few words. */
-  message: string;
 }
 
 /**
@@ -74,7 +66,8 @@ interface Settings {
   prefix: Uint8Array;
   sharded: boolean;
   maxBufferedBytes: number;
-  onEvent: (event: BackplaneEvent) => void;
+  /** The `onEvent` option, or null to tell the server instead. */
+  onEvent: ((event: BackplaneEvent) => void) | null;
 }
 
 function resolve(options: RedisBackplaneOptions): Settings {
@@ -108,8 +101,8 @@ function resolve(options: RedisBackplaneOptions): Settings {
   if (!Number.isInteger(maxBufferedBytes) || maxBufferedBytes < 0) {
     throw new RangeError(`redisBackplane() option "maxBufferedBytes" must be a whole number of bytes`);
   }
-  const onEvent = options.onEvent ?? ((event) => console.error(`wisp: redis backplane: ${event.message}`));
-  if (typeof onEvent !== "function") {
+  const onEvent = options.onEvent ?? null;
+  if (onEvent !== null && typeof onEvent !== "function") {
     throw new TypeError(`redisBackplane() option "onEvent" must be a function`);
   }
   return {
@@ -262,6 +255,8 @@ class RedisBackplane implements Backplane {
   readonly #publisher: RedisLink;
   readonly #subscriber: RedisLink;
   #deliver: ((topic: string, data: string | Uint8Array) => void) | null = null;
+  /** Where events go: the `onEvent` option, else the server's (set on attach). */
+  #onEvent: ((event: BackplaneEvent) => void) | null;
   /** Publishes waiting for the publisher to connect. */
   #waiting: Uint8Array[] = [];
   #waitingBytes = 0;
@@ -270,6 +265,7 @@ class RedisBackplane implements Backplane {
 
   constructor(settings: Settings) {
     this.#settings = settings;
+    this.#onEvent = settings.onEvent;
     const report = (event: BackplaneEvent) => this.#event(event);
     this.#publisher = new RedisLink(
       settings,
@@ -287,8 +283,12 @@ class RedisBackplane implements Backplane {
     );
   }
 
-  attach(deliver: (topic: string, data: string | Uint8Array) => void): void {
+  attach(
+    deliver: (topic: string, data: string | Uint8Array) => void,
+    report: (event: BackplaneEvent) => void,
+  ): void {
     this.#deliver = deliver;
+    this.#onEvent ??= report;
     void this.#publisher.open();
     void this.#subscriber.open();
   }
@@ -420,7 +420,7 @@ class RedisBackplane implements Backplane {
       this.#stats.lastError = event.message;
     }
     try {
-      this.#settings.onEvent(event);
+      this.#onEvent?.(event);
     } catch (error) {
       console.error("wisp: the backplane's onEvent threw:", error);
     }

@@ -2,6 +2,7 @@
 
 import { Connection, type ConnectionContext } from "../../src/connection.ts";
 import type { WebSocketHandler } from "../../src/server_websocket.ts";
+import { Counters } from "../../src/metrics.ts";
 import { PubSub } from "../../src/pubsub/pubsub.ts";
 import { NullTransport } from "./null_transport.ts";
 
@@ -52,7 +53,9 @@ export function testConnection(
     maxMessagesPerSecond: 0,
     maxMessageBurst: 0,
     awaitMessages: false,
-    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }),
+    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }, null, () => {}),
+    counters: new Counters(),
+    report() {},
     release() {},
     ...overrides,
   }, { url: "ws://127.0.0.1/", protocol: "", data: undefined, deflate: null });
