@@ -1,5 +1,5 @@
 /**
- * Wisp: a WebSocket server (RFC 6455) for Deno and Bun, written on the runtimes' raw TCP
+ * Wisp: a WebSocket server (RFC 6455) for Deno, Bun and Node, written on the runtimes' raw TCP
  * sockets with web-standard APIs and no dependencies.
  *
  * @example

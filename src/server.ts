@@ -50,7 +50,7 @@ export interface Server {
 }
 
 /**
- * Starts a WebSocket server on Deno or Bun.
+ * Starts a WebSocket server on Deno, Bun or Node.
  *
  * Throws a `TypeError` or `RangeError` naming the option when an option is wrong, and an `Error`
  * when the address cannot be bound (for example, the port is in use).

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { runtimeConnect } from "../runtime/connect.ts";
+import { runtimeConnect } from "../runtime/mod.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
 import type { Backplane, BackplaneEvent, BackplaneStats } from "./backplane.ts";
 import { encodeCommand, RespError, RespProtocolError, RespReader, respText, type RespValue } from "./resp.ts";
