@@ -158,6 +158,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   readonly #transport: Transport;
   readonly #ctx: ConnectionContext<T>;
+  /** The server's counters (`ctx.counters`), held here to spare a load per count on the hot path. */
+  readonly #counters: Counters;
   readonly #parser: FrameParser;
   readonly #reader: MessageReader;
   /** Window bits we compress with, or 0 when permessage-deflate was not agreed. */
@@ -201,6 +203,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   constructor(transport: Transport, ctx: ConnectionContext<T>, init: ConnectionInit<T>) {
     this.#transport = transport;
     this.#ctx = ctx;
+    this.#counters = ctx.counters;
     const deflate = init.deflate;
     this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1);
     const inflater = deflate === null
@@ -234,7 +237,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   // --- TransportEvents -------------------------------------------------------------------------
 
   data(chunk: Uint8Array): boolean {
-    this.#ctx.counters.wireBytesReceived += chunk.length;
+    this.#counters.wireBytesReceived += chunk.length;
     this.#active = true;
     if (!this.#reading) return false;
     this.#retained = false;
@@ -314,7 +317,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   }
 
   onDataPayload(bytes: Uint8Array, end: boolean): number {
-    if (!this.#inflating) this.#ctx.counters.payloadBytesReceived += bytes.length;
+    if (!this.#inflating) this.#counters.payloadBytesReceived += bytes.length;
     return this.#reader.onDataPayload(bytes, end);
   }
 
@@ -322,7 +325,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (opcode === Opcode.Close) {
       const parsed = parseClosePayload(payload);
       if ("error" in parsed) return parsed.error;
-      countIn(this.#ctx.counters.closeCodesReceived, parsed.code);
+      countIn(this.#counters.closeCodesReceived, parsed.code);
       this.#onCloseFrame(parsed.code, parsed.reason);
     } else if (this.#overRate()) {
       return Failure.MessageRate;
@@ -372,7 +375,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    */
   message(data: string | Uint8Array, borrowed: boolean): void {
     if (borrowed) this.#retained = true;
-    this.#ctx.counters.messagesReceived++;
+    this.#counters.messagesReceived++;
     const pending = this.#invoke(this.#ctx.handler.message, data);
     if (pending !== null && this.#ctx.awaitMessages) {
       this.#pause(PAUSED_FOR_HANDLER);
@@ -446,7 +449,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    */
   #fail(failure: number): void {
     this.#reading = false;
-    if (failure === Failure.MessageRate) this.#ctx.counters.drops.rateLimit++;
+    if (failure === Failure.MessageRate) this.#counters.drops.rateLimit++;
     const code = failureCode(failure);
     const reason = failureReason(failure, this.#ctx);
     if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
@@ -464,7 +467,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #armCloseTimer(): void {
     clearTimeout(this.#closeTimer);
     this.#closeTimer = setTimeout(() => {
-      this.#ctx.counters.drops.closeTimeout++;
+      this.#counters.drops.closeTimeout++;
       this.#transport.destroy();
     }, this.#ctx.closeTimeout);
   }
@@ -502,7 +505,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       const before = queue.bytes;
       queue.text(data);
       const wire = queue.bytes - before;
-      this.#ctx.counters.wireBytesSent += wire;
+      this.#counters.wireBytesSent += wire;
       this.#countSent(payloadLength(wire));
       return this.#status();
     }
@@ -518,12 +521,12 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   /** Queues a frame carrying `payload` (RSV1 set when `rsv1`), counting its bytes. */
   #frame(opcode: number, payload: Uint8Array, rsv1 = false): void {
     this.#out().frame(opcode, payload, rsv1);
-    this.#ctx.counters.wireBytesSent += frameHeaderSize(payload.length) + payload.length;
+    this.#counters.wireBytesSent += frameHeaderSize(payload.length) + payload.length;
   }
 
   /** Counts a data message of `length` payload bytes (before compression) as sent. */
   #countSent(length: number): void {
-    const counters = this.#ctx.counters;
+    const counters = this.#counters;
     counters.messagesSent++;
     counters.payloadBytesSent += length;
   }
@@ -536,7 +539,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   /** Queues an encoded frame that other sockets send too (so it is never changed): a delivery. */
   sendShared(frame: Uint8Array, length: number): SendStatus {
     this.#out().shared(frame);
-    const counters = this.#ctx.counters;
+    const counters = this.#counters;
     counters.deliveries++;
     counters.wireBytesSent += frame.length;
     this.#countSent(length);
@@ -566,7 +569,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #droppedOverLimit(): boolean {
     if (this.bufferedAmount <= this.#ctx.maxBufferedAmount) return false;
     // The peer does not read: a close frame would wait behind the backlog, so drop the link.
-    this.#ctx.counters.drops.backlog++;
+    this.#counters.drops.backlog++;
     this.terminate();
     return true;
   }
@@ -603,7 +606,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** See {@linkcode ServerWebSocket.publish}. */
   publish(topic: string, data: MessageData): number {
-    this.#ctx.counters.publishes++;
+    this.#counters.publishes++;
     return this.#ctx.pubsub.publish(topic, data, this);
   }
 
@@ -644,7 +647,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #sendClose(payload: Uint8Array): boolean {
     this.#closeSent = true;
     countIn(
-      this.#ctx.counters.closeCodesSent,
+      this.#counters.closeCodesSent,
       payload.length < 2 ? CloseCode.NoStatus : (payload[0] << 8) | payload[1],
     );
     return this.#control(Opcode.Close, payload);
@@ -671,7 +674,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (this.#silentSweeps === 2 && sendPings && this.readyState === ReadyState.OPEN) {
       this.#control(Opcode.Ping, EMPTY);
     } else if (this.#silentSweeps >= 2) {
-      this.#ctx.counters.drops.idle++;
+      this.#counters.drops.idle++;
       this.terminate();
     }
   }
