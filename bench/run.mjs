@@ -448,7 +448,7 @@ function fmt(x) {
   return x.toFixed(2);
 }
 
-const GEN_BOUND = 0.9;
+const GEN_BOUND = 0.8;
 const BUSY = 0.15; // share of a core used by other processes that makes a run suspect
 
 // One round's value of one row.  A scenario (g) result holds rows of two runs,
