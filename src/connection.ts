@@ -369,12 +369,16 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   }
 
   /**
-   * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in. With
+   * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in, unless the
+   * adapter reuses its read buffer, when the message is copied out instead. With
    * `awaitMessages`, a promise the handler returns holds the next message back until it settles
    * (a rejection has closed the socket by then, see #handlerFailed).
    */
   message(data: string | Uint8Array, borrowed: boolean): void {
-    if (borrowed) this.#retained = true;
+    if (borrowed) {
+      if (this.#transport.reusesReadBuffer) data = (data as Uint8Array).slice();
+      else this.#retained = true;
+    }
     this.#counters.messagesReceived++;
     const pending = this.#invoke(this.#ctx.handler.message, data);
     if (pending !== null && this.#ctx.awaitMessages) {

@@ -33,7 +33,8 @@ class DenoSocket implements RawSocket {
   constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
     const addr = conn.remoteAddr;
-    this.transport = new SocketTransport(this, addr.hostname, addr.port);
+    // The read loop reads into one buffer for as long as the core keeps no view of it.
+    this.transport = new SocketTransport(this, addr.hostname, addr.port, true);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {

@@ -38,6 +38,8 @@ export class SocketTransport implements Transport {
   readonly remoteAddress: string;
   /** The peer's port. */
   readonly remotePort: number;
+  /** See {@linkcode Transport.reusesReadBuffer}. */
+  readonly reusesReadBuffer: boolean;
   /** Where events go; the core sets it once when it takes the connection. */
   events!: TransportEvents;
   readonly #raw: RawSocket;
@@ -52,10 +54,11 @@ export class SocketTransport implements Transport {
   #closed = false;
 
   /** Wraps `raw`, connected to `remoteAddress`:`remotePort`. */
-  constructor(raw: RawSocket, remoteAddress: string, remotePort: number) {
+  constructor(raw: RawSocket, remoteAddress: string, remotePort: number, reusesReadBuffer = false) {
     this.#raw = raw;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
+    this.reusesReadBuffer = reusesReadBuffer;
   }
 
   /** Bytes accepted by `write` that the socket is not done with. */

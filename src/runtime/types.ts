@@ -31,6 +31,12 @@ export interface Transport {
   readonly remotePort: number;
   /** Bytes accepted by `write` but not yet handed to the operating system. */
   readonly pending: number;
+  /**
+   * Whether the adapter reads into the same buffer again when `data` returns false (Deno). The
+   * core then copies a message out of its chunk instead of handing on a view: a view would make
+   * the adapter allocate (and zero) a new read buffer for every read.
+   */
+  readonly reusesReadBuffer: boolean;
   /** Where events go; the core sets it once when it takes the connection. */
   events: TransportEvents;
   /**

@@ -5,6 +5,7 @@ export class NullTransport implements Transport {
   readonly remoteAddress = "127.0.0.1";
   readonly remotePort = 1;
   readonly pending = 0;
+  readonly reusesReadBuffer = false;
   events!: TransportEvents;
   write(_bytes: Uint8Array): boolean {
     return false;
