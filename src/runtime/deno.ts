@@ -33,8 +33,7 @@ class DenoSocket implements RawSocket {
   constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
     const addr = conn.remoteAddr;
-    // The read loop reads into one buffer for as long as the core keeps no view of it.
-    this.transport = new SocketTransport(this, addr.hostname, addr.port, true);
+    this.transport = new SocketTransport(this, addr.hostname, addr.port);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {
@@ -71,6 +70,11 @@ class DenoSocket implements RawSocket {
       // A reset or a read after terminate: either way the connection is over.
     }
     transport.peerEnded();
+  }
+
+  /** The read loop reads into one buffer for as long as the core keeps no view of it. */
+  get reusesReadBuffer(): boolean {
+    return true;
   }
 
   /** Starts an async write; it reports back through `writable`, so none is done at once. */

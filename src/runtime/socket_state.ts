@@ -28,6 +28,8 @@ export interface RawSocket {
   terminate(): void;
   /** Stops reading (see {@linkcode Transport.pause}). */
   pause(): void;
+  /** See {@linkcode Transport.reusesReadBuffer}; absent means false. */
+  readonly reusesReadBuffer?: boolean;
   /** Reads again after `pause`. */
   resume(): void;
 }
@@ -38,8 +40,6 @@ export class SocketTransport implements Transport {
   readonly remoteAddress: string;
   /** The peer's port. */
   readonly remotePort: number;
-  /** See {@linkcode Transport.reusesReadBuffer}. */
-  readonly reusesReadBuffer: boolean;
   /** Where events go; the core sets it once when it takes the connection. */
   events!: TransportEvents;
   readonly #raw: RawSocket;
@@ -54,11 +54,15 @@ export class SocketTransport implements Transport {
   #closed = false;
 
   /** Wraps `raw`, connected to `remoteAddress`:`remotePort`. */
-  constructor(raw: RawSocket, remoteAddress: string, remotePort: number, reusesReadBuffer = false) {
+  constructor(raw: RawSocket, remoteAddress: string, remotePort: number) {
     this.#raw = raw;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
-    this.reusesReadBuffer = reusesReadBuffer;
+  }
+
+  /** See {@linkcode Transport.reusesReadBuffer}. */
+  get reusesReadBuffer(): boolean {
+    return this.#raw.reusesReadBuffer === true;
   }
 
   /** Bytes accepted by `write` that the socket is not done with. */
