@@ -44,8 +44,8 @@ export class MessageReader {
   #frameFin = false;
   /** The message being received has RSV1 set: it is compressed. */
   #compressed = false;
-  /** Pieces of a message that did not arrive in one piece. */
-  readonly #assembly = new GrowableBuffer(0);
+  /** Pieces of a message that did not arrive in one piece (made on first use: idle sockets stay small). */
+  #assembly: GrowableBuffer | null = null;
   #utf8: Utf8Validator | null = null;
 
   /** A reader handing messages of at most `maxPayloadLength` bytes to `sink`. */
@@ -71,8 +71,7 @@ export class MessageReader {
   /** The next piece of the current frame's payload; `end` on the frame's last piece. */
   onDataPayload(bytes: Uint8Array, end: boolean): number {
     const complete = end && this.#frameFin;
-    const assembly = this.#assembly;
-    if (complete && assembly.length === 0 && bytes.length === this.#size) {
+    if (complete && bytes.length === this.#size && (this.#assembly?.length ?? 0) === 0) {
       // The whole message is in this piece: hand it on without copying.
       return this.#deliver(bytes, true);
     }
@@ -80,6 +79,7 @@ export class MessageReader {
       this.#utf8 ??= new Utf8Validator();
       if (!this.#utf8.push(bytes)) return Failure.InvalidText;
     }
+    const assembly = this.#assembly ??= new GrowableBuffer(0);
     // At least the whole current message so far, and doubling so many small fragments cost few copies.
     assembly.append(bytes, this.#maxPayloadLength, this.#size);
     if (!complete) return 0;
@@ -94,7 +94,8 @@ export class MessageReader {
    * copied again. `null` otherwise.
    */
   readTarget(remaining: number): Uint8Array | null {
-    const spare = this.#assembly.spare;
+    const spare = this.#assembly?.spare;
+    if (spare === undefined) return null;
     const room = Math.min(remaining, spare.length);
     return room >= READ_INTO_MIN ? spare.subarray(0, room) : null;
   }
