@@ -37,7 +37,7 @@ import { messageBytes, messageOpcode } from "./message.ts";
 import { MessageReader, type MessageSink } from "./message_reader.ts";
 import { type Counters, countIn } from "./metrics.ts";
 import { checkTopic, type PubSub, type Subscriber } from "./pubsub/pubsub.ts";
-import type { Transport, TransportEvents } from "./runtime/types.ts";
+import { SMALL_PIECE, type Transport, type TransportEvents } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
 import { ServerWebSocket, type WebSocketHandler } from "./server_websocket.ts";
 
@@ -137,12 +137,6 @@ function payloadLength(size: number): number {
 }
 
 const EMPTY = new Uint8Array(0);
-/**
- * Smallest message copied out of a read buffer the adapter reuses (Deno). Below it, several
- * messages share each read, and one new read buffer per read costs less than a copy of each
- * (measured with bench/ at 32, 256 and 4,096 bytes).
- */
-const COPY_OUT_MIN = 128;
 
 /** A reason not to read (a bit of `#pauses`): the user called `pause`. */
 const PAUSED_BY_USER = 1;
@@ -211,7 +205,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#ctx = ctx;
     this.#counters = ctx.counters;
     const deflate = init.deflate;
-    this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1);
+    const copyBelow = transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;
+    this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1, copyBelow);
     const inflater = deflate === null
       ? null
       : new CountedInflater(deflate.clientWindowBits, deflate.clientContextTakeover, ctx.counters);
@@ -322,9 +317,9 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     return this.#reader.onDataFrame(opcode, fin, rsv1, length);
   }
 
-  onDataPayload(bytes: Uint8Array, end: boolean): number {
+  onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number {
     if (!this.#inflating) this.#counters.payloadBytesReceived += bytes.length;
-    return this.#reader.onDataPayload(bytes, end);
+    return this.#reader.onDataPayload(bytes, end, copied);
   }
 
   onControlFrame(opcode: number, payload: Uint8Array): number {
@@ -376,14 +371,15 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /**
    * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in, unless the
-   * adapter reuses its read buffer and the message is not tiny: then it is copied out. With
+   * adapter reuses its read buffer and the message is not small: then it is copied out. With
    * `awaitMessages`, a promise the handler returns holds the next message back until it settles
    * (a rejection has closed the socket by then, see #handlerFailed).
    */
   message(data: string | Uint8Array, borrowed: boolean): void {
     if (borrowed) {
-      if (this.#transport.reusesReadBuffer && data.length >= COPY_OUT_MIN) data = (data as Uint8Array).slice();
-      else this.#retained = true;
+      if (this.#transport.readChunks.reused && data.length >= SMALL_PIECE) {
+        data = (data as Uint8Array).slice();
+      } else this.#retained = true;
     }
     this.#counters.messagesReceived++;
     const pending = this.#invoke(this.#ctx.handler.message, data);

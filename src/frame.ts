@@ -33,11 +33,12 @@ export interface FrameHandler {
    */
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number;
   /**
-   * The next unmasked bytes of the current data frame, a view into the pushed chunk. `end` is
-   * true on the frame's last piece, which is empty for an empty frame.
+   * The next unmasked bytes of the current data frame: a view into the pushed chunk, or when
+   * `copied`, a copy of its own (a piece shorter than the parser's `copyBelow`). `end` is true on
+   * the frame's last piece, which is empty for an empty frame.
    */
-  onDataPayload(bytes: Uint8Array, end: boolean): number;
-  /** A whole, unmasked control frame. The payload is a view that is only valid during the call. */
+  onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number;
+  /** A whole, unmasked control frame. The payload is only valid during the call. */
   onControlFrame(opcode: number, payload: Uint8Array): number;
 }
 
@@ -49,9 +50,9 @@ const enum State {
 
 /**
  * Reads client frames from a byte stream, in any split: the calls it makes are the same whether
- * the bytes come whole or one at a time (payload may only come in more pieces). Data payloads are
- * unmasked in place and handed on as views, never copied; only a header or a control payload
- * split across chunks is gathered in a small fixed buffer.
+ * the bytes come whole or one at a time (payload may only come in more pieces). Payloads are
+ * unmasked in place and handed on as views (pieces under `copyBelow` bytes as copies); only a
+ * header or a control payload split across chunks is gathered in a small fixed buffer.
  *
  * It enforces every framing rule of RFC 6455 §5: masking, reserved bits (RSV1 only as a
  * negotiated extension allows, on a message's first frame), reserved opcodes, control-frame
@@ -61,6 +62,7 @@ const enum State {
 export class FrameParser {
   #handler: FrameHandler;
   #allowedRsv: number;
+  readonly #copyBelow: number;
   #state = State.Header;
   /** A header split across chunks (allocated the first time one is: idle sockets stay small). */
   #head: Uint8Array | null = null;
@@ -83,10 +85,12 @@ export class FrameParser {
    * A parser for one connection's incoming bytes.
    * @param handler receives frames and payload.
    * @param allowedRsv the RSV bits a negotiated extension defines (`RSV1` for deflate), else 0.
+   * @param copyBelow payload pieces shorter than this are copied rather than viewed (0: none are).
    */
-  constructor(handler: FrameHandler, allowedRsv = 0) {
+  constructor(handler: FrameHandler, allowedRsv = 0, copyBelow = 0) {
     this.#handler = handler;
     this.#allowedRsv = allowedRsv;
+    this.#copyBelow = copyBelow;
   }
 
   /** The first failure (a {@linkcode Failure} number, see `failureCode` and `failureReason`), or 0. */
@@ -222,20 +226,21 @@ export class FrameParser {
     this.#fragmented = !fin;
     const failure = this.#handler.onDataFrame(opcode, fin, (b0 & RSV1) !== 0, length);
     if (failure !== 0) return this.#fail(failure);
-    if (length === 0) this.#report(this.#handler.onDataPayload(EMPTY, true));
+    if (length === 0) this.#report(this.#handler.onDataPayload(EMPTY, true, true));
     else this.#state = State.Payload;
   }
 
   #readPayload(chunk: Uint8Array, pos: number): number {
     const take = Math.min(this.#remaining, chunk.length - pos);
-    const piece = chunk.subarray(pos, pos + take);
+    const copied = take < this.#copyBelow;
+    const piece = copied ? chunk.slice(pos, pos + take) : chunk.subarray(pos, pos + take);
     unmask(piece, this.#mask, this.#maskOffset);
     this.#maskOffset = (this.#maskOffset + take) & 3;
     this.#remaining -= take;
     const end = this.#remaining === 0;
     if (end) this.#state = State.Header;
     if (this.#opcode < 0x8) {
-      this.#report(this.#handler.onDataPayload(piece, end));
+      this.#report(this.#handler.onDataPayload(piece, end, copied));
     } else if (end && this.#controlFilled === 0) {
       this.#report(this.#handler.onControlFrame(this.#opcode, piece));
     } else {

@@ -69,11 +69,11 @@ export class MessageReader {
   }
 
   /** The next piece of the current frame's payload; `end` on the frame's last piece. */
-  onDataPayload(bytes: Uint8Array, end: boolean): number {
+  onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number {
     const complete = end && this.#frameFin;
     if (complete && bytes.length === this.#size && (this.#assembly?.length ?? 0) === 0) {
-      // The whole message is in this piece: hand it on without copying.
-      return this.#deliver(bytes, true);
+      // The whole message is in this piece: hand it on as it is (`copied`: not a view).
+      return this.#deliver(bytes, !copied, false);
     }
     if (this.#opcode === Opcode.Text && !this.#compressed) {
       this.#utf8 ??= new Utf8Validator();
@@ -85,7 +85,7 @@ export class MessageReader {
     if (!complete) return 0;
     if (this.#utf8 !== null && !this.#utf8.complete) return Failure.InvalidText;
     this.#utf8?.reset();
-    return this.#deliver(assembly.take(), false);
+    return this.#deliver(assembly.take(), false, true);
   }
 
   /**
@@ -101,15 +101,14 @@ export class MessageReader {
   }
 
   /**
-   * Hands a complete message on. `borrowed` means it is a view into the read chunk; otherwise it
-   * was assembled, and text in it was validated piece by piece.
+   * Hands a complete message on. `borrowed` means it is a view into the read chunk; `validated`
+   * that it was assembled, and text in it was validated piece by piece.
    */
-  #deliver(payload: Uint8Array, borrowed: boolean): number {
+  #deliver(payload: Uint8Array, borrowed: boolean, validated: boolean): number {
     const opcode = this.#opcode;
     this.#opcode = 0;
     this.#size = 0;
     if (!this.#sink.accepting) return 0;
-    let validated = !borrowed;
     if (this.#compressed) {
       try {
         payload = this.#inflater!.inflate(payload, this.#maxPayloadLength);

@@ -25,6 +25,8 @@ class Recorder implements FrameHandler {
   pieces: number[] = [];
   /** Whether the last data frame's payload ended (`end` was true). */
   ended = true;
+  /** Each `onDataPayload` call's bytes and its `copied` flag, in order. */
+  payloadCalls: { bytes: Uint8Array; copied: boolean }[] = [];
   /** Codes to return from the callbacks. */
   dataFrameCode = 0;
   dataPayloadCode = 0;
@@ -50,8 +52,9 @@ class Recorder implements FrameHandler {
     return this.dataFrameCode;
   }
 
-  onDataPayload(bytes: Uint8Array, end: boolean): number {
+  onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number {
     assert.ok(!this.ended, "payload arrived outside a data frame");
+    this.payloadCalls.push({ bytes, copied });
     this.#records[this.#records.length - 1].parts.push(bytes.slice());
     this.pieces[this.pieces.length - 1]++;
     this.ended = end;
@@ -262,6 +265,24 @@ describe("FrameParser: split input", () => {
       assert.equal(parser.error, 0);
       assertSameFrames(recorder.frames, whole.frames, `${pieces.length} pieces`);
       assert.ok(recorder.ended);
+    }
+  });
+
+  it("hands pieces shorter than copyBelow on as copies of their own, longer ones as views of the chunk", () => {
+    const bytes = stream();
+    const expected = parse([bytes]).recorder.frames;
+    for (const pieces of [[bytes.slice()], new Random(7).split(bytes, 300)]) {
+      const recorder = new Recorder();
+      const parser = new FrameParser(recorder, 0, 128);
+      for (const piece of pieces) parser.push(piece);
+      assert.equal(parser.error, 0);
+      assertSameFrames(recorder.frames, expected, `${pieces.length} pieces`);
+      const chunks = new Set(pieces.map((piece) => piece.buffer));
+      for (const { bytes: piece, copied } of recorder.payloadCalls) {
+        if (piece.length === 0) continue; // the shared empty piece of an empty frame
+        assert.equal(copied, piece.length < 128, `a piece of ${piece.length} bytes`);
+        assert.equal(chunks.has(piece.buffer), !copied, `a piece of ${piece.length} bytes lies in a chunk`);
+      }
     }
   });
 

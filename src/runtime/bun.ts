@@ -7,6 +7,7 @@ import { type RawSocket, SocketTransport } from "./socket_state.ts";
 import type {
   ConnectOptions,
   ListenOptions,
+  ReadChunks,
   Transport,
   TransportEvents,
   TransportListener,
@@ -26,6 +27,9 @@ interface BunSocket extends RawSocket {
   close(): void;
 }
 
+/** Every read brings a new chunk, and views of it cost JavaScriptCore more than small copies. */
+const BUN_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: true };
+
 /** Socket handlers that hand Bun's events to each socket's transport, made on `open`. */
 function handlers(opened: (socket: BunSocket, transport: SocketTransport) => void) {
   return {
@@ -33,7 +37,7 @@ function handlers(opened: (socket: BunSocket, transport: SocketTransport) => voi
     binaryType: "uint8array",
     // No setNoDelay: Bun already sets TCP_NODELAY on every socket it accepts or opens.
     open(socket: BunSocket) {
-      const transport = new SocketTransport(socket, socket.remoteAddress, socket.remotePort ?? 0);
+      const transport = new SocketTransport(socket, socket.remoteAddress, socket.remotePort ?? 0, BUN_CHUNKS);
       socket.data = transport;
       opened(socket, transport);
     },

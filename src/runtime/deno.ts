@@ -7,6 +7,7 @@ import { type RawSocket, SocketTransport } from "./socket_state.ts";
 import type {
   ConnectOptions,
   ListenOptions,
+  ReadChunks,
   Transport,
   TransportEvents,
   TransportListener,
@@ -15,6 +16,9 @@ import type {
 /** Read buffers start small so idle connections stay cheap, and grow while reads fill them. */
 const MIN_READ = 4096;
 const MAX_READ = 256 * 1024;
+
+/** The read loop reads into one buffer for as long as the core keeps no view of it. */
+const DENO_CHUNKS: ReadChunks = { reused: true, smallCopiesCheaper: false };
 
 /** A `Deno.TcpConn` (or `TlsConn`) as a {@linkcode RawSocket}: writes are async, reads run in a loop. */
 class DenoSocket implements RawSocket {
@@ -33,7 +37,7 @@ class DenoSocket implements RawSocket {
   constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
     const addr = conn.remoteAddr;
-    this.transport = new SocketTransport(this, addr.hostname, addr.port);
+    this.transport = new SocketTransport(this, addr.hostname, addr.port, DENO_CHUNKS);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {
@@ -70,11 +74,6 @@ class DenoSocket implements RawSocket {
       // A reset or a read after terminate: either way the connection is over.
     }
     transport.peerEnded();
-  }
-
-  /** The read loop reads into one buffer for as long as the core keeps no view of it. */
-  get reusesReadBuffer(): boolean {
-    return true;
   }
 
   /** Starts an async write; it reports back through `writable`, so none is done at once. */

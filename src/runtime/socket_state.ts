@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Transport, TransportEvents } from "./types.ts";
+import { FRESH_CHUNKS, type ReadChunks, type Transport, type TransportEvents } from "./types.ts";
 
 /** The calls in which the runtimes' sockets differ. */
 export interface RawSocket {
@@ -28,8 +28,6 @@ export interface RawSocket {
   terminate(): void;
   /** Stops reading (see {@linkcode Transport.pause}). */
   pause(): void;
-  /** See {@linkcode Transport.reusesReadBuffer}; absent means false. */
-  readonly reusesReadBuffer?: boolean;
   /** Reads again after `pause`. */
   resume(): void;
 }
@@ -40,6 +38,8 @@ export class SocketTransport implements Transport {
   readonly remoteAddress: string;
   /** The peer's port. */
   readonly remotePort: number;
+  /** What the adapter's read chunks are like (one object per adapter). */
+  readonly readChunks: ReadChunks;
   /** Where events go; the core sets it once when it takes the connection. */
   events!: TransportEvents;
   readonly #raw: RawSocket;
@@ -53,16 +53,12 @@ export class SocketTransport implements Transport {
   #peerEnded = false;
   #closed = false;
 
-  /** Wraps `raw`, connected to `remoteAddress`:`remotePort`. */
-  constructor(raw: RawSocket, remoteAddress: string, remotePort: number) {
+  /** Wraps `raw`, connected to `remoteAddress`:`remotePort`, whose reads bring `readChunks`. */
+  constructor(raw: RawSocket, remoteAddress: string, remotePort: number, readChunks = FRESH_CHUNKS) {
     this.#raw = raw;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
-  }
-
-  /** See {@linkcode Transport.reusesReadBuffer}. */
-  get reusesReadBuffer(): boolean {
-    return this.#raw.reusesReadBuffer === true;
+    this.readChunks = readChunks;
   }
 
   /** Bytes accepted by `write` that the socket is not done with. */

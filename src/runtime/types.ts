@@ -23,6 +23,33 @@ export interface TransportEvents {
   close(): void;
 }
 
+/**
+ * What an adapter's read chunks are like. Whole messages that lie in one chunk are handed to the
+ * handler as views of it unless one of these says a copy costs less (measured with bench/).
+ */
+export interface ReadChunks {
+  /**
+   * The adapter reads into the same buffer again when `data` returns false (Deno). The core then
+   * copies messages of `SMALL_PIECE` bytes or more out of it: a view would make the adapter
+   * allocate (and zero) a new read buffer for every read.
+   */
+  readonly reused: boolean;
+  /**
+   * A copy of a small piece of a chunk costs less than a view of it (JavaScriptCore, on the chunks
+   * Bun makes): the frame parser copies payload pieces under `SMALL_PIECE` bytes.
+   */
+  readonly smallCopiesCheaper: boolean;
+}
+
+/** Chunks that are new for every read, viewed at no extra cost (Node). */
+export const FRESH_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: false };
+
+/**
+ * Below this many bytes, one payload piece or whole message counts as small for
+ * {@linkcode ReadChunks}: several such messages share a read.
+ */
+export const SMALL_PIECE = 128;
+
 /** One accepted TCP connection. */
 export interface Transport {
   /** The peer's IP address. */
@@ -31,12 +58,8 @@ export interface Transport {
   readonly remotePort: number;
   /** Bytes accepted by `write` but not yet handed to the operating system. */
   readonly pending: number;
-  /**
-   * Whether the adapter reads into the same buffer again when `data` returns false (Deno). The
-   * core then copies a message out of its chunk instead of handing on a view: a view would make
-   * the adapter allocate (and zero) a new read buffer for every read.
-   */
-  readonly reusesReadBuffer: boolean;
+  /** What the adapter's read chunks are like, which decides when the core copies out of them. */
+  readonly readChunks: ReadChunks;
   /** Where events go; the core sets it once when it takes the connection. */
   events: TransportEvents;
   /**
