@@ -11,11 +11,16 @@ import { BINARY, concat, frame, RawClient, TEXT } from "./helpers/raw_client.ts"
 import { serve, type Server } from "../mod.ts";
 
 const encoder = new TextEncoder();
+/** How many small messages come first; a few large ones follow. */
+const SMALL = 600;
 const decoder = new TextDecoder();
 
-/** Message `i`: its own length (1 to about 6 KiB) and contents, so that no two are alike. */
+/**
+ * Message `i`: its own length (1 to about 6 KiB, and from `SMALL` on about 300 KiB, so that Bun
+ * reads chunks large enough to be released) and contents, so that no two are alike.
+ */
 function message(i: number): Uint8Array {
-  const length = 1 + ((i * 977) % 6000);
+  const length = i < SMALL ? 1 + ((i * 977) % 6000) : 300_000 + i;
   return Uint8Array.from({ length }, (_, j) => (i * 131 + j * 7 + (j >> 8)) & 0xff);
 }
 
@@ -43,7 +48,7 @@ describe("messages a handler keeps", () => {
   after(() => server.close());
 
   it("are not overwritten by the reads that follow them", async () => {
-    const count = 600;
+    const count = SMALL + 4;
     const client = await RawClient.open(server.port);
     const wire = concat(...Array.from({ length: count }, (_, i) => frame(BINARY, message(i))));
     // Uneven pieces (a prime stride), each written a little after the last, so reads end mid-frame.
