@@ -160,8 +160,11 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   readonly #ctx: ConnectionContext<T>;
   /** The server's counters (`ctx.counters`), held here to spare a load per count on the hot path. */
   readonly #counters: Counters;
-  readonly #parser: FrameParser;
-  readonly #reader: MessageReader;
+  /** Made with the reader on the first bytes after the handshake (idle sockets stay small). */
+  #parser: FrameParser | null = null;
+  #reader: MessageReader | null = null;
+  /** What permessage-deflate was agreed on, or null: the parser and inflater are made from it. */
+  readonly #deflate: DeflateParams | null;
   /** Window bits we compress with, or 0 when permessage-deflate was not agreed. */
   readonly #deflateBits: number;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
@@ -205,12 +208,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#ctx = ctx;
     this.#counters = ctx.counters;
     const deflate = init.deflate;
-    const copyBelow = transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;
-    this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1, copyBelow);
-    const inflater = deflate === null
-      ? null
-      : new CountedInflater(deflate.clientWindowBits, deflate.clientContextTakeover, ctx.counters);
-    this.#reader = new MessageReader(this, ctx.maxPayloadLength, inflater);
+    this.#deflate = deflate;
     this.#deflateBits = deflate?.serverWindowBits ?? 0;
     this.#bucket = ctx.maxMessagesPerSecond === 0
       ? null
@@ -247,10 +245,23 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     return this.#retained;
   }
 
+  /** Makes the frame parser and message reader, for the first bytes after the handshake. */
+  #startReading(): FrameParser {
+    const deflate = this.#deflate;
+    const ctx = this.#ctx;
+    const inflater = deflate === null
+      ? null
+      : new CountedInflater(deflate.clientWindowBits, deflate.clientContextTakeover, ctx.counters);
+    this.#reader = new MessageReader(this, ctx.maxPayloadLength, inflater);
+    const copyBelow = this.#transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;
+    return this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1, copyBelow);
+  }
+
   /** Parses `chunk`, keeping what follows a pause for later. */
   #parse(chunk: Uint8Array): void {
+    const parser = this.#parser ?? this.#startReading();
     let rest = chunk;
-    let used = this.#parser.push(rest);
+    let used = parser.push(rest);
     // The parser stops early after a handler paused (or a close frame stopped reading).
     while (used < rest.length && this.#reading) {
       rest = rest.subarray(used);
@@ -258,9 +269,9 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
         this.#hold(rest);
         break;
       }
-      used = this.#parser.push(rest); // paused and resumed within one handler call
+      used = parser.push(rest); // paused and resumed within one handler call
     }
-    const error = this.#parser.error;
+    const error = parser.error;
     if (error !== 0 && this.#reading) this.#fail(error);
   }
 
@@ -284,7 +295,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    * target stops at the frame's end.
    */
   readTarget(): Uint8Array | null {
-    return this.#reading ? this.#reader.readTarget(this.#parser.payloadRemaining) : null;
+    const parser = this.#parser;
+    return this.#reading && parser !== null ? this.#reader!.readTarget(parser.payloadRemaining) : null;
   }
 
   drain(): void {
@@ -300,7 +312,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#reading = false;
     this.#pauses = 0;
     this.#held = null;
-    this.#parser.pause(); // dropped while parsing (a send past the limit): the rest of the chunk is moot
+    this.#parser?.pause(); // dropped while parsing (a send past the limit): the rest of the chunk is moot
     this.#queue?.clear();
     this.#report(CloseCode.Abnormal, "");
     // server.close() then resolves in a microtask after the close handler's, queued by #report.
@@ -314,12 +326,12 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
       if (this.#overRate()) return Failure.MessageRate;
       this.#inflating = rsv1;
     }
-    return this.#reader.onDataFrame(opcode, fin, rsv1, length);
+    return this.#reader!.onDataFrame(opcode, fin, rsv1, length);
   }
 
   onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number {
     if (!this.#inflating) this.#counters.payloadBytesReceived += bytes.length;
-    return this.#reader.onDataPayload(bytes, end, copied);
+    return this.#reader!.onDataPayload(bytes, end, copied);
   }
 
   onControlFrame(opcode: number, payload: Uint8Array): number {
@@ -411,7 +423,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   #pause(reason: number): void {
     if (this.readyState !== ReadyState.OPEN) return;
     this.#pauses |= reason;
-    this.#parser.pause();
+    this.#parser?.pause();
     if (!this.#transportPaused) {
       this.#transportPaused = true;
       this.#transport.pause();
@@ -443,7 +455,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   #onCloseFrame(code: number, reason: string): void {
     this.#reading = false;
-    this.#parser.pause();
+    this.#parser?.pause();
     // Echo the peer's code, as RFC 6455 §5.5.1 suggests (unless the echo dropped the connection).
     const echo = code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, "");
     if (this.#closeSent || this.#sendClose(echo)) this.#finish(code, reason);
