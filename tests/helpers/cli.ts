@@ -37,12 +37,15 @@ function modCommand(args: string[]): [string, string[]] {
   return [process.execPath, ["--import", NODE_TS, MOD_TS, ...args]];
 }
 
-/**
- * Runs `mod.ts` with `args` on the runtime running the tests, collecting its output; the process
- * is killed if the test run exits first.
- */
-function spawnMod(args: string[]): { child: ChildProcess; command: string; output: () => string } {
-  const [file, argv] = modCommand(args);
+/** A child process, the command that started it, and everything it printed so far. */
+interface Spawned {
+  child: ChildProcess;
+  command: string;
+  output: () => string;
+}
+
+/** Runs `file` with `argv`, collecting its output; the process is killed if the test run exits first. */
+function spawnCommand(file: string, argv: string[]): Spawned {
   const child = spawn(file, argv, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1" },
@@ -57,12 +60,30 @@ function spawnMod(args: string[]): { child: ChildProcess; command: string; outpu
   return { child, command: `${file} ${argv.join(" ")}`, output: () => output };
 }
 
+/** Runs `mod.ts` with `args` on the runtime running the tests (see {@linkcode spawnCommand}). */
+function spawnMod(args: string[]): Spawned {
+  const [file, argv] = modCommand(args);
+  return spawnCommand(file, argv);
+}
+
 /**
  * Starts `mod.ts` with `args` and waits for its "listening on URL" line (at most `ms`).
  * Pass `--port 0` to get a free port.
  */
 export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
-  const { child, command, output } = spawnMod(args);
+  return untilListening(spawnMod(args), ms);
+}
+
+/**
+ * Starts `file` with `argv` (a runtime and a script of its own that prints "listening on URL")
+ * and waits for that line (at most `ms`).
+ */
+export function startListening(file: string, argv: string[], ms = 20_000): Promise<CliServer> {
+  return untilListening(spawnCommand(file, argv), ms);
+}
+
+/** Resolves once `spawned` prints "listening on URL"; kills it and rejects if it exits or `ms` pass first. */
+function untilListening({ child, command, output }: Spawned, ms: number): Promise<CliServer> {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");

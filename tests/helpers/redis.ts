@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { type CliServer, startListening } from "./cli.ts";
 import { delay } from "./server.ts";
 
 /** Why the Redis tests cannot run here, or `false` when they can (pass it as a test's `skip`). */
@@ -122,45 +123,11 @@ const FIXTURE = fileURLToPath(new URL("../fixtures/backplane_server.ts", import.
 const BIN = fileURLToPath(new URL("../../node_modules/.bin/", import.meta.url));
 
 /** A Wisp server process on the backplane (see tests/fixtures/backplane_server.ts). */
-export interface WispProcess {
-  port: number;
-  output(): string;
-  stop(): Promise<void>;
-}
+export type WispProcess = CliServer;
 
 /** Starts the backplane fixture on `runtime` against `redisUrl`; resolves once it listens. */
 export function startWisp(runtime: "deno" | "bun", redisUrl: string, sharded = false): Promise<WispProcess> {
   const args = runtime === "deno" ? ["run", "-A", FIXTURE, redisUrl] : ["run", FIXTURE, redisUrl];
   if (sharded) args.push("sharded");
-  const child = spawn(BIN + runtime, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  children.add(child);
-  let output = "";
-  const collect = (chunk: Uint8Array) => (output += new TextDecoder().decode(chunk));
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await exited;
-    children.delete(child);
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => stop().then(() => reject(new Error(`no listening line:\n${output}`))),
-      20_000,
-    );
-    child.stdout!.on("data", () => {
-      const match = /listening on (\S+)\r?\n/.exec(output);
-      if (match === null) return;
-      clearTimeout(timer);
-      resolve({ port: Number(new URL(match[1]).port), output: () => output, stop });
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited early (code ${code}):\n${output}`));
-    });
-  });
+  return startListening(BIN + runtime, args);
 }
