@@ -8,6 +8,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { BINARY, concat, frame, RawClient, TEXT } from "./helpers/raw_client.ts";
+import { firstDifference } from "./helpers/events.ts";
+import { delay } from "./helpers/server.ts";
 import { serve, type Server } from "../mod.ts";
 
 const encoder = new TextEncoder();
@@ -35,10 +37,7 @@ describe("messages a handler keeps", () => {
         message(ws, data) {
           if (typeof data !== "string") return void kept.push(data);
           // "check": compare every kept message with what was sent, and answer with the verdict.
-          const wrong = kept.findIndex((bytes, i) => {
-            const sent = message(i);
-            return bytes.length !== sent.length || bytes.some((b, j) => b !== sent[j]);
-          });
+          const wrong = kept.findIndex((bytes, i) => firstDifference(bytes, message(i)) !== -1);
           ws.send(wrong === -1 ? `ok ${kept.length}` : `message ${wrong} changed`);
         },
       },
@@ -54,7 +53,7 @@ describe("messages a handler keeps", () => {
     // Uneven pieces (a prime stride), each written a little after the last, so reads end mid-frame.
     for (let at = 0, n = 0; at < wire.length; at += 7919, n++) {
       client.write(wire.subarray(at, at + 7919));
-      if (n % 16 === 15) await new Promise((resolve) => setTimeout(resolve, 1));
+      if (n % 16 === 15) await delay(1);
     }
     client.write(frame(TEXT, encoder.encode("check")));
     const reply = await client.readFrame();
