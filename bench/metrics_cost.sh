@@ -1,5 +1,5 @@
 #!/bin/bash
-# The cost of counting (needs bench/.build/loadgen: run bench/run.sh once). Cost of counting: 32 B echo (64 conns x 16 in flight) against `mod.ts --echo --metrics`, with and
+# The cost of counting (needs bench/.build/loadgen: run bench/run.sh once): 32 B echo (64 conns x 16 in flight) against `mod.ts --echo --metrics`, with and
 # without a scraper polling /metrics every second, alternating, 3 rounds each.
 cd "$(dirname "$0")/.."; export PATH=$PWD/node_modules/.bin:$PATH
 run() { # runtime scrape

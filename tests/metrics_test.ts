@@ -21,11 +21,18 @@ import {
   type ServerEvent,
   type ServerStats,
 } from "../mod.ts";
-import { CLOSE, closePayload, frame, RawClient, TEXT, upgradeRequest } from "./helpers/raw_client.ts";
+import {
+  CLOSE,
+  closePayload,
+  frame,
+  RawClient,
+  TEXT,
+  upgradeRequest,
+  withClient,
+} from "./helpers/raw_client.ts";
 import { compressAlone, inflateAlone } from "./helpers/deflate.ts";
 import { Inbox } from "./helpers/events.ts";
-import { echoServer, until } from "./helpers/server.ts";
-import { freePort } from "./helpers/redis.ts";
+import { echoServer, freePort, until } from "./helpers/server.ts";
 import { startCli } from "./helpers/cli.ts";
 import { Counters } from "../src/metrics.ts";
 
@@ -50,12 +57,11 @@ function assertPromtoolAccepts(text: string): void {
 }
 
 /** GETs `path` over raw TCP (a fresh connection, closed after), returning status, headers and body. */
-async function get(port: number, path: string, method = "GET") {
-  const client = await RawClient.connect(port);
-  client.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
-  const response = await client.readResponse(5000, method === "HEAD");
-  client.destroy();
-  return response;
+function get(port: number, path: string, method = "GET") {
+  return withClient(port, (client) => {
+    client.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    return client.readResponse(5000, method === "HEAD");
+  });
 }
 
 /** The samples of a scrape: `name{labels}` → value. */
@@ -85,12 +91,11 @@ async function chatter(port: number, path: string, texts: string[]): Promise<Raw
 }
 
 /** Sends an upgrade request with `headers` changed and returns the status of the answer. */
-async function refusedWith(port: number, path: string, headers: Record<string, string | null> = {}) {
-  const client = await RawClient.connect(port);
-  client.write(upgradeRequest(path, headers));
-  const { status } = await client.readResponse();
-  client.destroy();
-  return status;
+function refusedWith(port: number, path: string, headers: Record<string, string | null> = {}) {
+  return withClient(port, async (client) => {
+    client.write(upgradeRequest(path, headers));
+    return (await client.readResponse()).status;
+  });
 }
 
 describe("prometheusText", () => {

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { runtimeConnect, runtimeListen } from "../src/runtime/mod.ts";
 import type { Transport, TransportListener } from "../src/runtime/types.ts";
-import { until } from "./helpers/server.ts";
+import { freePort, until } from "./helpers/server.ts";
 
 /** One accepted connection, with what its events reported. */
 interface Accepted {
@@ -212,10 +212,7 @@ describe(`runtime adapter (${"Bun" in globalThis ? "Bun" : "Deno" in globalThis 
   });
 
   it("refuses to connect where nothing listens", async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     await assert.rejects(
       runtimeConnect()({ hostname: "127.0.0.1", port }, { data: () => false, drain() {}, close() {} }),
     );

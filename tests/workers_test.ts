@@ -11,11 +11,11 @@ import { RawClient, upgradeRequest } from "./helpers/raw_client.ts";
 import { runCli, startCli } from "./helpers/cli.ts";
 import { until } from "./helpers/server.ts";
 
-/** The pid a line of `output` names for `who` ("supervisor" or "worker N"). */
-function pidOf(output: string, who: string, after = 0): number {
+/** The pid the last line of `output` naming `who` ("supervisor" or "worker N") gives. */
+function pidOf(output: string, who: string): number {
   const pattern = new RegExp(`${who} \\(pid (\\d+)\\)`, "g");
   const pids = [...output.matchAll(pattern)].map((match) => Number(match[1]));
-  return pids[pids.length - 1 - after] ?? 0;
+  return pids.at(-1) ?? 0;
 }
 
 /** Opens a WebSocket and returns which worker answered (its X-Wisp-Worker header). */

@@ -5,13 +5,13 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type CliServer, startListening } from "./cli.ts";
-import { delay } from "./server.ts";
+import { delay, freePort } from "./server.ts";
 
 /** Why the Redis tests cannot run here, or `false` when they can (pass it as a test's `skip`). */
 export const redisSkipReason: string | false = (() => {
@@ -27,18 +27,6 @@ const children = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
-
-/** A port no one listens on now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once something accepts TCP connections on `port`, or fails after `ms`. */
 async function listening(port: number, ms: number): Promise<void> {

@@ -1,5 +1,6 @@
 /** Starting and stopping servers in tests. */
 
+import { createServer } from "node:net";
 import { serve, type ServeOptions, type Server } from "../../mod.ts";
 
 /** An echo server on a free port, with extra options merged in. */
@@ -31,4 +32,16 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(5);
   }
+}
+
+/** A port no one listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
