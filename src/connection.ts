@@ -458,7 +458,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#parser?.pause();
     // Echo the peer's code, as RFC 6455 §5.5.1 suggests (unless the echo dropped the connection).
     const echo = code === CloseCode.NoStatus ? EMPTY : encodeClosePayload(code, "");
-    if (this.#closeSent || this.#sendClose(echo)) this.#finish(code, reason);
+    if (this.#closeSent || this.#sendClose(code, echo)) this.#finish(code, reason);
   }
 
   /**
@@ -470,7 +470,9 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (failure === Failure.MessageRate) this.#counters.drops.rateLimit++;
     const code = failureCode(failure);
     const reason = failureReason(failure, this.#ctx);
-    if (this.#closeSent || this.#sendClose(encodeClosePayload(code, reason))) this.#finish(code, reason);
+    if (this.#closeSent || this.#sendClose(code, encodeClosePayload(code, reason))) {
+      this.#finish(code, reason);
+    }
   }
 
   /** The closing handshake is done on our side: flush, half-close, and wait for the peer's FIN. */
@@ -647,7 +649,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     if (this.readyState !== ReadyState.OPEN) return;
     this.readyState = ReadyState.CLOSING;
     this.#leaveTopics();
-    if (!this.#sendClose(payload)) return;
+    if (!this.#sendClose(code, payload)) return;
     this.#armCloseTimer();
     // A paused socket reads again, for the peer's close frame: the messages before it are discarded.
     this.#pauses = 0;
@@ -662,12 +664,9 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   }
 
   /** Queues our close frame; false when it dropped the connection (see #control). */
-  #sendClose(payload: Uint8Array): boolean {
+  #sendClose(code: number, payload: Uint8Array): boolean {
     this.#closeSent = true;
-    countIn(
-      this.#counters.closeCodesSent,
-      payload.length < 2 ? CloseCode.NoStatus : (payload[0] << 8) | payload[1],
-    );
+    countIn(this.#counters.closeCodesSent, code);
     return this.#control(Opcode.Close, payload);
   }
 

@@ -37,11 +37,6 @@ export class WorkerPool {
     for (let id = 1; id <= count; id++) this.#start(id);
   }
 
-  /** The workers' process ids, by worker id. */
-  get pids(): Map<number, number> {
-    return new Map([...this.#workers].map(([id, child]) => [id, child.pid]));
-  }
-
   #start(id: number): void {
     const child = this.#host.spawn(id);
     const startedAt = Date.now();

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { TlsOptions } from "../options.ts";
+
 /** What the core does with one connection's events. */
 export interface TransportEvents {
   /**
@@ -101,7 +103,7 @@ export interface ListenOptions {
   /** Whether to set SO_REUSEPORT, so that other processes may listen on the port too. Default false. */
   reusePort?: boolean;
   /** Serve TLS with this certificate chain and key (PEM), offering ALPN `http/1.1`. Default: plain TCP. */
-  tls?: { cert: string; key: string; passphrase?: string } | null;
+  tls?: TlsOptions | null;
 }
 
 /** Where {@linkcode Connect} connects to. */
