@@ -24,7 +24,7 @@ import {
 } from "./api.ts";
 import { deflateMessage, MessageInflater } from "./deflate/codec.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
-import { describeError, type ServerEvent } from "./events.ts";
+import { failureEvent, type ServerEvent } from "./events.ts";
 import {
   type FrameHandler,
   frameHeaderSize,
@@ -732,12 +732,6 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** Tells the server's `onEvent` that a handler failed with `error`. */
   #reportFailure(what: string, error: unknown): void {
-    this.#ctx.report({
-      level: "error",
-      kind: "websocket",
-      message: `${what}: ${describeError(error)}`,
-      remoteAddress: this.socket.remoteAddress,
-      error,
-    });
+    this.#ctx.report(failureEvent("websocket", what, error, this.socket.remoteAddress));
   }
 }

@@ -53,8 +53,23 @@ export function printEvent(event: ServerEvent): void {
   console.error(formatEvent(event));
 }
 
+/**
+ * The event for a hook or handler that threw `error`: `what` says which one failed, and
+ * `remoteAddress` whose request or socket it was serving.
+ */
+export function failureEvent(
+  kind: "handler" | "websocket",
+  what: string,
+  error: unknown,
+  remoteAddress?: string,
+): ServerEvent {
+  const event: ServerEvent = { level: "error", kind, message: `${what}: ${describeError(error)}`, error };
+  if (remoteAddress !== undefined) event.remoteAddress = remoteAddress;
+  return event;
+}
+
 /** A thrown value as text, whatever it is (`String` itself throws for some objects). */
-export function describeError(error: unknown): string {
+function describeError(error: unknown): string {
   try {
     return String(error);
   } catch {

@@ -26,7 +26,7 @@ import {
   writeResponse,
 } from "./http_response.ts";
 import { negotiateDeflate } from "./deflate/negotiate.ts";
-import { describeError, type ServerEvent } from "./events.ts";
+import { failureEvent, type ServerEvent } from "./events.ts";
 import { type Counters, countIn, metricsResponse, type ServerStats } from "./metrics.ts";
 import type { ResolvedOptions, UpgradeAccept } from "./options.ts";
 import type { ConnectionInit } from "./connection.ts";
@@ -587,13 +587,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
   /** Tells the server's `onEvent` that `source` failed with `error`. */
   #reportError(source: string, error: unknown): void {
-    this.#host.report({
-      level: "error",
-      kind: "handler",
-      message: `${source} failed: ${describeError(error)}`,
-      remoteAddress: this.remoteAddress,
-      error,
-    });
+    this.#host.report(failureEvent("handler", `${source} failed`, error, this.remoteAddress));
   }
 
   /** Answers with an error status and closes. */

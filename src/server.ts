@@ -12,7 +12,7 @@ import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
 import type { MessageData } from "./api.ts";
-import { describeError, printEvent, type ServerEvent } from "./events.ts";
+import { failureEvent, printEvent, type ServerEvent } from "./events.ts";
 import { Counters, type ServerStats } from "./metrics.ts";
 import type { BackplaneEvent } from "./pubsub/backplane.ts";
 import { PubSub } from "./pubsub/pubsub.ts";
@@ -169,11 +169,7 @@ class WispServer<T> implements Server, HttpHost<T> {
     try {
       this.options.onEvent(event);
     } catch (error) {
-      printEvent({
-        level: "error",
-        kind: "handler",
-        message: `the onEvent hook failed: ${describeError(error)}`,
-      });
+      printEvent(failureEvent("handler", "the onEvent hook failed", error));
     }
   }
 

@@ -12,31 +12,28 @@ import { serve } from "../mod.ts";
 const CLI_TIMEOUT = { timeout: 30_000 };
 
 describe("parseArgs", () => {
+  const defaults = {
+    port: 3368,
+    hostname: "127.0.0.1",
+    echo: false,
+    cert: null,
+    key: null,
+    workers: 0,
+    redis: null,
+    metrics: null,
+    help: false,
+  };
+
   it("defaults to the chat server on 127.0.0.1:3368", () => {
-    assert.deepEqual(parseArgs([]), {
-      port: 3368,
-      hostname: "127.0.0.1",
-      echo: false,
-      cert: null,
-      key: null,
-      workers: 0,
-      redis: null,
-      metrics: null,
-      help: false,
-    });
+    assert.deepEqual(parseArgs([]), defaults);
   });
 
   it("reads --port, --hostname, --echo and --help, with a space or an equals sign", () => {
     assert.deepEqual(parseArgs(["--port", "4000", "--hostname=0.0.0.0", "--echo"]), {
+      ...defaults,
       port: 4000,
       hostname: "0.0.0.0",
       echo: true,
-      cert: null,
-      key: null,
-      workers: 0,
-      redis: null,
-      metrics: null,
-      help: false,
     });
     assert.equal(parseArgs(["--port=0"]).port, 0);
     assert.equal(parseArgs(["--help"]).help, true);
