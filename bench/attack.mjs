@@ -9,6 +9,7 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { killOnExit, portsFrom } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
@@ -52,37 +53,9 @@ const USAGE = `usage: node bench/attack.mjs [--servers ids] [--attacks ids]
 // --- servers ------------------------------------------------------------------
 
 // Each server runs in its own process group, killed as a whole on any exit.
-const live = new Set();
-function killAll() {
-  for (const pgid of live) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
-  live.clear();
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping servers`);
-    process.exit(130);
-  });
-}
-
-// Ports below the ephemeral range, so none of our own client sockets can hold
-// one, and away from bench/run.mjs's (21000 on).
-let nextPort = 23000;
-async function freePort() {
-  for (let tries = 0; tries < 1000; tries++) {
-    const port = nextPort++;
-    const free = await new Promise((resolve) => {
-      const probe = net.createServer().once("error", () => resolve(false));
-      probe.listen(port, HOST, () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error("no free port");
-}
+const live = killOnExit();
+// Away from bench/run.mjs's ports (21000 on) and fanout_redis.mjs's (25000 on).
+const freePort = portsFrom(23000);
 
 // The process of group `pgid` that owns the socket listening on `port`: the
 // server itself, found through the socket's inode without connecting to it.

@@ -15,6 +15,7 @@ import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io as socketIo } from "socket.io-client";
+import { killOnExit, portsFrom } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -83,26 +84,12 @@ const haveTaskset = (() => {
 })();
 const pinned = (cores, argv) => (haveTaskset && cores ? ["taskset", "-c", cores, ...argv] : argv);
 
-// Each child runs in its own process group, so that a runtime's helpers (a supervisor's workers)
-// die with it; every group still alive is killed when this process exits, however it exits.
-const live = new Map();
+// Every child (servers and redis-server) is killed with its process group when this process exits,
+// however it exits; Redis's temporary directory goes with it.
 let redisDir = null;
-function killAll() {
-  for (const pgid of live.keys()) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
-  live.clear();
+const live = killOnExit(() => {
   if (redisDir) fs.rmSync(redisDir, { recursive: true, force: true });
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping every child`);
-    process.exit(130);
-  });
-}
+});
 
 const childEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 let logDir;
@@ -114,7 +101,7 @@ function launch(name, argv, cores) {
   const child = spawn(command, args, { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", fd, fd] });
   fs.closeSync(fd);
   const proc = { name, child, pgid: child.pid, logFile, exited: false };
-  live.set(proc.pgid, proc);
+  live.add(proc.pgid);
   child.on("exit", (code, signal) => {
     proc.exited = true;
     proc.exit = signal ?? code;
@@ -137,17 +124,8 @@ async function stop(proc) {
 const logText = (proc) => (fs.existsSync(proc.logFile) ? fs.readFileSync(proc.logFile, "utf8") : "");
 const logTail = (proc) => logText(proc).trim().split("\n").slice(-3).join(" | ");
 
-// A port nobody listens on now (the kernel's pick; the race until the server binds it is harmless
-// on a quiet box, and the server's exit shows it otherwise).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
+// Away from bench/run.mjs's ports (21000 on) and bench/attack.mjs's (23000 on).
+const freePort = portsFrom(25000);
 
 // CPU seconds (user + system, all threads) of every process in these process groups.
 const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));

@@ -4,12 +4,12 @@
 // generator pinned to core 1; then it prints and saves the median tables.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { killOnExit, portsFrom } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -175,38 +175,13 @@ const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.incl
 // Every server runs in its own process group; run.sh's trap reads this file to
 // kill what is left if this driver itself dies.
 const PGID_FILE = path.join(BUILD, "servers.pgids");
-const live = new Set();
-const saveLive = () => fs.writeFileSync(PGID_FILE, [...live].map((g) => `${g}\n`).join(""));
-
-function killAll() {
-  for (const pgid of live) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
-  live.clear();
-  saveLive();
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping servers`);
-    process.exit(130);
-  });
+const live = killOnExit(saveLive);
+function saveLive() {
+  fs.writeFileSync(PGID_FILE, [...live].map((g) => `${g}\n`).join(""));
 }
 
-// Ports below the kernel's ephemeral range, so no client socket can hold one.
-let nextPort = 21000;
-async function freePort() {
-  for (;;) {
-    const port = nextPort++;
-    const free = await new Promise((resolve) => {
-      const probe = net.createServer().once("error", () => resolve(false));
-      probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+// Away from bench/attack.mjs's ports (23000 on) and fanout_redis.mjs's (25000 on).
+const freePort = portsFrom(21000);
 
 // The process listening on 127.0.0.1:port inside process group pgid: the real
 // server, whatever launcher or wrapper sits above it.  Found through the
