@@ -20,6 +20,15 @@ export class ByteQueue {
   /** Whether `#unread` lies in `#owned`. */
   #owning = false;
   #start = 0;
+  readonly #ownBuffers: boolean;
+
+  /**
+   * An empty queue. With `ownBuffers`, every pushed chunk is a whole buffer of its own (see
+   * `ReadChunks.ownBuffers`), so the queue never asks a chunk for its `buffer`.
+   */
+  constructor(ownBuffers = false) {
+    this.#ownBuffers = ownBuffers;
+  }
 
   /** The unread bytes, as a view that is valid until the next `push` or `consume`. */
   get bytes(): Uint8Array {
@@ -38,7 +47,11 @@ export class ByteQueue {
 
   /** Bytes of memory the queue holds on to: its own buffer and the chunk it views. */
   get footprint(): number {
-    return this.#owned.capacity + (this.borrowing ? this.#unread.buffer.byteLength : 0);
+    if (!this.borrowing) return this.#owned.capacity;
+    const unread = this.#unread;
+    // A view keeps its chunk's whole buffer; a buffer of the chunk's own ends where the view does.
+    const chunk = this.#ownBuffers ? unread.byteOffset + unread.length : unread.buffer.byteLength;
+    return this.#owned.capacity + chunk;
   }
 
   /** Appends `chunk`, which the queue may keep a view of until it is consumed. */

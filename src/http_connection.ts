@@ -77,7 +77,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   readonly #transport: Transport;
   readonly #host: HttpHost<T>;
   /** Bytes that arrived and were not used yet. */
-  readonly #unread = new ByteQueue();
+  readonly #unread: ByteQueue;
   /** Bytes counted against the server's budget for the HTTP phase. */
   #held = 0;
   #stage = Stage.Head;
@@ -109,6 +109,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   constructor(transport: Transport, host: HttpHost<T>) {
     this.#transport = transport;
     this.#host = host;
+    this.#unread = new ByteQueue(transport.readChunks.ownBuffers);
   }
 
   /** The client's IP address. */

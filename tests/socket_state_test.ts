@@ -11,6 +11,7 @@ import { concat } from "./helpers/raw_client.ts";
 
 /** A raw socket that takes at most `budget` bytes per write and records every call. */
 class ScriptedSocket implements RawSocket {
+  readonly remotePort = 4000;
   budget = Infinity;
   readonly written: Uint8Array[] = [];
   readonly calls: string[] = [];
@@ -39,7 +40,7 @@ class ScriptedSocket implements RawSocket {
 /** A transport over a scripted socket, with its events recorded. */
 function transport() {
   const raw = new ScriptedSocket();
-  const socket = new SocketTransport(raw, "127.0.0.1", 4000);
+  const socket = new SocketTransport(raw, "127.0.0.1");
   const events: string[] = [];
   socket.events = {
     data: () => false,

@@ -19,7 +19,6 @@ import type {
  */
 interface BunSocket extends RawSocket {
   readonly remoteAddress: string;
-  readonly remotePort?: number;
   data: SocketTransport;
   /** Without an argument, sends FIN and keeps reading (`end()` would close both directions). */
   shutdown(): void;
@@ -27,8 +26,11 @@ interface BunSocket extends RawSocket {
   close(): void;
 }
 
-/** Every read brings a new chunk, and views of it cost JavaScriptCore more than small copies. */
-const BUN_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: true };
+/**
+ * Every read brings a new chunk, a buffer of its own, and views of it cost JavaScriptCore more
+ * than small copies.
+ */
+const BUN_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: true, ownBuffers: true };
 
 /** Smallest read buffer released as soon as the core is done with it (see `data` below). */
 const RELEASE_MIN = 64 * 1024;
@@ -40,7 +42,7 @@ function handlers(opened: (socket: BunSocket, transport: SocketTransport) => voi
     binaryType: "uint8array",
     // No setNoDelay: Bun already sets TCP_NODELAY on every socket it accepts or opens.
     open(socket: BunSocket) {
-      const transport = new SocketTransport(socket, socket.remoteAddress, socket.remotePort ?? 0, BUN_CHUNKS);
+      const transport = new SocketTransport(socket, socket.remoteAddress, BUN_CHUNKS);
       socket.data = transport;
       opened(socket, transport);
     },

@@ -18,7 +18,7 @@ const MIN_READ = 4096;
 const MAX_READ = 256 * 1024;
 
 /** The read loop reads into one buffer for as long as the core keeps no view of it. */
-const DENO_CHUNKS: ReadChunks = { reused: true, smallCopiesCheaper: false };
+const DENO_CHUNKS: ReadChunks = { reused: true, smallCopiesCheaper: false, ownBuffers: false };
 
 /** A `Deno.TcpConn` (or `TlsConn`) as a {@linkcode RawSocket}: writes are async, reads run in a loop. */
 class DenoSocket implements RawSocket {
@@ -36,8 +36,7 @@ class DenoSocket implements RawSocket {
   /** Wraps a connection, with Nagle's algorithm off. */
   constructor(conn: Deno.TcpConn | Deno.TlsConn) {
     this.#conn = conn;
-    const addr = conn.remoteAddr;
-    this.transport = new SocketTransport(this, addr.hostname, addr.port, DENO_CHUNKS);
+    this.transport = new SocketTransport(this, conn.remoteAddr.hostname, DENO_CHUNKS);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {
@@ -74,6 +73,10 @@ class DenoSocket implements RawSocket {
       // A reset or a read after terminate: either way the connection is over.
     }
     transport.peerEnded();
+  }
+
+  get remotePort(): number {
+    return this.#conn.remoteAddr.port;
   }
 
   /** Starts an async write; it reports back through `writable`, so none is done at once. */

@@ -46,7 +46,7 @@ class NodeSocket implements RawSocket {
   /** Wraps an accepted socket, handing its chunks to the core as plain `Uint8Array`s. */
   constructor(socket: Socket) {
     this.#socket = socket;
-    const transport = new SocketTransport(this, socket.remoteAddress ?? "", socket.remotePort ?? 0);
+    const transport = new SocketTransport(this, socket.remoteAddress ?? "");
     this.transport = transport;
     // A view of the Buffer's bytes, so that handlers never see Node's Buffer subclass.
     socket.on("data", (chunk: Uint8Array) => {
@@ -55,6 +55,10 @@ class NodeSocket implements RawSocket {
     socket.on("end", () => transport.peerEnded());
     socket.on("close", () => transport.closed());
     socket.on("error", () => transport.destroy());
+  }
+
+  get remotePort(): number | undefined {
+    return this.#socket.remotePort;
   }
 
   /** Writes `bytes`; all of them are done at once unless Node had to keep them. */

@@ -10,6 +10,8 @@ import { FRESH_CHUNKS, type ReadChunks, type Transport, type TransportEvents } f
 
 /** The calls in which the runtimes' sockets differ. */
 export interface RawSocket {
+  /** The peer's port, read only when asked for (Bun works it out anew on each read). */
+  readonly remotePort: number | undefined;
   /**
    * Writes from `bytes` and returns how many of them the socket is done with at once (a negative
    * number counts as none). The socket may not have taken the rest (Bun), or may hold it in flight
@@ -36,8 +38,6 @@ export interface RawSocket {
 export class SocketTransport implements Transport {
   /** The peer's IP address. */
   readonly remoteAddress: string;
-  /** The peer's port. */
-  readonly remotePort: number;
   /** What the adapter's read chunks are like (one object per adapter). */
   readonly readChunks: ReadChunks;
   /** Where events go; the core sets it once when it takes the connection. */
@@ -53,12 +53,16 @@ export class SocketTransport implements Transport {
   #peerEnded = false;
   #closed = false;
 
-  /** Wraps `raw`, connected to `remoteAddress`:`remotePort`, whose reads bring `readChunks`. */
-  constructor(raw: RawSocket, remoteAddress: string, remotePort: number, readChunks = FRESH_CHUNKS) {
+  /** Wraps `raw`, connected to `remoteAddress`, whose reads bring `readChunks`. */
+  constructor(raw: RawSocket, remoteAddress: string, readChunks = FRESH_CHUNKS) {
     this.#raw = raw;
     this.remoteAddress = remoteAddress;
-    this.remotePort = remotePort;
     this.readChunks = readChunks;
+  }
+
+  /** The peer's port (0 once the socket no longer knows it). */
+  get remotePort(): number {
+    return this.#raw.remotePort ?? 0;
   }
 
   /** Bytes accepted by `write` that the socket is not done with. */

@@ -41,10 +41,16 @@ export interface ReadChunks {
    * Bun makes): the frame parser copies payload pieces under `SMALL_PIECE` bytes.
    */
   readonly smallCopiesCheaper: boolean;
+  /**
+   * Every chunk is a whole buffer of its own, exactly as long as the chunk (Bun). What a view of
+   * it keeps alive is then known without asking for its `buffer`, which JavaScriptCore makes
+   * (copying the bytes out of its heap) when a small typed array is first asked for it.
+   */
+  readonly ownBuffers: boolean;
 }
 
-/** Chunks that are new for every read, viewed at no extra cost (Node). */
-export const FRESH_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: false };
+/** Chunks that are new for every read, viewed at no extra cost, but may lie in a larger buffer (Node). */
+export const FRESH_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: false, ownBuffers: false };
 
 /**
  * Below this many bytes, one payload piece or whole message counts as small for

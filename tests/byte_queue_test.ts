@@ -1,0 +1,53 @@
+/**
+ * The HTTP phase's unread bytes: a lone chunk is kept by reference, two are joined in a buffer of
+ * the queue's own, and `footprint` (what the server's HTTP buffer budget is charged) counts the
+ * whole buffer a kept view holds on to, with or without asking the chunk for its `buffer`.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ByteQueue } from "../src/byte_queue.ts";
+
+const bytes = (...values: number[]) => Uint8Array.from(values);
+
+describe("ByteQueue", () => {
+  it("keeps a lone chunk by reference and copies only to join two", () => {
+    const queue = new ByteQueue();
+    const first = bytes(1, 2, 3);
+    queue.push(first);
+    assert.equal(queue.bytes, first);
+    assert.equal(queue.borrowing, true);
+    queue.push(bytes(4, 5));
+    assert.deepEqual([...queue.bytes], [1, 2, 3, 4, 5]);
+    assert.equal(queue.borrowing, false);
+    queue.consume(2);
+    assert.deepEqual([...queue.bytes], [3, 4, 5]);
+    queue.consume(3);
+    assert.equal(queue.length, 0);
+  });
+
+  it("charges a kept view with the whole buffer it lies in", () => {
+    const queue = new ByteQueue();
+    queue.push(new Uint8Array(new ArrayBuffer(4096), 100, 50));
+    assert.equal(queue.footprint, 4096);
+    queue.consume(10);
+    assert.equal(queue.footprint, 4096);
+  });
+
+  it("with ownBuffers, charges a chunk its length, and a consumed view what is left of its buffer", () => {
+    const queue = new ByteQueue(true);
+    queue.push(new Uint8Array(150));
+    assert.equal(queue.footprint, 150);
+    queue.consume(100); // the view now starts at 100 of the same 150-byte buffer
+    assert.equal(queue.footprint, 150);
+    queue.consume(50);
+    assert.equal(queue.footprint, 0);
+  });
+
+  it("charges its own buffer once chunks were joined", () => {
+    const queue = new ByteQueue(true);
+    queue.push(new Uint8Array(10));
+    queue.push(new Uint8Array(10));
+    assert.equal(queue.footprint, 1024); // the joining buffer's smallest size
+  });
+});
