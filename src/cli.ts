@@ -3,9 +3,8 @@
  * @module
  */
 
-import { startChatServer } from "./chat/server.ts";
+import { type ChatServerOptions, startChatServer } from "./chat/server.ts";
 import { printEvent } from "./events.ts";
-import type { ServeOptions } from "./options.ts";
 import { coreCount, readTextFile, spawnSelf } from "./process.ts";
 import { redisBackplane } from "./pubsub/redis.ts";
 import { runtimeListen } from "./runtime/mod.ts";
@@ -127,7 +126,7 @@ const WORKER = Number(globalThis.process?.env?.WISP_WORKER ?? "0");
  * `reusePort` and names itself in an `X-Wisp-Worker` header of its 101 responses.
  */
 async function startServer(options: CliOptions): Promise<Server> {
-  const shared: Pick<ServeOptions, "port" | "hostname" | "tls" | "backplane" | "reusePort" | "metrics"> = {
+  const shared: ChatServerOptions = {
     port: options.port,
     hostname: options.hostname,
     reusePort: WORKER > 0,

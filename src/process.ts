@@ -9,10 +9,8 @@
 const runtime = globalThis as any;
 const onDeno = runtime.Deno !== undefined && runtime.Bun === undefined;
 
-/** The text of the file at `path`. */
+/** The text of the file at `path` (through `node:fs/promises`, which all three runtimes have). */
 export function readTextFile(path: string): Promise<string> {
-  if (runtime.Bun !== undefined) return runtime.Bun.file(path).text();
-  if (onDeno) return runtime.Deno.readTextFile(path);
   return runtime.process.getBuiltinModule("node:fs/promises").readFile(path, "utf8");
 }
 
