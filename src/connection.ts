@@ -110,24 +110,6 @@ class TokenBucket {
   }
 }
 
-/** An inflater that counts what compressed messages inflate to as payload bytes received. */
-class CountedInflater extends MessageInflater {
-  readonly #counters: Counters;
-
-  /** See {@linkcode MessageInflater}; the sizes go to `counters`. */
-  constructor(windowBits: number, contextTakeover: boolean, counters: Counters) {
-    super(windowBits, contextTakeover);
-    this.#counters = counters;
-  }
-
-  /** Inflates as {@linkcode MessageInflater.inflate} does, counting the output. */
-  override inflate(data: Uint8Array, maxLength: number): Uint8Array {
-    const message = super.inflate(data, maxLength);
-    this.#counters.payloadBytesReceived += message.length;
-    return message;
-  }
-}
-
 /**
  * The payload length of an unmasked frame of `size` bytes, whose header is 2, 4 or 10 bytes
  * long: sizes 128 and 129, and 65 540 to 65 545, are no frame's.
@@ -169,8 +151,6 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   readonly #deflateBits: number;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
-  /** Whether the message being received is compressed (its inflater counts its payload bytes). */
-  #inflating = false;
   /** What the peer may still send under `maxMessagesPerSecond`, or null without a limit. */
   readonly #bucket: TokenBucket | null;
 
@@ -251,7 +231,7 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     const ctx = this.#ctx;
     const inflater = deflate === null
       ? null
-      : new CountedInflater(deflate.clientWindowBits, deflate.clientContextTakeover, ctx.counters);
+      : new MessageInflater(deflate.clientWindowBits, deflate.clientContextTakeover);
     this.#reader = new MessageReader(this, ctx.maxPayloadLength, inflater);
     const copyBelow = this.#transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;
     return this.#parser = new FrameParser(this, deflate === null ? 0 : RSV1, copyBelow);
@@ -322,15 +302,11 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   // --- FrameHandler ----------------------------------------------------------------------------
 
   onDataFrame(opcode: number, fin: boolean, rsv1: boolean, length: number): number {
-    if (opcode !== Opcode.Continuation) {
-      if (this.#overRate()) return Failure.MessageRate;
-      this.#inflating = rsv1;
-    }
+    if (opcode !== Opcode.Continuation && this.#overRate()) return Failure.MessageRate;
     return this.#reader!.onDataFrame(opcode, fin, rsv1, length);
   }
 
   onDataPayload(bytes: Uint8Array, end: boolean, copied: boolean): number {
-    if (!this.#inflating) this.#counters.payloadBytesReceived += bytes.length;
     return this.#reader!.onDataPayload(bytes, end, copied);
   }
 
@@ -387,13 +363,15 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
    * `awaitMessages`, a promise the handler returns holds the next message back until it settles
    * (a rejection has closed the socket by then, see #handlerFailed).
    */
-  message(data: string | Uint8Array, borrowed: boolean): void {
+  message(data: string | Uint8Array, borrowed: boolean, size: number): void {
     if (borrowed) {
       if (this.#transport.readChunks.reused && data.length >= SMALL_PIECE) {
         data = (data as Uint8Array).slice();
       } else this.#retained = true;
     }
-    this.#counters.messagesReceived++;
+    const counters = this.#counters;
+    counters.messagesReceived++;
+    counters.payloadBytesReceived += size;
     const pending = this.#invoke(this.#ctx.handler.message, data);
     if (pending !== null && this.#ctx.awaitMessages) {
       this.#pause(PAUSED_FOR_HANDLER);

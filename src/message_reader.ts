@@ -17,8 +17,9 @@ export interface MessageSink {
   /**
    * A whole message: text as a string, binary as bytes. `borrowed` bytes are a view of the chunk
    * being parsed (the message arrived in one piece), so whoever keeps them keeps that chunk.
+   * `size` is its payload's length in bytes (inflated, when it came compressed).
    */
-  message(data: string | Uint8Array, borrowed: boolean): void;
+  message(data: string | Uint8Array, borrowed: boolean, size: number): void;
 }
 
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -120,7 +121,7 @@ export class MessageReader {
       validated = false;
     }
     if (opcode !== Opcode.Text) {
-      this.#sink.message(payload, borrowed);
+      this.#sink.message(payload, borrowed, payload.length);
       return 0;
     }
     const text = decoder.decode(payload);
@@ -134,7 +135,7 @@ export class MessageReader {
         return Failure.InvalidText;
       }
     }
-    this.#sink.message(text, false);
+    this.#sink.message(text, false, payload.length);
     return 0;
   }
 }
