@@ -24,20 +24,24 @@ const IDLE_CONNS = 10_000;
 
 // --- options -----------------------------------------------------------------
 
-const USAGE = `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids]
+const USAGE =
+  `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids] [--baseline REV]
   --rounds N       rounds to take medians over (default 3; --quick: 1)
   --quick          1 round with shorter runs, for a smoke test
   --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,wisp-node,ws
-  --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g`;
+  --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g
+  --baseline REV   also run each Wisp server as of git revision REV, interleaved with the
+                   work tree's, and add a table of work tree ÷ REV (before and after a change)`;
 
 function parseArgs(argv) {
-  const o = { rounds: undefined, quick: false, servers: null, scenarios: null };
+  const o = { rounds: undefined, quick: false, servers: null, scenarios: null, baseline: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") o.quick = true;
     else if (a === "--rounds") o.rounds = Number(argv[++i]);
     else if (a === "--servers") o.servers = argv[++i].split(",");
     else if (a === "--scenarios") o.scenarios = argv[++i].split(",");
+    else if (a === "--baseline" && argv[i + 1]) o.baseline = argv[++i];
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   o.rounds ??= o.quick ? 1 : 3;
@@ -160,13 +164,46 @@ const ROWS = {
     server_ratio: "(g) server's compression ratio",
   },
 };
-const LOWER = new Set(["p50_us", "p99_us", "open_s", "rss_mib", "rss_kib_per_conn", "server_ratio"]);
+const LOWER = new Set([
+  "p50_us",
+  "p99_us",
+  "open_s",
+  "rss_mib",
+  "rss_kib_per_conn",
+  "server_ratio",
+  "server_us_per_msg",
+]);
 // Rows left out of the Wisp ÷ native table: a ratio of two ratios says little.
 const NO_RATIO = new Set(["on_off", "server_ratio"]);
 
 const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
-const servers = SERVERS.filter((s) =>
-  (!opts.servers || opts.servers.includes(s.id)) && (haveWisp || !s.wisp)
+const chosen = SERVERS.filter((s) => (!opts.servers || opts.servers.includes(s.id)) && (haveWisp || !s.wisp));
+
+// --baseline: the tracked files of that revision, exported once into bench/.build (sharing this
+// tree's node_modules), and each Wisp server again, run from there right after the work tree's.
+function exportRevision(rev) {
+  const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
+  const commit = git("rev-parse", "--short", `${rev}^{commit}`);
+  const dir = path.join(BUILD, "baseline", commit);
+  if (!fs.existsSync(path.join(dir, "mod.ts"))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync("sh", ["-c", `git -C "${ROOT}" archive ${commit} | tar -x -C "${dir}"`]);
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  }
+  return { commit, dir };
+}
+const baseline = opts.baseline === null ? null : exportRevision(opts.baseline);
+const servers = chosen.flatMap((s) =>
+  baseline && s.wisp
+    ? [s, {
+      ...s,
+      id: `${s.id}@${baseline.commit}`,
+      label: `${s.label} @${baseline.commit}`,
+      cwd: baseline.dir,
+      before: s.id,
+    }]
+    : [s]
 );
 const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
 
@@ -233,10 +270,10 @@ function rssKiB(pid) {
 
 const serverEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 
-async function startServer(argv, port, logFile) {
+async function startServer(argv, port, logFile, cwd) {
   const log = fs.openSync(logFile, "w");
   const child = spawn("taskset", ["-c", SERVER_CORE, ...argv], {
-    cwd: ROOT,
+    cwd,
     env: serverEnv,
     detached: true,
     stdio: ["ignore", log, log],
@@ -350,7 +387,7 @@ async function runOne(server, scenario, round, logDir) {
     ? server.fanout
     : server.echo;
   if (!make) return { skipped: true };
-  return await measure(make, scenario, path.join(logDir, `${round}-${scenario.id}-${server.id}.log`));
+  return await measure(make, server, scenario, path.join(logDir, `${round}-${scenario.id}-${server.id}.log`));
 }
 
 // Scenario (g): the same server program twice, each time started afresh,
@@ -360,8 +397,8 @@ async function runDeflate(server, scenario, round, logDir) {
   const make = server.deflate ?? server.echo;
   if (!make) return { skipped: true };
   const log = (mode) => path.join(logDir, `${round}-${scenario.id}-${mode}-${server.id}.log`);
-  const off = await measure(make, scenario, log("off"));
-  const on = server.deflate ? await measure(make, scenario, log("on"), ["-z"]) : { skipped: true };
+  const off = await measure(make, server, scenario, log("off"));
+  const on = server.deflate ? await measure(make, server, scenario, log("on"), ["-z"]) : { skipped: true };
   // Each row comes from one run or both: n/a or fail when one of them is.
   const r = { off, on, na: [], failed: [], cpuOf: {}, othersOf: {} };
   const row = (key, runs, value) => {
@@ -382,20 +419,26 @@ async function runDeflate(server, scenario, round, logDir) {
   return r;
 }
 
-// One run on a freshly started server: `make` gives its command line.
-async function measure(make, scenario, logFile, extraGen = []) {
+// One run on a freshly started `server`: `make` gives its command line.
+async function measure(make, server, scenario, logFile, extraGen = []) {
   const port = await freePort();
   let srv;
   try {
-    srv = await startServer(make(port), port, logFile);
+    srv = await startServer(make(port), port, logFile, server.cwd ?? ROOT);
     const t0 = Date.now(), machine0 = machineCpuS(), server0 = processCpuS(srv.pid);
     const result = scenario.connect ? await measureIdle(port, srv) : await runGenerator(
       [...scenario.gen, ...extraGen, "-p", port, "-d", opts.seconds, "-w", opts.warmup],
       opts.warmup + opts.seconds + 60,
     );
     if (srv.exited) throw new Error("server exited during the run");
-    const ours = processCpuS(srv.pid) - server0 + result.cpu_s;
-    return { ...result, others: (machineCpuS() - machine0 - ours) / ((Date.now() - t0) / 1000) };
+    const serverCpuS = processCpuS(srv.pid) - server0;
+    const others = (machineCpuS() - machine0 - serverCpuS - result.cpu_s) / ((Date.now() - t0) / 1000);
+    // The server's CPU time per echoed message (warm-up included in both counts: the generator
+    // counts echoes from its start): steadier than throughput on a machine that drifts.
+    const perMessage = result.messages_total
+      ? { server_us_per_msg: serverCpuS * 1e6 / result.messages_total }
+      : {};
+    return { ...result, ...perMessage, others };
   } catch (err) {
     // The log's first error line usually says why; the whole log is kept.
     const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n") : [];
@@ -467,22 +510,45 @@ function report(results, meta) {
       ...servers.map((s) => cell(results[sc.id][s.id], key)),
     ]),
   );
+  // Ratios of medians, first ÷ second server of each pair.
+  const ratioTable = (title, ratioRows, pairs) =>
+    table(
+      [title, "better", ...pairs.map(([a, b]) => `${a.label} ÷ ${b.label}`)],
+      ratioRows.map(({ sc, key, label }) => [
+        label,
+        better(key),
+        ...pairs.map(([a, b]) => {
+          const x = medianOf(results[sc.id][a.id], key), y = medianOf(results[sc.id][b.id], key);
+          return x === null || y === null || y === 0 ? "–" : `${(x / y).toFixed(2)}×`;
+        }),
+      ]),
+    );
+  const ratioRows = rows.filter(({ key }) => !NO_RATIO.has(key)).map((row) => ({
+    ...row,
+    label: ROWS[row.sc.id][row.key],
+  }));
   const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"], ["wisp-node", "ws"]]
     .map(([w, n]) => [servers.find((s) => s.id === w), servers.find((s) => s.id === n)])
     .filter(([w, n]) => w && n);
   const ratios = pairs.length
-    ? table(
-      ["metric (Wisp ÷ native)", "better", ...pairs.map(([w, n]) => `${w.label} ÷ ${n.label}`)],
-      rows.filter(({ key }) => !NO_RATIO.has(key)).map(({ sc, key }) => [
-        ROWS[sc.id][key],
-        better(key),
-        ...pairs.map(([w, n]) => {
-          const a = medianOf(results[sc.id][w.id], key), b = medianOf(results[sc.id][n.id], key);
-          return a === null || b === null || b === 0 ? "–" : `${(a / b).toFixed(2)}×`;
-        }),
-      ]),
-    )
+    ? ratioTable("metric (Wisp ÷ native)", ratioRows, pairs)
     : "(needs Wisp and its native baseline in the run)";
+  // With --baseline: each Wisp server ÷ itself at the baseline revision, plus the server's CPU time
+  // per message where the generator counts messages.
+  const cpuRows = scenarios
+    .filter((sc) => servers.some((s) => results[sc.id][s.id].some((r) => r.server_us_per_msg !== undefined)))
+    .map((sc) => ({ sc, key: "server_us_per_msg", label: `(${sc.id}) server CPU µs per message` }));
+  const versus = baseline === null ? "" : `
+## Work tree relative to ${baseline.commit} (${opts.baseline}; ratio of medians)
+
+${
+    ratioTable(
+      "metric (work tree ÷ baseline)",
+      [...ratioRows, ...cpuRows],
+      servers.filter((s) => s.before).map((s) => [servers.find((t) => t.id === s.before), s]),
+    )
+  }
+`;
   const everyRound = table(
     ["metric", ...servers.map((s) => s.label)],
     rows.map(({ sc, key }) => [
@@ -529,7 +595,7 @@ Above 1× means Wisp's number is bigger: good where better is "higher" (throughp
 bad where better is "lower" (latency, open time, RSS).
 
 ${ratios}
-
+${versus}
 ## Every round (in order)
 
 ${everyRound}
