@@ -40,6 +40,7 @@ import { checkTopic, type PubSub, type Subscriber } from "./pubsub/pubsub.ts";
 import { SMALL_PIECE, type Transport, type TransportEvents } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
 import { ServerWebSocket, type WebSocketHandler } from "./server_websocket.ts";
+import { TokenBucket } from "./token_bucket.ts";
 
 /** What the server shares with all its connections (one object per server). */
 export interface ConnectionContext<T> {
@@ -81,34 +82,6 @@ export interface ConnectionInit<T> {
 
 // deno-lint-ignore no-explicit-any
 type AnyHandler = (ws: any, a: any, b: any) => unknown;
-
-/**
- * A token bucket: `rate` tokens a second, at most `capacity` of them, full at first. Refilled
- * when a token is taken, so it needs no timer.
- */
-class TokenBucket {
-  readonly #rate: number;
-  readonly #capacity: number;
-  #tokens: number;
-  /** When the tokens were last counted, in `performance.now()` milliseconds. */
-  #countedAt = performance.now();
-
-  /** A full bucket. */
-  constructor(rate: number, capacity: number) {
-    this.#rate = rate;
-    this.#capacity = this.#tokens = capacity;
-  }
-
-  /** Takes one token; false when none is left. */
-  take(): boolean {
-    const now = performance.now();
-    this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#countedAt) * this.#rate / 1000);
-    this.#countedAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens--;
-    return true;
-  }
-}
 
 /**
  * The payload length of an unmasked frame of `size` bytes, whose header is 2, 4 or 10 bytes
