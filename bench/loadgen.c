@@ -720,10 +720,11 @@ static void fanout(void) {
   double dt = now() - t0, cpu = (cpu_seconds() - cpu0) / dt;
   int stray = 0;   /* a subscriber ahead of the publisher would break the count */
   for (int i = 0; i < nconns - 1; i++) stray += conns[i].received > published;
+  /* messages_total: deliveries since the first, as in throughput mode */
   printf("{\"mode\":\"fanout\",\"subscribers\":%d,\"inflight\":%d,\"size\":%d,\"seconds\":%.3f,"
-         "\"pub_per_s\":%.0f,\"delivered_per_s\":%.0f,\"cpu\":%.3f",
+         "\"pub_per_s\":%.0f,\"delivered_per_s\":%.0f,\"messages_total\":%lu,\"cpu\":%.3f",
          nconns - 1, opt.inflight, opt.size, dt, (completed - c0) / dt, (delivered - d0) / dt,
-         cpu);
+         (unsigned long)delivered, cpu);
   end_result(lost + stray);
 }
 
