@@ -41,8 +41,10 @@ function parseArgs(argv) {
     else if (a === "--rounds") o.rounds = Number(argv[++i]);
     else if (a === "--servers") o.servers = argv[++i].split(",");
     else if (a === "--scenarios") o.scenarios = argv[++i].split(",");
-    else if (a === "--baseline" && argv[i + 1]) o.baseline = argv[++i];
-    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+    else if (a === "--baseline") {
+      if (!argv[i + 1]) throw new Error(`--baseline needs a git revision\n${USAGE}`);
+      o.baseline = argv[++i];
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   o.rounds ??= o.quick ? 1 : 3;
   if (!(o.rounds >= 1)) throw new Error(USAGE);
@@ -179,22 +181,29 @@ const NO_RATIO = new Set(["on_off", "server_ratio"]);
 const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
 const chosen = SERVERS.filter((s) => (!opts.servers || opts.servers.includes(s.id)) && (haveWisp || !s.wisp));
 
+const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
+
 // --baseline: the tracked files of that revision, exported once into bench/.build (sharing this
-// tree's node_modules), and each Wisp server again, run from there right after the work tree's.
+// tree's node_modules), and each Wisp server again, run from there next to the work tree's.
 function exportRevision(rev) {
-  const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
   const commit = git("rev-parse", "--short", `${rev}^{commit}`);
   const dir = path.join(BUILD, "baseline", commit);
-  if (!fs.existsSync(path.join(dir, "mod.ts"))) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(dir, { recursive: true });
-    execFileSync("sh", ["-c", `git -C "${ROOT}" archive ${commit} | tar -x -C "${dir}"`]);
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  if (!fs.existsSync(dir)) {
+    // Unpacked beside it and renamed when complete, so that a failed export is never taken for one.
+    const part = `${dir}.part`;
+    fs.rmSync(part, { recursive: true, force: true });
+    fs.mkdirSync(part, { recursive: true });
+    execFileSync("git", ["-C", ROOT, "archive", "-o", `${part}.tar`, commit]);
+    execFileSync("tar", ["-x", "-f", `${part}.tar`, "-C", part]);
+    fs.rmSync(`${part}.tar`);
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(part, "node_modules"));
+    fs.renameSync(part, dir);
   }
   return { commit, dir };
 }
 const baseline = opts.baseline === null ? null : exportRevision(opts.baseline);
-const servers = chosen.flatMap((s) =>
+// Servers that run back to back in every round: a Wisp server and its baseline stay together.
+const groups = chosen.map((s) =>
   baseline && s.wisp
     ? [s, {
       ...s,
@@ -205,6 +214,7 @@ const servers = chosen.flatMap((s) =>
     }]
     : [s]
 );
+const servers = groups.flat();
 const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
 
 // --- server processes ------------------------------------------------------------
@@ -500,22 +510,30 @@ function table(header, rows) {
 }
 
 function report(results, meta) {
-  const rows = scenarios.flatMap((sc) => sc.rows.map((key) => ({ sc, key })));
+  // With --baseline, also the server's CPU time per message where the generator counts messages.
+  const cpuRows = baseline === null ? [] : scenarios
+    .filter((sc) => servers.some((s) => results[sc.id][s.id].some((r) => r.server_us_per_msg !== undefined)))
+    .map((sc) => ({ sc, key: "server_us_per_msg" }));
+  const rows = [...scenarios.flatMap((sc) => sc.rows.map((key) => ({ sc, key }))), ...cpuRows];
+  const label = ({ sc, key }) =>
+    key === "server_us_per_msg"
+      ? `(${sc.id}) server CPU µs per ${sc.fanout ? "delivery" : "message"}`
+      : ROWS[sc.id][key];
   const better = (key) => (LOWER.has(key) ? "lower" : "higher");
   const medians = table(
     ["metric", "better", ...servers.map((s) => s.label)],
-    rows.map(({ sc, key }) => [
-      ROWS[sc.id][key],
-      better(key),
-      ...servers.map((s) => cell(results[sc.id][s.id], key)),
+    rows.map((row) => [
+      label(row),
+      better(row.key),
+      ...servers.map((s) => cell(results[row.sc.id][s.id], row.key)),
     ]),
   );
   // Ratios of medians, first ÷ second server of each pair.
   const ratioTable = (title, ratioRows, pairs) =>
     table(
       [title, "better", ...pairs.map(([a, b]) => `${a.label} ÷ ${b.label}`)],
-      ratioRows.map(({ sc, key, label }) => [
-        label,
+      ratioRows.map(({ sc, key }) => [
+        label({ sc, key }),
         better(key),
         ...pairs.map(([a, b]) => {
           const x = medianOf(results[sc.id][a.id], key), y = medianOf(results[sc.id][b.id], key);
@@ -523,28 +541,21 @@ function report(results, meta) {
         }),
       ]),
     );
-  const ratioRows = rows.filter(({ key }) => !NO_RATIO.has(key)).map((row) => ({
-    ...row,
-    label: ROWS[row.sc.id][row.key],
-  }));
+  const ratioRows = rows.filter(({ key }) => !NO_RATIO.has(key));
   const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"], ["wisp-node", "ws"]]
     .map(([w, n]) => [servers.find((s) => s.id === w), servers.find((s) => s.id === n)])
     .filter(([w, n]) => w && n);
   const ratios = pairs.length
     ? ratioTable("metric (Wisp ÷ native)", ratioRows, pairs)
     : "(needs Wisp and its native baseline in the run)";
-  // With --baseline: each Wisp server ÷ itself at the baseline revision, plus the server's CPU time
-  // per message where the generator counts messages.
-  const cpuRows = scenarios
-    .filter((sc) => servers.some((s) => results[sc.id][s.id].some((r) => r.server_us_per_msg !== undefined)))
-    .map((sc) => ({ sc, key: "server_us_per_msg", label: `(${sc.id}) server CPU µs per message` }));
+  // With --baseline: each Wisp server ÷ itself at the baseline revision.
   const versus = baseline === null ? "" : `
 ## Work tree relative to ${baseline.commit} (${opts.baseline}; ratio of medians)
 
 ${
     ratioTable(
       "metric (work tree ÷ baseline)",
-      [...ratioRows, ...cpuRows],
+      ratioRows,
       servers.filter((s) => s.before).map((s) => [servers.find((t) => t.id === s.before), s]),
     )
   }
@@ -552,7 +563,7 @@ ${
   const everyRound = table(
     ["metric", ...servers.map((s) => s.label)],
     rows.map(({ sc, key }) => [
-      ROWS[sc.id][key],
+      label({ sc, key }),
       ...servers.map((s) =>
         results[sc.id][s.id].map((r) => {
           const e = entry(r, key);
@@ -575,6 +586,7 @@ Command: \`${meta.command}\`
 
 - Machine: ${meta.machine}
 - Runtimes: ${meta.versions}
+- Wisp: ${meta.tree}
 - Servers pinned to core ${SERVER_CORE}, load generator to core ${GEN_CORE}; every server is started
   afresh for each scenario and round. ${opts.rounds} round(s); throughput runs count ${opts.seconds} s after
   ${opts.warmup} s of warm-up; latency takes ${opts.roundTrips.toLocaleString("en-US")} round trips after a
@@ -659,6 +671,18 @@ function firstLine(cmd, args) {
   }
 }
 
+// The commit the work tree's Wisp servers ran from, and whether it had changes of its own.
+function treeState() {
+  try {
+    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
+    return `the work tree at ${git("rev-parse", "--short", "HEAD")}${
+      dirty ? " with uncommitted changes" : ""
+    }`;
+  } catch {
+    return "not in a git checkout";
+  }
+}
+
 function machineInfo() {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   const ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8")).version;
@@ -679,6 +703,7 @@ async function main() {
     throw new Error("needs 2 cores: one for the servers, one for the generator");
   }
   const start = new Date();
+  const tree = treeState();
   const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
   const stamp = started.replace(" ", "-").replaceAll(":", "");
   const logDir = path.join(BUILD, "logs", stamp);
@@ -687,9 +712,11 @@ async function main() {
     scenarios.map((sc) => [sc.id, Object.fromEntries(servers.map((s) => [s.id, []]))]),
   );
   for (let round = 1; round <= opts.rounds; round++) {
-    // Rotate the server order each round so none always runs first.
-    const shift = (round - 1) % servers.length;
-    const order = [...servers.slice(shift), ...servers.slice(0, shift)];
+    // Rotate the order each round so none always runs first; a Wisp server and its baseline take
+    // turns at going first.
+    const shift = (round - 1) % groups.length;
+    const order = [...groups.slice(shift), ...groups.slice(0, shift)]
+      .flatMap((group) => round % 2 === 0 ? [...group].reverse() : group);
     for (const sc of scenarios) {
       for (const server of order) {
         const r = await runOne(server, sc, round, logDir);
@@ -704,6 +731,7 @@ async function main() {
     started,
     command: process.env.BENCH_CMD ?? `node bench/run.mjs ${process.argv.slice(2).join(" ")}`,
     took,
+    tree,
     ...machineInfo(),
   });
   const file = path.join(ROOT, "bench/results", `${stamp}.md`);
