@@ -13,7 +13,10 @@ import type { WebSocketHandler } from "./server_websocket.ts";
 export interface ConnectionInfo {
   /** The client's IP address. */
   remoteAddress: string;
-  /** The client's port. */
+  /**
+   * The client's port: 0 on Bun when the client has reset the connection already (Bun asks the
+   * socket for it only when a hook wants it, saving every other connection the cost).
+   */
   remotePort: number;
 }
 

@@ -34,7 +34,7 @@ describe("ByteQueue", () => {
     assert.equal(queue.footprint, 4096);
   });
 
-  it("with ownBuffers, charges a chunk its length, and a consumed view what is left of its buffer", () => {
+  it("with ownBuffers, charges a chunk its length, and a consumed view still its whole buffer", () => {
     const queue = new ByteQueue(true);
     queue.push(new Uint8Array(150));
     assert.equal(queue.footprint, 150);

@@ -101,6 +101,27 @@ describe(`runtime adapter (${"Bun" in globalThis ? "Bun" : "Deno" in globalThis 
     server.transport.destroy();
   });
 
+  it(
+    "brings chunks that are whole buffers of their own where the adapter says so",
+    { skip: !("Bun" in globalThis) && "only Bun's adapter declares readChunks.ownBuffers" },
+    async () => {
+      // The HTTP phase's memory budget counts such a chunk by its length (src/byte_queue.ts).
+      const { server, client } = await pair();
+      assert.equal(server.transport.readChunks.ownBuffers, true);
+      let sent = 0;
+      for (const size of [5, 150, 4096, 70_000, 600_000]) {
+        client.socket.write(pattern(size));
+        sent += size;
+        await until(() => server.received === sent, `${size} bytes to arrive`);
+      }
+      for (const chunk of server.chunks) {
+        assert.equal(chunk.byteOffset, 0);
+        assert.equal(chunk.buffer.byteLength, chunk.length);
+      }
+      server.transport.destroy();
+    },
+  );
+
   it("queues what the kernel does not take, counts it as pending, and drains it in order", async () => {
     const { server, client } = await pair(true);
     const sent = writePieces(server.transport, LARGE);

@@ -75,6 +75,7 @@ class DenoSocket implements RawSocket {
     transport.peerEnded();
   }
 
+  /** The peer's port (Deno keeps the address the connection was accepted from). */
   get remotePort(): number {
     return this.#conn.remoteAddr.port;
   }

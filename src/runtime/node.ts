@@ -57,6 +57,7 @@ class NodeSocket implements RawSocket {
     socket.on("error", () => transport.destroy());
   }
 
+  /** The peer's port, as Node's socket reports it. */
   get remotePort(): number | undefined {
     return this.#socket.remotePort;
   }

@@ -62,7 +62,7 @@ export const SMALL_PIECE = 128;
 export interface Transport {
   /** The peer's IP address. */
   readonly remoteAddress: string;
-  /** The peer's port. */
+  /** The peer's port, looked up when read (0 once the socket no longer knows it). */
   readonly remotePort: number;
   /** Bytes accepted by `write` but not yet handed to the operating system. */
   readonly pending: number;
