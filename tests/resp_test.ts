@@ -35,6 +35,14 @@ describe("RESP", () => {
     assert.deepEqual(encodeCommand(["SET", "café"]), bytes("*2\r\n$3\r\nSET\r\n$5\r\ncafé\r\n"));
   });
 
+  it("encodes pieces given as a list as one bulk string", () => {
+    assert.deepEqual(
+      encodeCommand(["PUBLISH", "r", [Uint8Array.of(1), bytes("ab"), new Uint8Array(0), Uint8Array.of(255)]]),
+      new Uint8Array([...bytes("*3\r\n$7\r\nPUBLISH\r\n$1\r\nr\r\n$4\r\n"), 1, 97, 98, 255, 13, 10]),
+    );
+    assert.deepEqual(encodeCommand(["SET", []]), bytes("*2\r\n$3\r\nSET\r\n$0\r\n\r\n"));
+  });
+
   it("reads simple strings, errors, integers, bulk strings and nulls", () => {
     assert.deepEqual(
       read("+OK\r\n-ERR wrong\r\n:42\r\n:-1\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n_\r\n"),

@@ -128,6 +128,8 @@ const LAST_RETRY_MS = 5_000;
 /** Length of the id each process stamps on its messages, to know its own when Redis echoes them. */
 const ORIGIN_LENGTH = 16;
 const TEXT = 0, BINARY = 1;
+/** The envelope's first byte, for each type (one array each, made once). */
+const TEXT_TYPE = Uint8Array.of(TEXT), BINARY_TYPE = Uint8Array.of(BINARY);
 
 /**
  * One connection to Redis that comes back by itself: it reconnects with backoff whenever it is
@@ -310,14 +312,11 @@ class RedisBackplane implements Backplane {
   publish(topic: string, data: string | Uint8Array): void {
     if (this.#closed) return;
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const envelope = new Uint8Array(1 + ORIGIN_LENGTH + bytes.length);
-    envelope[0] = typeof data === "string" ? TEXT : BINARY;
-    envelope.set(this.#origin, 1);
-    envelope.set(bytes, 1 + ORIGIN_LENGTH);
+    // The envelope: a type byte, this process's origin, the payload (copied once, into the command).
     const command = encodeCommand([
       this.#settings.sharded ? "SPUBLISH" : "PUBLISH",
       this.#channel(topic),
-      envelope,
+      [typeof data === "string" ? TEXT_TYPE : BINARY_TYPE, this.#origin, bytes],
     ]);
     const limit = this.#settings.maxBufferedBytes;
     const publisher = this.#publisher;

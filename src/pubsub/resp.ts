@@ -34,21 +34,32 @@ export class RespProtocolError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Encodes a command: an array of bulk strings (text as UTF-8, bytes as they are). */
-export function encodeCommand(parts: readonly (string | Uint8Array)[]): Uint8Array {
-  const bytes = parts.map((part) => typeof part === "string" ? encoder.encode(part) : part);
-  const heads = bytes.map((part) => encoder.encode(`$${part.length}\r\n`));
-  const first = encoder.encode(`*${bytes.length}\r\n`);
+/**
+ * One bulk string of a command: text (as UTF-8), bytes, or pieces of bytes that make up one
+ * string between them (so that a payload behind a prefix is copied once, into the command).
+ */
+export type CommandPart = string | Uint8Array | readonly Uint8Array[];
+
+/** Encodes a command: an array of bulk strings. */
+export function encodeCommand(parts: readonly CommandPart[]): Uint8Array {
+  const pieces = parts.map((part) =>
+    typeof part === "string" ? [encoder.encode(part)] : part instanceof Uint8Array ? [part] : part
+  );
+  const sizes = pieces.map((list) => list.reduce((sum, piece) => sum + piece.length, 0));
+  const heads = sizes.map((size) => encoder.encode(`$${size}\r\n`));
+  const first = encoder.encode(`*${parts.length}\r\n`);
   let length = first.length;
-  for (let i = 0; i < bytes.length; i++) length += heads[i].length + bytes[i].length + 2;
+  for (let i = 0; i < parts.length; i++) length += heads[i].length + sizes[i] + 2;
   const out = new Uint8Array(length);
   out.set(first);
   let at = first.length;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = 0; i < parts.length; i++) {
     out.set(heads[i], at);
     at += heads[i].length;
-    out.set(bytes[i], at);
-    at += bytes[i].length;
+    for (const piece of pieces[i]) {
+      out.set(piece, at);
+      at += piece.length;
+    }
     out[at++] = CR;
     out[at++] = LF;
   }
