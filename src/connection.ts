@@ -118,10 +118,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
   /** Made with the reader on the first bytes after the handshake (idle sockets stay small). */
   #parser: FrameParser | null = null;
   #reader: MessageReader | null = null;
-  /** What permessage-deflate was agreed on, or null: the parser and inflater are made from it. */
+  /** What permessage-deflate was agreed on (our window bits, the parser and inflater), or null. */
   readonly #deflate: DeflateParams | null;
-  /** Window bits we compress with, or 0 when permessage-deflate was not agreed. */
-  readonly #deflateBits: number;
   /** Whether the chunk being parsed was kept by a handler (a binary message viewing it). */
   #retained = false;
   /** What the peer may still send under `maxMessagesPerSecond`, or null without a limit. */
@@ -162,7 +160,6 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#counters = ctx.counters;
     const deflate = init.deflate;
     this.#deflate = deflate;
-    this.#deflateBits = deflate?.serverWindowBits ?? 0;
     this.#bucket = ctx.maxMessagesPerSecond === 0
       ? null
       : new TokenBucket(ctx.maxMessagesPerSecond, ctx.maxMessageBurst);
@@ -504,7 +501,10 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** The window bits to compress a message of `length` bytes with, or 0 to send it as it is. */
   compressionBits(length: number): number {
-    return length >= this.#ctx.pubsub.compression.threshold ? this.#deflateBits : 0;
+    const deflate = this.#deflate;
+    return deflate !== null && length >= this.#ctx.pubsub.compression.threshold
+      ? deflate.serverWindowBits
+      : 0;
   }
 
   /** Queues an encoded frame that other sockets send too (so it is never changed): a delivery. */
