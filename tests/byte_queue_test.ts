@@ -44,6 +44,18 @@ describe("ByteQueue", () => {
     assert.equal(queue.footprint, 0);
   });
 
+  it("with ownBuffers, takes the adapter's word and never asks a chunk for its buffer", () => {
+    const queue = new ByteQueue(true);
+    const chunk = new Uint8Array(new ArrayBuffer(4096), 0, 150);
+    Object.defineProperty(chunk, "buffer", {
+      get() {
+        throw new Error("asked for its buffer");
+      },
+    });
+    queue.push(chunk);
+    assert.equal(queue.footprint, 150); // without the flag: 4096, or the getter's error
+  });
+
   it("charges its own buffer once chunks were joined", () => {
     const queue = new ByteQueue(true);
     queue.push(new Uint8Array(10));
