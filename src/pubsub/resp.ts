@@ -158,7 +158,7 @@ export class RespReader {
           return new RespError(line);
         case 0x3a: // : integer
           this.#start = lineEnd + 2;
-          return this.#integer(line);
+          return integerReply(line);
         case 0x5f: // _ null (RESP3)
           this.#start = lineEnd + 2;
           return null;
@@ -168,7 +168,7 @@ export class RespReader {
           return line === "t";
         case 0x2c: // , double (RESP3)
           this.#start = lineEnd + 2;
-          return Number(line);
+          return double(line);
         case 0x28: // ( big number (RESP3)
           this.#start = lineEnd + 2;
           if (!/^-?\d+$/.test(line)) throw new RespProtocolError(`big number "${line}"`);
@@ -231,10 +231,30 @@ export class RespReader {
     return -1;
   }
 
+  /** A length or a count: small enough to be a number. */
   #integer(line: string): number {
     if (!/^-?\d{1,15}$/.test(line)) throw new RespProtocolError(`integer "${line}"`);
     return Number(line);
   }
+}
+
+/** An integer reply: any signed 64-bit value, a number where that is exact and a bigint beyond. */
+function integerReply(line: string): number | bigint {
+  if (!/^-?\d{1,19}$/.test(line)) throw new RespProtocolError(`integer "${line}"`);
+  const value = Number(line);
+  return Number.isSafeInteger(value) ? value : BigInt(line);
+}
+
+/** Decimal notation of a RESP3 double other than `inf`, `-inf` and `nan`. */
+const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/** A RESP3 double. */
+function double(line: string): number {
+  if (line === "inf") return Infinity;
+  if (line === "-inf") return -Infinity;
+  if (line === "nan") return NaN;
+  if (!DECIMAL.test(line)) throw new RespProtocolError(`double "${line}"`);
+  return Number(line);
 }
 
 const INCOMPLETE = Symbol("incomplete");
