@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createServer, Socket } from "node:net";
 import { BINARY, frame, RawClient, TEXT } from "./helpers/raw_client.ts";
 import { RedisServer, redisSkipReason, startWisp, type WispProcess } from "./helpers/redis.ts";
-import { delay, until } from "./helpers/server.ts";
+import { delay, freePort, until } from "./helpers/server.ts";
 import { encodeCommand, RespReader, type RespValue } from "../src/pubsub/resp.ts";
 import { redisBackplane, serve } from "../mod.ts";
 
@@ -214,7 +214,7 @@ describe("backplane: sharded pub/sub (SSUBSCRIBE/SPUBLISH)", { skip }, () => {
   });
 });
 
-describe("backplane: a Redis that answers garbage", { skip }, () => {
+describe("backplane: a Redis that answers garbage, refuses us or is not there", { skip }, () => {
   it("reports a clear error and keeps delivering locally, without crashing", async () => {
     const garbage = createServer((socket) => socket.on("data", () => socket.write("?this is not RESP\r\n")));
     await new Promise<void>((resolve) => garbage.listen(0, "127.0.0.1", resolve));
@@ -247,6 +247,55 @@ describe("backplane: a Redis that answers garbage", { skip }, () => {
       near.destroy();
       await server.close();
       garbage.close();
+    }
+  });
+
+  it("backs off from a Redis that accepts and then refuses (maxclients), and counts each refusal", async () => {
+    // One client slot: one of the two links gets it, the other is refused on every attempt.
+    const redis = await RedisServer.start(["--maxclients", "1"]);
+    try {
+      const events: string[] = [];
+      const backplane = redisBackplane({ url: redis.url, onEvent: (event) => events.push(event.message) });
+      const server = serve<undefined>({ port: 0, backplane, websocket: {} });
+      try {
+        await delay(3000);
+      } finally {
+        await server.close();
+      }
+      const { errors, lastError, reconnects } = backplane.stats();
+      assert.match(lastError, /refused the connection: ERR max number of clients reached/);
+      // 100 ms doubling, with jitter, allows at most 6 attempts in 3 s (there were ~40 without it).
+      assert.ok(errors >= 2 && errors <= 7, `${errors} refused attempts`);
+      assert.equal(reconnects, 0, "a refused connection is no reconnect");
+      assert.equal(events.filter((event) => / connected to /.test(event)).length, 1, events.join("\n"));
+      // Until Redis has seen the backplane's connection close, it refuses this one too.
+      let info = "", ours = 0;
+      await until(
+        async () => {
+          const reply = await redisCommand(redis.port, ["INFO", "stats"]);
+          if (reply instanceof Uint8Array) info = decoder.decode(reply);
+          else ours++;
+          return info !== "";
+        },
+        "Redis to take a client again",
+        WAIT,
+      );
+      const rejected = Number(/rejected_connections:(\d+)/.exec(info)![1]) - ours;
+      assert.ok(rejected >= 2 && rejected <= 7, `Redis rejected ${rejected} connections`);
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  it("counts every connection that cannot be made as an error", async () => {
+    const backplane = redisBackplane({ url: `redis://127.0.0.1:${await freePort()}` });
+    const server = serve<undefined>({ port: 0, backplane, onEvent: () => {}, websocket: {} });
+    try {
+      await until(() => backplane.stats().errors >= 2, "two failed attempts", WAIT);
+      assert.match(backplane.stats().lastError, /cannot connect to 127\.0\.0\.1/);
+      assert.equal(backplane.stats().state, "connecting");
+    } finally {
+      await server.close();
     }
   });
 

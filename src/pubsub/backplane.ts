@@ -16,7 +16,7 @@ export interface BackplaneStats {
   dropped: number;
   /** Times it lost its connection and made a new one. */
   reconnects: number;
-  /** Errors it met (refused commands, malformed replies, connections that failed). */
+  /** Errors it met (refused commands, malformed replies, connections not made or lost). */
   errors: number;
   /** The last of those errors, or `""`. */
   lastError: string;

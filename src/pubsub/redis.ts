@@ -131,42 +131,53 @@ const TEXT = 0, BINARY = 1;
 /** The envelope's first byte, for each type (one array each, made once). */
 const TEXT_TYPE = Uint8Array.of(TEXT), BINARY_TYPE = Uint8Array.of(BINARY);
 
+/** What a {@linkcode RedisLink} tells the backplane that owns it. */
+interface LinkOwner {
+  /** The link is up (Redis has answered it): commands written from now on go to Redis. */
+  ready(): void;
+  /** A reply to a command the owner wrote. */
+  reply(value: RespValue): void;
+  /** A change of state or an error, for `onEvent`. */
+  report(event: BackplaneEvent): void;
+  /** A connection could not be made or was lost, saying why: it counts as an error. */
+  failed(why: string): void;
+}
+
+/** The command sent on every new connection: its reply shows that Redis is there and serves us. */
+const PING = encodeCommand(["PING"]);
+
 /**
  * One connection to Redis that comes back by itself: it reconnects with backoff whenever it is
- * lost, and tells its owner each time it is ready again.
+ * lost, and tells its owner each time it is ready again. A connection counts as up only once
+ * Redis has answered its first commands (`AUTH`, then `PING`): a server that accepts and then
+ * refuses or drops it (Redis at `maxclients`, say) keeps the backoff growing.
  */
 class RedisLink implements TransportEvents {
   readonly #settings: Settings;
   readonly #role: string;
-  readonly #ready: () => void;
-  readonly #reply: (value: RespValue) => void;
-  readonly #report: (event: BackplaneEvent) => void;
+  readonly #owner: LinkOwner;
   #transport: Transport | null = null;
   #reader = new RespReader(REPLY_LIMITS);
+  /** Replies still owed to the commands sent on connecting; the link is up when none is. */
+  #owed = 0;
+  /** Why the current connection is being dropped, when it is dropped on purpose (reported already). */
+  #dropping = "";
   #retryMs = FIRST_RETRY_MS;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  /** Whether it had been connected since it last reported a loss (so each loss is told once). */
+  /** Whether it had been up since it last reported a loss (so each loss is told once). */
   #wasUp = true;
   #connections = 0;
 
-  constructor(
-    settings: Settings,
-    role: string,
-    ready: () => void,
-    reply: (value: RespValue) => void,
-    report: (event: BackplaneEvent) => void,
-  ) {
+  constructor(settings: Settings, role: string, owner: LinkOwner) {
     this.#settings = settings;
     this.#role = role;
-    this.#ready = ready;
-    this.#reply = reply;
-    this.#report = report;
+    this.#owner = owner;
   }
 
   /** Whether commands written now go to Redis. */
   get connected(): boolean {
-    return this.#transport !== null;
+    return this.#transport !== null && this.#owed === 0;
   }
 
   /** How many times it connected again after losing a connection. */
@@ -186,25 +197,23 @@ class RedisLink implements TransportEvents {
     try {
       transport = await runtimeConnect()({ hostname, port }, this);
     } catch (error) {
-      return this.#retry(`cannot connect to ${hostname}:${port} (${(error as Error).message})`);
+      return this.#retry(`cannot connect to ${hostname}:${port} (${(error as Error).message})`, false);
     }
     if (this.#closed) return transport.destroy();
     this.#transport = transport;
     this.#reader = new RespReader(REPLY_LIMITS);
+    this.#owed = 1;
     if (password !== "") {
       transport.write(encodeCommand(username === "" ? ["AUTH", password] : ["AUTH", username, password]));
+      this.#owed++;
     }
-    this.#retryMs = FIRST_RETRY_MS;
-    this.#wasUp = true;
-    this.#connections++;
-    this.#report({ type: "connected", message: `${this.#role} connected to ${hostname}:${port}` });
-    this.#ready();
+    transport.write(PING);
   }
 
-  /** Writes a command; false when there is no connection to write it to. */
+  /** Writes a command; false when there is no connection to write it to (yet). */
   write(command: Uint8Array): boolean {
-    if (this.#transport === null) return false;
-    this.#transport.write(command);
+    if (!this.connected) return false;
+    this.#transport!.write(command);
     return true;
   }
 
@@ -214,11 +223,19 @@ class RedisLink implements TransportEvents {
       replies = this.#reader.push(chunk);
     } catch (error) {
       if (!(error instanceof RespProtocolError)) throw error;
-      this.#report({ type: "error", message: `${this.#role}: ${error.message}; reconnecting` });
-      this.#transport?.destroy();
+      this.#drop(error.message);
       return false;
     }
-    for (const reply of replies) this.#reply(reply);
+    for (const reply of replies) {
+      if (this.#owed === 0) {
+        this.#owner.reply(reply);
+      } else if (reply instanceof RespError) {
+        this.#drop(`Redis refused the connection: ${reply.message}`);
+        break;
+      } else if (--this.#owed === 0) {
+        this.#up();
+      }
+    }
     return false;
   }
 
@@ -226,8 +243,10 @@ class RedisLink implements TransportEvents {
 
   close(): void {
     this.#transport = null;
+    const dropped = this.#dropping;
+    this.#dropping = "";
     if (this.#closed) return;
-    this.#retry("connection lost");
+    this.#retry(dropped || "connection lost", dropped !== "");
   }
 
   /** Stops for good. */
@@ -237,13 +256,35 @@ class RedisLink implements TransportEvents {
     this.#transport?.destroy();
   }
 
-  #retry(why: string): void {
+  /** Redis answered the first commands: the backoff starts again, and the owner may write. */
+  #up(): void {
+    const { hostname, port } = this.#settings;
+    this.#retryMs = FIRST_RETRY_MS;
+    this.#wasUp = true;
+    this.#connections++;
+    this.#owner.report({ type: "connected", message: `${this.#role} connected to ${hostname}:${port}` });
+    this.#owner.ready();
+  }
+
+  /** Drops the connection for `why` (an error event, so counted), to reconnect with backoff. */
+  #drop(why: string): void {
+    this.#dropping = why;
+    this.#owner.report({ type: "error", message: `${this.#role}: ${why}; reconnecting` });
+    this.#transport?.destroy();
+  }
+
+  /** Tries again after the backoff; `reported` when the failure was an error event already. */
+  #retry(why: string, reported: boolean): void {
     if (this.#closed) return;
     const wait = this.#retryMs;
     this.#retryMs = Math.min(LAST_RETRY_MS, wait * 2);
+    if (!reported) this.#owner.failed(`${this.#role}: ${why}`);
     if (this.#wasUp) {
       this.#wasUp = false;
-      this.#report({ type: "disconnected", message: `${this.#role}: ${why}; reconnecting with backoff` });
+      this.#owner.report({
+        type: "disconnected",
+        message: `${this.#role}: ${why}; reconnecting with backoff`,
+      });
     }
     // Jitter, so that many processes that lost one Redis do not all come back at the same moment.
     this.#timer = setTimeout(() => void this.open(), wait / 2 + Math.random() * wait / 2);
@@ -269,20 +310,22 @@ class RedisBackplane implements Backplane {
     this.#settings = settings;
     this.#onEvent = settings.onEvent;
     const report = (event: BackplaneEvent) => this.#event(event);
-    this.#publisher = new RedisLink(
-      settings,
-      "publisher",
-      () => this.#flush(),
-      (reply) => this.#check(reply),
+    const failed = (why: string) => {
+      this.#stats.errors++;
+      this.#stats.lastError = why;
+    };
+    this.#publisher = new RedisLink(settings, "publisher", {
+      ready: () => this.#flush(),
+      reply: (reply) => this.#check(reply),
       report,
-    );
-    this.#subscriber = new RedisLink(
-      settings,
-      "subscriber",
-      () => this.#resubscribe(),
-      (reply) => this.#receive(reply),
+      failed,
+    });
+    this.#subscriber = new RedisLink(settings, "subscriber", {
+      ready: () => this.#resubscribe(),
+      reply: (reply) => this.#receive(reply),
       report,
-    );
+      failed,
+    });
   }
 
   attach(

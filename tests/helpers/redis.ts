@@ -51,16 +51,18 @@ async function listening(port: number, ms: number): Promise<void> {
 export class RedisServer {
   readonly port: number;
   readonly #dir: string;
+  readonly #options: readonly string[];
   #child: ChildProcess | null = null;
 
-  private constructor(port: number) {
+  private constructor(port: number, options: readonly string[]) {
     this.port = port;
     this.#dir = mkdtempSync(join(tmpdir(), "wisp-redis-"));
+    this.#options = options;
   }
 
-  /** Starts one on a free port. */
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  /** Starts one on a free port, with more command-line `options` (`["--maxclients", "1"]`, say). */
+  static async start(options: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options);
     await server.restart();
     return server;
   }
@@ -83,6 +85,7 @@ export class RedisServer {
       "",
       "--appendonly",
       "no",
+      ...this.#options,
     ], { stdio: "ignore" });
     children.add(child);
     child.once("exit", () => children.delete(child));
