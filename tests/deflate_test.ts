@@ -170,7 +170,7 @@ describe("permessage-deflate over raw frames", () => {
       ["permessage-deflate; client_no_context_takeover", 15, `${BASE}; client_no_context_takeover`],
       ["permessage-deflate; server_no_context_takeover", 15, BASE],
       ["permessage-deflate; server_max_window_bits=10", 15, `${BASE}; server_max_window_bits=10`],
-      ["permessage-deflate; client_max_window_bits=9", 15, BASE],
+      ["permessage-deflate; client_max_window_bits=9", 15, `${BASE}; client_max_window_bits=9`],
       ["permessage-deflate; client_max_window_bits", 9, `${BASE}; client_max_window_bits=9`],
       ["permessage-deflate; client_max_window_bits=12", 10, `${BASE}; client_max_window_bits=10`],
       ["permessage-deflate", 9, BASE],
@@ -518,6 +518,14 @@ describe("permessage-deflate over raw frames", () => {
       await expectFailure(server, client, path, 1007, BAD_DEFLATE);
     });
 
+    it("fails compressed data cut short (mid-block) with 1007, not a shorter message", SLOW, async () => {
+      const path = "/errors/truncated-deflate";
+      const { client } = await open(path, "permessage-deflate");
+      const whole = compressAlone(textBytes(4000, 7));
+      client.write(frame(TEXT, whole.subarray(0, whole.length >> 1), { rsv: RSV1 }));
+      await expectFailure(server, client, path, 1007, BAD_DEFLATE);
+    });
+
     it("fails invalid compressed data spread over fragments with 1007", SLOW, async () => {
       const path = "/errors/invalid-deflate-fragmented";
       const { client } = await open(path, "permessage-deflate");
@@ -763,7 +771,7 @@ describe("permessage-deflate over raw frames", () => {
       {
         name: "client_max_window_bits=9",
         offer: "permessage-deflate; client_max_window_bits=9",
-        response: BASE,
+        response: `${BASE}; client_max_window_bits=9`,
         clientBits: 9,
         clientContext: true,
         serverBits: 15,
@@ -787,7 +795,7 @@ describe("permessage-deflate over raw frames", () => {
       {
         name: "client_max_window_bits=8, both without context takeover",
         offer: "permessage-deflate; client_no_context_takeover; client_max_window_bits=8",
-        response: `${BASE}; client_no_context_takeover`,
+        response: `${BASE}; client_no_context_takeover; client_max_window_bits=8`,
         clientBits: 8,
         clientContext: false,
         serverBits: 15,
@@ -795,7 +803,7 @@ describe("permessage-deflate over raw frames", () => {
       {
         name: "client_max_window_bits=8 with context takeover",
         offer: "permessage-deflate; client_max_window_bits=8",
-        response: BASE,
+        response: `${BASE}; client_max_window_bits=8`,
         clientBits: 8,
         clientContext: true,
         serverBits: 15,
@@ -986,12 +994,16 @@ describe("permessage-deflate interop with the ws client", () => {
       client: { serverMaxWindowBits: 15 },
       response: `${BASE}; server_max_window_bits=15`,
     },
-    { name: "clientMaxWindowBits 9", client: { clientMaxWindowBits: 9 }, response: BASE },
+    {
+      name: "clientMaxWindowBits 9",
+      client: { clientMaxWindowBits: 9 },
+      response: `${BASE}; client_max_window_bits=9`,
+    },
     { name: "clientMaxWindowBits 15", client: { clientMaxWindowBits: 15 }, response: BASE },
     {
       name: "both windows 8",
       client: { serverMaxWindowBits: 8, clientMaxWindowBits: 8 },
-      response: `${BASE}; server_max_window_bits=8`,
+      response: `${BASE}; server_max_window_bits=8; client_max_window_bits=8`,
     },
     {
       name: "both windows 9, no context takeover",
@@ -1001,7 +1013,7 @@ describe("permessage-deflate interop with the ws client", () => {
         serverNoContextTakeover: true,
         clientNoContextTakeover: true,
       },
-      response: `${BASE}; client_no_context_takeover; server_max_window_bits=9`,
+      response: `${BASE}; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9`,
     },
     {
       name: "server caps the client's window at 9",

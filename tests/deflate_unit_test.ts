@@ -117,12 +117,21 @@ describe("negotiateDeflate", () => {
     ["permessage-deflate; client_max_window_bits", 15, BASE, true, 15, 15],
     ["permessage-deflate; client_max_window_bits", 9, `${BASE}; client_max_window_bits=9`, true, 9, 15],
     ["permessage-deflate; client_max_window_bits", 8, `${BASE}; client_max_window_bits=8`, true, 8, 15],
-    // With a value, the client uses at most that; the server answers only to ask for less.
-    ["permessage-deflate; client_max_window_bits=9", 15, BASE, true, 9, 15],
-    ["permessage-deflate; client_max_window_bits=12", 12, BASE, true, 12, 15],
+    // A value is only a hint: without the parameter in the answer the client may use 15 bits
+    // (RFC 7692 §7.1.2.2), so the server names every smaller window it keeps history for.
+    ["permessage-deflate; client_max_window_bits=9", 15, `${BASE}; client_max_window_bits=9`, true, 9, 15],
+    ["permessage-deflate; client_max_window_bits=12", 12, `${BASE}; client_max_window_bits=12`, true, 12, 15],
     ["permessage-deflate; client_max_window_bits=12", 9, `${BASE}; client_max_window_bits=9`, true, 9, 15],
-    ["permessage-deflate; client_max_window_bits=8", 9, BASE, true, 8, 15],
-    ['permessage-deflate; client_max_window_bits="10"', 15, BASE, true, 10, 15],
+    ["permessage-deflate; client_max_window_bits=8", 9, `${BASE}; client_max_window_bits=8`, true, 8, 15],
+    ["permessage-deflate; client_max_window_bits=15", 15, BASE, true, 15, 15],
+    [
+      'permessage-deflate; client_max_window_bits="10"',
+      15,
+      `${BASE}; client_max_window_bits=10`,
+      true,
+      10,
+      15,
+    ],
     // Without the parameter the client may use any window, whatever the server's cap.
     ["permessage-deflate", 9, BASE, true, 15, 15],
     [

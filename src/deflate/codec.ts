@@ -11,6 +11,12 @@ import { History } from "./history.ts";
 
 /** The empty stored block that ends a sync-flushed message (RFC 7692 §7.2.1). */
 const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
+/**
+ * What follows a received message's data: the tail the peer stripped (RFC 7692 §7.2.2), then an
+ * empty final block. zlib, told to finish, then refuses data that was cut short (mid-block, it
+ * ends before the final block) instead of handing out what it inflated so far.
+ */
+const INFLATE_END = Uint8Array.of(0x00, 0x00, 0xff, 0xff, 0x03, 0x00);
 
 /**
  * Compresses one message on its own (no context taken over from earlier messages). Returns the
@@ -60,14 +66,16 @@ export class MessageInflater {
   /**
    * Inflates one message's DEFLATE data (the tail already stripped by the peer). Output beyond
    * `maxLength` bytes stops zlib at once, so a compression bomb costs bounded memory and time.
-   * Throws {@linkcode InflateError}.
+   * Data cut short, or not DEFLATE, throws {@linkcode InflateError}. No data at all is an empty
+   * message: with the tail appended it would be a stored block cut short, but it is how a peer
+   * may well compress nothing.
    */
   inflate(data: Uint8Array, maxLength: number): Uint8Array {
+    if (data.length === 0) return new Uint8Array(0);
     const history = this.#history?.bytes ?? EMPTY;
     let out: Uint8Array;
     try {
       out = inflateRawSync(withHistory(history, data), {
-        finishFlush: constants.Z_SYNC_FLUSH,
         maxOutputLength: history.length + Math.max(1, maxLength),
       });
     } catch (error) {
@@ -84,10 +92,10 @@ const EMPTY = new Uint8Array(0);
 /** A stored block's header: BFINAL 0, BTYPE 00, padding, then LEN and its complement. */
 const STORED_HEADER = 5;
 
-/** `history` as one stored block (when not empty), then `data`, then the sync-flush tail. */
+/** `history` as one stored block (when not empty), then `data`, then {@linkcode INFLATE_END}. */
 function withHistory(history: Uint8Array, data: Uint8Array): Uint8Array {
   const prefix = history.length === 0 ? 0 : STORED_HEADER + history.length;
-  const out = new Uint8Array(prefix + data.length + TAIL.length);
+  const out = new Uint8Array(prefix + data.length + INFLATE_END.length);
   if (prefix > 0) {
     // A window is at most 32 KiB, so one stored block (up to 65,535 bytes) holds it.
     const length = history.length;
@@ -98,6 +106,6 @@ function withHistory(history: Uint8Array, data: Uint8Array): Uint8Array {
     out.set(history, STORED_HEADER);
   }
   out.set(data, prefix);
-  out.set(TAIL, prefix + data.length);
+  out.set(INFLATE_END, prefix + data.length);
   return out;
 }

@@ -80,11 +80,10 @@ function acceptOffer(offer: Offer, clientMaxWindowBits: number): DeflateParams |
   if (serverBitsOffered) response += `; server_max_window_bits=${serverWindowBits}`;
   let clientWindowBits = 15;
   if (clientBits !== null) {
-    // The client may use a smaller window than it offered; we may only ask for smaller still.
+    // An offered value is only a hint: a response without the parameter lets the client use a
+    // 32 KiB window (RFC 7692 §7.1.2.2), so any smaller window we keep history for is named.
     clientWindowBits = Math.min(clientBits === true ? 15 : clientBits, clientMaxWindowBits);
-    if (clientBits === true ? clientWindowBits < 15 : clientWindowBits < clientBits) {
-      response += `; client_max_window_bits=${clientWindowBits}`;
-    }
+    if (clientWindowBits < 15) response += `; client_max_window_bits=${clientWindowBits}`;
   }
   return { clientContextTakeover, clientWindowBits, serverWindowBits, response };
 }
