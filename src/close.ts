@@ -40,7 +40,8 @@ export function isValidWireCloseCode(code: number): boolean {
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 const encoder = new TextEncoder();
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+/** `ignoreBOM`: a reason's leading U+FEFF is kept, as any other character. */
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Builds the payload of a close frame: the code in network order followed by the UTF-8 reason. */
 export function encodeClosePayload(code: number, reason: string): Uint8Array {

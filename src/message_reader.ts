@@ -22,8 +22,9 @@ export interface MessageSink {
   message(data: string | Uint8Array, borrowed: boolean, size: number): void;
 }
 
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
-const decoder = new TextDecoder("utf-8");
+// `ignoreBOM`: a leading U+FEFF is text like any other (the WHATWG WebSocket API keeps it too).
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Smallest frame remainder worth a read of its own into the message buffer. */
 const READ_INTO_MIN = 16 * 1024;

@@ -75,6 +75,11 @@ describe("parseClosePayload", () => {
     assert.deepEqual(parseClosePayload(Uint8Array.of(0x03, 0xe8)), { code: 1000, reason: "" });
     assert.deepEqual(parseClosePayload(payload(1001, "going away")), { code: 1001, reason: "going away" });
     assert.deepEqual(parseClosePayload(payload(4999, "café 😀")), { code: 4999, reason: "café 😀" });
+    // A leading byte order mark is part of the reason.
+    assert.deepEqual(parseClosePayload(payload(4000, [0xef, 0xbb, 0xbf, 0x41])), {
+      code: 4000,
+      reason: "\uFEFFA",
+    });
     assert.deepEqual(parseClosePayload(payload(3000, "x".repeat(123))), {
       code: 3000,
       reason: "x".repeat(123),

@@ -499,6 +499,19 @@ describe("protocol: UTF-8 across fragments", () => {
     await closeCleanly(client);
   });
 
+  it("keeps a leading U+FEFF (a byte order mark is text like any other), whole and in fragments", async () => {
+    const { client } = await suite.clients.open(suite.rec.port);
+    const message = "\uFEFFhi";
+    client.write(frame(TEXT, message));
+    const encoded = new TextEncoder().encode(message);
+    assert.deepEqual([...encoded], [0xef, 0xbb, 0xbf, 0x68, 0x69]);
+    assert.deepEqual((await client.readFrame()).payload, encoded);
+    client.write(frame(TEXT, encoded.subarray(0, 2), { fin: false }));
+    client.write(frame(CONTINUATION, encoded.subarray(2)));
+    assert.deepEqual((await client.readFrame()).payload, encoded);
+    await closeCleanly(client);
+  });
+
   it("fails text with an invalid sequence after an encoded U+FFFD with 1007", async () => {
     const { client, path } = await suite.clients.open(suite.rec.port);
     client.write(frame(TEXT, concat(new TextEncoder().encode("ok \uFFFD"), bytes(0xff))));

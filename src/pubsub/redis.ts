@@ -118,7 +118,8 @@ function resolve(options: RedisBackplaneOptions): Settings {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/** For topics and text messages, which may begin with U+FEFF like any other character. */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The most a reply from Redis may announce; more is taken for garbage (the connection is dropped). */
 const REPLY_LIMITS = { maxBulkLength: 64 * 1024 * 1024, maxElements: 1 << 20, maxDepth: 4 };
