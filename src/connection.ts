@@ -23,6 +23,7 @@ import {
   type SocketControl,
 } from "./api.ts";
 import { deflateMessage, MessageInflater } from "./deflate/codec.ts";
+import { describeValue } from "./describe_value.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
 import { failureEvent, type ServerEvent } from "./events.ts";
 import {
@@ -251,7 +252,8 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   drain(): void {
     if (this.#transport.pending === 0) this.#queue?.reclaim();
-    if (this.#owedPongLength >= 0) this.#sendOwedPong();
+    // (A closing socket sent its owed pong before its close frame: see #sendClose.)
+    if (this.#owedPongLength >= 0 && this.readyState === ReadyState.OPEN) this.#sendOwedPong();
     if (!this.#backpressured) return;
     this.#backpressured = false;
     if (this.readyState === ReadyState.OPEN) this.#invoke(this.#ctx.handler.drain);
@@ -308,11 +310,11 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     return true;
   }
 
-  /** Sends the pong owed since the backlog began, unless the socket started closing meanwhile. */
-  #sendOwedPong(): void {
+  /** Sends the pong owed since the backlog began; false when it dropped the connection. */
+  #sendOwedPong(): boolean {
     const length = this.#owedPongLength;
     this.#owedPongLength = -1;
-    if (this.readyState === ReadyState.OPEN) this.#control(Opcode.Pong, this.#owedPong!.subarray(0, length));
+    return this.#control(Opcode.Pong, this.#owedPong!.subarray(0, length));
   }
 
   /** Charges a message or a ping or pong to the rate limit; true when the peer has no token left. */
@@ -588,6 +590,12 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
 
   /** Starts the closing handshake; see {@linkcode ServerWebSocket.close}. */
   closeWith(code: number, reason: string): void {
+    if (typeof code !== "number") {
+      throw new TypeError(`close code must be a number, not ${describeValue(code)}`);
+    }
+    if (typeof reason !== "string") {
+      throw new TypeError(`close reason must be a string, not ${describeValue(reason)}`);
+    }
     if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
       throw new RangeError(
         `close code ${code} may not be sent; use 1000, 1001-1003, 1007-1014 or 3000-4999`,
@@ -614,9 +622,14 @@ export class Connection<T> implements FrameHandler, TransportEvents, MessageSink
     this.#topics = null;
   }
 
-  /** Queues our close frame; false when it dropped the connection (see #control). */
+  /**
+   * Queues our close frame, after the pong owed to a ping that came before it (RFC 6455 §5.5.2: a
+   * ping is answered unless a close frame came first, and nothing may follow our close frame);
+   * false when either dropped the connection (see #control).
+   */
   #sendClose(code: number, payload: Uint8Array): boolean {
     this.#closeSent = true;
+    if (this.#owedPongLength >= 0 && !this.#sendOwedPong()) return false;
     countIn(this.#counters.closeCodesSent, code);
     return this.#control(Opcode.Close, payload);
   }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { describeValue } from "./describe_value.ts";
 import { printEvent, type ServerEvent } from "./events.ts";
 import type { Backplane } from "./pubsub/backplane.ts";
 import type { WebSocketHandler } from "./server_websocket.ts";
@@ -335,7 +336,7 @@ function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
   const settings = (value === true ? {} : value) as PerMessageDeflateOptions;
   if (typeof settings !== "object" || settings === null) {
     throw new TypeError(
-      `option "perMessageDeflate" must be true, false or an object, got ${describe(value)}`,
+      `option "perMessageDeflate" must be true, false or an object, got ${describeValue(value)}`,
     );
   }
   for (const name of Object.keys(settings)) {
@@ -365,7 +366,7 @@ function backplane(value: unknown): Backplane | null {
   ) {
     throw new TypeError(
       `option "backplane" must be a Backplane (with ${methods.join(", ")}), such as redisBackplane(), got ${
-        describe(value)
+        describeValue(value)
       }`,
     );
   }
@@ -375,7 +376,7 @@ function backplane(value: unknown): Backplane | null {
 function tls(value: unknown): TlsOptions | null {
   if (value === undefined) return null;
   if (typeof value !== "object" || value === null) {
-    throw new TypeError(`option "tls" must be an object with cert and key, got ${describe(value)}`);
+    throw new TypeError(`option "tls" must be an object with cert and key, got ${describeValue(value)}`);
   }
   for (const name of Object.keys(value)) {
     if (!["cert", "key", "passphrase"].includes(name)) throw new TypeError(`unknown option "tls.${name}"`);
@@ -385,12 +386,12 @@ function tls(value: unknown): TlsOptions | null {
     if (typeof pem !== "string" || !new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(pem)) {
       throw new TypeError(
         `option "tls.${name}" must be the PEM text of a ${kind.toLowerCase()} ("-----BEGIN ${kind}-----…"), ` +
-          `got ${describe(pem)}; read the file first (e.g. Deno.readTextFileSync)`,
+          `got ${describeValue(pem)}; read the file first (e.g. Deno.readTextFileSync)`,
       );
     }
   }
   if (passphrase !== undefined && typeof passphrase !== "string") {
-    throw new TypeError(`option "tls.passphrase" must be a string, got ${describe(passphrase)}`);
+    throw new TypeError(`option "tls.passphrase" must be a string, got ${describeValue(passphrase)}`);
   }
   return { cert: cert!, key: key!, ...(passphrase === undefined ? {} : { passphrase }) };
 }
@@ -398,7 +399,7 @@ function tls(value: unknown): TlsOptions | null {
 function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(`option "${name}" must be an integer, got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be an integer, got ${describeValue(value)}`);
   }
   if (value < min || value > max) {
     throw new RangeError(`option "${name}" must be between ${min} and ${max}, got ${value}`);
@@ -409,7 +410,7 @@ function integer(value: unknown, name: string, fallback: number, min: number, ma
 function text(value: unknown, name: string, fallback: string): string {
   if (value === undefined) return fallback;
   if (typeof value !== "string" || value === "") {
-    throw new TypeError(`option "${name}" must be a non-empty string, got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be a non-empty string, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -417,7 +418,7 @@ function text(value: unknown, name: string, fallback: string): string {
 function boolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== "boolean") {
-    throw new TypeError(`option "${name}" must be true or false, got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be true or false, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -425,7 +426,7 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
 function path(value: unknown, name: string): string | null {
   if (value === undefined) return null;
   if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new TypeError(`option "${name}" must be a string starting with "/", got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be a string starting with "/", got ${describeValue(value)}`);
   }
   return value;
 }
@@ -435,7 +436,7 @@ function origins(value: unknown): ReadonlySet<string> | null {
   if (value === undefined) return new Set();
   if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
     throw new TypeError(
-      `option "origins" must be "*" or an array of origin strings, got ${describe(value)}`,
+      `option "origins" must be "*" or an array of origin strings, got ${describeValue(value)}`,
     );
   }
   return new Set(value);
@@ -446,7 +447,7 @@ function protocols(value: unknown): readonly string[] | ProtocolSelector {
   if (typeof value === "function") return value as ProtocolSelector;
   if (!Array.isArray(value) || !value.every((item) => typeof item === "string" && item !== "")) {
     throw new TypeError(
-      `option "protocols" must be an array of subprotocol names or a function, got ${describe(value)}`,
+      `option "protocols" must be an array of subprotocol names or a function, got ${describeValue(value)}`,
     );
   }
   return value;
@@ -455,7 +456,7 @@ function protocols(value: unknown): readonly string[] | ProtocolSelector {
 function optionalFunction<F>(value: unknown, name: string): F | null {
   if (value === undefined) return null;
   if (typeof value !== "function") {
-    throw new TypeError(`option "${name}" must be a function, got ${describe(value)}`);
+    throw new TypeError(`option "${name}" must be a function, got ${describeValue(value)}`);
   }
   return value as F;
 }
@@ -463,7 +464,7 @@ function optionalFunction<F>(value: unknown, name: string): F | null {
 function handlers<T>(value: unknown): WebSocketHandler<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null) {
-    throw new TypeError(`option "websocket" must be an object of handlers, got ${describe(value)}`);
+    throw new TypeError(`option "websocket" must be an object of handlers, got ${describeValue(value)}`);
   }
   for (const name of Object.keys(value)) {
     if (!(HANDLER_NAMES as readonly string[]).includes(name)) {
@@ -474,10 +475,4 @@ function handlers<T>(value: unknown): WebSocketHandler<T> {
     optionalFunction((value as Record<string, unknown>)[name], `websocket.${name}`);
   }
   return value;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (Array.isArray(value)) return "an array";
-  return value === null ? "null" : typeof value === "object" ? "an object" : String(value);
 }

@@ -116,8 +116,9 @@ export class ServerWebSocket<T = undefined> {
 
   /**
    * Starts the closing handshake: data already sent goes out first, then a close frame with
-   * `code` (default 1000) and `reason` (at most 123 bytes of UTF-8, else `RangeError`). The
-   * connection ends when the peer answers, or after `closeTimeout`. Does nothing unless open.
+   * `code` (default 1000) and `reason` (at most 123 bytes of UTF-8, else `RangeError`; a code that
+   * is not a number or a reason that is not a string is a `TypeError`). The connection ends when
+   * the peer answers, or after `closeTimeout`. Does nothing unless open.
    */
   close(code: number = CloseCode.Normal, reason = ""): void {
     this.#connection.closeWith(code, reason);

@@ -37,6 +37,8 @@ class CountingClient {
   count = 0;
   /** Opcodes of the frames received, each once. */
   readonly opcodes = new Set<number>();
+  /** Opcodes of the frames received, in order. */
+  readonly sequence: number[] = [];
   /** The last frame received. */
   last: { opcode: number; payload: Uint8Array } | null = null;
   #rest: Uint8Array = new Uint8Array(0);
@@ -83,6 +85,7 @@ class CountingClient {
       const opcode = bytes[at] & 0x0f;
       this.count++;
       this.opcodes.add(opcode);
+      this.sequence.push(opcode);
       this.last = { opcode, payload: bytes.slice(at + header, at + header + length) };
       at += header + length;
     }
@@ -159,6 +162,40 @@ describe("abuse: control frames and the backlog limit", () => {
     assert.deepEqual([...client.opcodes], [PONG]);
     assert.ok(count < total / 2, `${count} pongs for ${total} pings`);
     assert.equal(socket!.readyState, 1, "the client stays connected");
+  });
+
+  it("answers a ping that waited behind the backlog before its close frame, when a close follows", async () => {
+    const closes = new Inbox<number>();
+    let pings = 0;
+    // 400 frames of 60,000 bytes on open: more than the loopback buffers hold, under the limit.
+    const server = start({
+      maxBufferedAmount: 64 * MiB,
+      websocket: {
+        open(ws) {
+          for (let i = 0; i < 400; i++) ws.send(new Uint8Array(60_000));
+        },
+        ping() {
+          pings++;
+        },
+        close(_ws, code) {
+          closes.push(code);
+        },
+      },
+    });
+    const client = await CountingClient.open(server.port);
+    sockets.push(client.socket);
+    client.socket.pause();
+    await client.write(frame(PING, "owed"));
+    await until(() => pings === 1, "the server to read the ping");
+    await client.write(frame(CLOSE, closePayload(1000)));
+    assert.equal(await closes.take(), 1000);
+    const ended = new Promise((resolve) => client.socket.once("end", resolve));
+    client.socket.resume();
+    await ended;
+    // RFC 6455 §5.5.2: a ping is answered unless a close frame came first; nothing follows ours.
+    assert.equal(client.sequence.length, 402, `${client.sequence.length} frames`);
+    assert.deepEqual(client.sequence.slice(-2), [PONG, CLOSE]);
+    assert.deepEqual([...client.last!.payload], [...closePayload(1000)]);
   });
 
   it("drops a client whose pongs pass maxBufferedAmount, without a close frame (1006)", async () => {

@@ -791,7 +791,7 @@ describe("protocol: server-initiated close and failing handlers", () => {
   /** Calls `close` with arguments it must refuse, returning the error names it threw. */
   function tryBadCloses(ws: ServerWebSocket): Record<string, string> {
     const results: Record<string, string> = {};
-    const attempts: Array<[string, number, string]> = [
+    const attempts: Array<[string, unknown, unknown]> = [
       ["1005", 1005, ""],
       ["1006", 1006, ""],
       ["1015", 1015, ""],
@@ -802,10 +802,13 @@ describe("protocol: server-initiated close and failing handlers", () => {
       ["1000.5", 1000.5, ""],
       ["124 ASCII bytes", 1000, "x".repeat(124)],
       ["124 UTF-8 bytes", 1000, "é".repeat(62)],
+      ['code "1000"', "1000", ""],
+      ["reason null", 1000, null],
+      ["reason {}", 1000, {}],
     ];
     for (const [name, code, reason] of attempts) {
       try {
-        ws.close(code, reason);
+        ws.close(code as number, reason as string);
         results[name] = "no error";
       } catch (error) {
         results[name] = (error as Error).name;
@@ -883,7 +886,7 @@ describe("protocol: server-initiated close and failing handlers", () => {
     await closeCleanly(other.client);
   });
 
-  it("refuses close codes that may not be sent and reasons over 123 bytes with RangeError", async () => {
+  it("refuses close codes that may not be sent and reasons over 123 bytes with RangeError, other types with TypeError", async () => {
     const { client } = await clients.open(rec.port);
     client.write(frame(TEXT, "bad-close"));
     const results = JSON.parse(text(await client.readFrame()));
@@ -898,6 +901,9 @@ describe("protocol: server-initiated close and failing handlers", () => {
       "1000.5": "RangeError",
       "124 ASCII bytes": "RangeError",
       "124 UTF-8 bytes": "RangeError",
+      'code "1000"': "TypeError",
+      "reason null": "TypeError",
+      "reason {}": "TypeError",
       readyState: "1",
     });
     // The refused calls left the socket open.
