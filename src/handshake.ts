@@ -102,6 +102,9 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
     const name = fieldName(bytes, text, start, colon);
     const value = text.slice(valueStart, valueEnd);
     const earlier = headers.get(name);
+    if (earlier !== undefined && name === "host") {
+      return { status: 400, message: "more than one Host header" };
+    }
     headers.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   return {

@@ -303,6 +303,9 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       return;
     }
     if (fetch === null) return this.#upgradeRequired();
+    if (!isServableMethod(head.method)) {
+      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
+    }
     this.#host.counters.requests++;
     const hasBody = !this.#body!.done;
     this.#expectsContinue = hasBody && head.minorVersion >= 1 &&
@@ -310,6 +313,10 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     // A GET or HEAD cannot have a body in a web Request; one that came anyway is read and dropped.
     const stream = hasBody && head.method !== "GET" && head.method !== "HEAD" ? this.#openBody() : null;
     const request = webRequest(head, url, stream);
+    // Bun's Request reads some unknown methods as GET: such a request is not the one that came.
+    if (request.method !== head.method) {
+      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
+    }
     const transport = this.#transport;
     Promise.resolve(
       fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort }),
@@ -438,6 +445,10 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     if (this.#stage !== Stage.Request) return;
     this.#served++;
     if (!keepAlive) return this.#finish(null);
+    // A client that pipelines requests gets the next answer only once it reads this one (with the
+    // deadline of any stalled write), so that what it makes the server hold stays bounded.
+    await this.drained();
+    if (this.#stage !== Stage.Request) return;
     this.#nextRequest();
   }
 
@@ -464,9 +475,17 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const scheme = upgrade ? (secure ? "wss" : "ws") : (secure ? "https" : "http");
     const host = head.headers.get("host");
     if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
+    if (host !== undefined && !isHost(host)) return { status: 400, message: "invalid Host header" };
+    const target = head.target;
+    // Origin-form is the authority from Host followed by the target as it is (RFC 9112 §3.3), never
+    // a reference resolved against it: "//elsewhere/x" is a path here. Absolute-form brings its own.
+    const origin = target.startsWith("/");
+    if (!origin && !ABSOLUTE_FORM.test(target)) {
+      return { status: 400, message: "the request target must be a path or an absolute URL" };
+    }
     let url: URL;
     try {
-      url = new URL(head.target, `${scheme}://${host ?? this.#host.options.hostname}`);
+      url = new URL(origin ? `${scheme}://${host ?? this.#host.options.hostname}${target}` : target);
     } catch {
       return { status: 400, message: "invalid request target" };
     }
@@ -631,6 +650,31 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
 /** Stands in for the body stream when body bytes are read only to be dropped. */
 function drop(): void {}
+
+/** An absolute-form request target (RFC 9112 §3.2.2): a scheme, then "://". */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/**
+ * Whether `value` is a valid `Host` (RFC 9112 §3.2): `uri-host [ ":" port ]`, the host an
+ * IP-literal or a non-empty reg-name (an http URI may not have an empty host, RFC 9110 §4.2.1).
+ */
+function isHost(value: string): boolean {
+  return /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]*)?$/.test(value);
+}
+
+/**
+ * Whether a web `Request` carries `method` as it came. Methods are case-sensitive (RFC 9110
+ * §9.1), but `Request` upper-cases the standard ones in any case ("get" would become GET) and
+ * refuses CONNECT, TRACE and TRACK: those are answered 501 (not implemented).
+ */
+function isServableMethod(method: string): boolean {
+  const upper = method.toUpperCase();
+  if (upper === "CONNECT" || upper === "TRACE" || upper === "TRACK") return false;
+  return method === upper || !NORMALIZED_METHODS.has(upper);
+}
+
+/** The methods a web `Request` upper-cases (the fetch standard's "normalize a method"). */
+const NORMALIZED_METHODS = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
 
 /** Whether the client wants the connection kept open after the response (RFC 9112 §9.3). */
 function keepsAlive(head: RequestHead): boolean {

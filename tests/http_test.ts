@@ -6,9 +6,10 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { RawClient, upgradeRequest, withClient } from "./helpers/raw_client.ts";
 import { delay, echoServer, until } from "./helpers/server.ts";
-import { serve, type Server } from "../mod.ts";
+import { serve, type Server, type ServerEvent } from "../mod.ts";
 
 const WAIT = 2000;
 const CLOSE_TIMEOUT = 4000;
@@ -55,6 +56,32 @@ describe("http: keep-alive and pipelining", () => {
       assert.equal(head.headers.get("content-length"), "7", "HEAD gets the length GET would");
       assert.equal((await client.readResponse(WAIT)).body, "GET /3");
     });
+  });
+
+  it("answers a client that pipelines without reading no further than its backlog allows, then drops it", async () => {
+    const page = "x".repeat(16 * 1024);
+    const big = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      handshakeTimeout: 500,
+      fetch: () => new Response(page),
+    });
+    const requests = 4000;
+    try {
+      const socket = connect({ host: "127.0.0.1", port: big.port });
+      socket.pause();
+      socket.write(request("GET", "/").repeat(requests));
+      await delay(2000); // past handshakeTimeout, with the responses unread
+      let received = 0;
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      socket.on("data", (chunk: Uint8Array) => (received += chunk.length));
+      socket.resume();
+      await Promise.race([closed, delay(5000).then(() => assert.fail("the connection is still open"))]);
+      // All the answers would be 64 MiB; what the loopback buffers hold plus the backlog is far less.
+      assert.ok(received < (requests * page.length) / 2, `${received} bytes received`);
+    } finally {
+      await big.close();
+    }
   });
 
   it("closes after a response when the request says Connection: close, or is HTTP/1.0", async () => {
@@ -405,6 +432,88 @@ describe("http: no smuggling", () => {
   it("answers lines that end in a bare LF with 400 at once", async () => {
     await answered("GET / HTTP/1.1\nHost: 127.0.0.1\n\n", 400);
     await answered("GET / HTTP/1.1\r\nHost: 127.0.0.1\n", 400);
+  });
+});
+
+describe("http: request target, Host and method", () => {
+  let server: Server;
+  const events: ServerEvent[] = [];
+  before(() => {
+    server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      onEvent: (event) => events.push(event),
+      fetch: (request) => new Response(`${request.method} ${request.url}`),
+    });
+  });
+  after(() => server.close());
+
+  /** The status and body of the answer to `head`. */
+  async function ask(head: string): Promise<{ status: number; body: string }> {
+    return await withClient(server.port, async (client) => {
+      client.write(head);
+      const { status, body } = await client.readResponse(WAIT);
+      return { status, body };
+    });
+  }
+
+  it("takes an origin-form target as a path under Host, even one that starts with //", async () => {
+    const get = (target: string) => `GET ${target} HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n`;
+    assert.deepEqual(await ask(get("//evil.example/p")), {
+      status: 200,
+      body: "GET http://h.example//evil.example/p",
+    });
+    assert.deepEqual(await ask(get("/\\evil.example/p")), {
+      status: 200,
+      body: "GET http://h.example//evil.example/p",
+    });
+    assert.deepEqual(await ask(get("/a?b=//c")), { status: 200, body: "GET http://h.example/a?b=//c" });
+  });
+
+  it("takes the authority of an absolute-form target (RFC 9112 §3.2.2)", async () => {
+    const head = "GET http://other.example/q HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n";
+    assert.deepEqual(await ask(head), { status: 200, body: "GET http://other.example/q" });
+  });
+
+  it("answers 400 to a target that is neither a path nor an absolute URL", async () => {
+    for (const target of ["x", "*", "evil.example/p"]) {
+      const { status } = await ask(`GET ${target} HTTP/1.1\r\nHost: h.example\r\n\r\n`);
+      assert.equal(status, 400, target);
+    }
+  });
+
+  it("answers 400 to a repeated, empty or malformed Host (RFC 9112 §3.2)", async () => {
+    const hosts = [
+      ["Host: a.example", "Host: a.example"],
+      ["Host:", "Host:"],
+      ["Host:"],
+      ["Host: u@evil.example"],
+      ["Host: evil.example/x?"],
+      ["Host: a.example:80x"],
+      ["Host: [::1"],
+    ];
+    for (const lines of hosts) {
+      const { status } = await ask(["GET /p HTTP/1.1", ...lines].join("\r\n") + "\r\n\r\n");
+      assert.equal(status, 400, lines.join(" | "));
+    }
+    for (const host of ["a.example:8080", "[::1]:3368", "127.0.0.1", "xn--bcher-kva.example"]) {
+      const { status, body } = await ask(`GET /p HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      assert.equal(status, 200, host);
+      assert.equal(body, `GET http://${host}/p`);
+    }
+  });
+
+  it("answers 501 to methods a web Request would not carry as they came, without an error event", async () => {
+    for (const method of ["TRACE", "TRACK", "CONNECT", "get", "head", "Post"]) {
+      const { status } = await ask(`${method} / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi`);
+      assert.equal(status, 501, method);
+    }
+    // An extension method reaches the handler as it came, or (where the runtime's Request cannot
+    // carry it) is answered 501: never as another method.
+    const { status, body } = await ask("FOO /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    if (status === 200) assert.equal(body, "FOO http://h/x");
+    else assert.equal(status, 501);
+    assert.deepEqual(events.filter((event) => event.kind === "handler"), []);
   });
 });
 
