@@ -1,8 +1,8 @@
 /**
  * Admission to the HTTP phase: the table of connections still in it, per-address counts, and
- * the budget for the bytes they hold. When a table is full, the connection that has waited
- * longest for its request head makes room, so sockets that connect and send nothing (or trickle)
- * cannot lock out clients that send a whole request at once.
+ * the budget for the bytes they hold. When a table or the budget is full, the connections that
+ * have waited longest for their request head make room, so sockets that connect and send nothing
+ * (or trickle, or send half a head) cannot lock out clients that send a whole request at once.
  * @module
  */
 
@@ -14,6 +14,8 @@ export interface Candidate {
   readonly remoteAddress: string;
   /** Whether it is waiting for a request head, and so may be dropped to make room. */
   readonly evictable: boolean;
+  /** Bytes it holds against the budget. */
+  readonly heldBytes: number;
   /** Drops it to make room for a newcomer, answering with `error`. */
   evict(error: HttpError): void;
 }
@@ -119,15 +121,31 @@ export class Admission<C extends Candidate> {
   }
 
   /**
-   * Changes the bytes held by connections in their HTTP phase by `delta`. Returns false, and
-   * changes nothing, when an increase would pass `httpBufferBudget`.
+   * Changes the bytes held by `candidate` by `delta`. An increase that would pass
+   * `httpBufferBudget` first drops connections still waiting for their head that hold bytes,
+   * longest waiting first; returns false, and changes nothing, when that does not make room.
    */
-  hold(delta: number): boolean {
-    if (delta > 0 && this.#held + delta > this.#limits.httpBufferBudget) return false;
+  hold(delta: number, candidate: C): boolean {
+    const budget = this.#limits.httpBufferBudget;
+    if (delta > 0 && this.#held + delta > budget) {
+      for (const other of this.pending) {
+        if (other === candidate || !other.evictable || other.heldBytes === 0) continue;
+        other.evict(BUDGET_EVICTION);
+        this.release(other);
+        if (this.#held + delta <= budget) break;
+      }
+      if (this.#held + delta > budget) return false;
+    }
     this.#held += delta;
     return true;
   }
 }
+
+/** The answer to a connection dropped to make room in the budget. */
+const BUDGET_EVICTION: HttpError = {
+  status: 503,
+  message: "the server is out of memory for request data, and this request waited longest; try again",
+};
 
 function decrement(counts: Map<string, number>, key: string): void {
   const count = (counts.get(key) ?? 0) - 1;

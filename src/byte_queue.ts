@@ -54,6 +54,21 @@ export class ByteQueue {
     return this.#owned.capacity + chunk;
   }
 
+  /**
+   * Copies the unread bytes into the queue's own buffer when the chunk they view holds more than
+   * twice the memory they need: a few bytes left over should not keep a large read buffer.
+   */
+  compact(): void {
+    if (!this.borrowing) return;
+    const unread = this.#unread;
+    if (this.footprint - this.#owned.capacity <= 2 * unread.length) return;
+    this.#owned.clear();
+    this.#owned.append(unread);
+    this.#owning = true;
+    this.#start = 0;
+    this.#unread = this.#owned.bytes;
+  }
+
   /** Appends `chunk`, which the queue may keep a view of until it is consumed. */
   push(chunk: Uint8Array): void {
     if (this.#unread.length === 0) {

@@ -50,8 +50,8 @@ export interface HttpHost<T> {
   requeued(connection: HttpConnection<T>): void;
   /** The socket closed (after the HTTP phase or during it, but not once handed over). */
   disconnected(connection: HttpConnection<T>): void;
-  /** Changes the bytes held in the HTTP phase by `delta`; false when the budget has no room. */
-  hold(delta: number): boolean;
+  /** Changes the bytes `connection` holds by `delta`; false when the budget has no room. */
+  hold(delta: number, connection: HttpConnection<T>): boolean;
 }
 
 const enum Stage {
@@ -122,6 +122,11 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     return this.#stage === Stage.Head;
   }
 
+  /** Bytes it holds against the server's `httpBufferBudget`. */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
   /**
    * Once the connection is answered for good, reads go to one scratch buffer shared by all such
    * connections: what a client still sends then (a body nobody reads) is dropped without each
@@ -144,9 +149,13 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       return false;
     }
     this.#unread.push(chunk);
-    if (!this.#account()) return false;
+    // Counted by its bytes until it is used: a view of a large read buffer holds that buffer only
+    // if it is still kept when this call returns (counted then).
+    if (!this.#account(this.#unread.length)) return false;
     if (this.#waitingSince !== 0 && this.#drained === null) this.#waitingSince = Date.now();
     this.#process();
+    // Leftover bytes (half a head, say) are copied out rather than pin a large read buffer.
+    this.#unread.compact();
     const kept = this.#unread.borrowing;
     this.#account();
     return kept;
@@ -226,15 +235,17 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
   // --- Reading ---------------------------------------------------------------------------------
 
-  /** Keeps the budget's count in step with what the unread bytes hold; refuses (503) when over it. */
-  #account(): boolean {
-    const footprint = this.#unread.footprint;
-    if (this.#host.hold(footprint - this.#held)) {
+  /**
+   * Keeps the budget's count in step with `footprint`, what the unread bytes hold; refuses (503)
+   * when over it.
+   */
+  #account(footprint = this.#unread.footprint): boolean {
+    if (this.#host.hold(footprint - this.#held, this)) {
       this.#held = footprint;
       return true;
     }
     this.#unread.clear();
-    this.#host.hold(-this.#held);
+    this.#host.hold(-this.#held, this);
     this.#held = 0;
     this.#host.counters.drops.bufferBudget++;
     this.#failBody(new Error("the server is out of memory for request data"));

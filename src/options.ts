@@ -129,8 +129,9 @@ export interface ServeOptions<T = undefined> {
   maxConnectionsPerIp?: number;
   /**
    * Bytes that connections in their HTTP phase may hold in all (request heads being read, body
-   * bytes a `fetch` handler has not read yet, frames that came before the 101); a connection
-   * that would pass it gets 503. Default 64 MiB.
+   * bytes a `fetch` handler has not read yet, frames that came before the 101). Past it, the
+   * connections that have waited longest for their request head are dropped with 503 to make
+   * room, and a connection that cannot be made room for gets 503. Default 64 MiB.
    */
   httpBufferBudget?: number;
   /**

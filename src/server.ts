@@ -206,8 +206,8 @@ class WispServer<T> implements Server, HttpHost<T> {
     this.#admission.disconnected(http.remoteAddress);
   }
 
-  hold(delta: number): boolean {
-    return this.#admission.hold(delta);
+  hold(delta: number, http: HttpConnection<T>): boolean {
+    return this.#admission.hold(delta, http);
   }
 
   close(): Promise<void> {

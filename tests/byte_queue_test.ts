@@ -34,6 +34,25 @@ describe("ByteQueue", () => {
     assert.equal(queue.footprint, 4096);
   });
 
+  it("compact copies a few bytes out of a large buffer, and leaves a view that uses most of its buffer", () => {
+    const queue = new ByteQueue();
+    const buffer = new Uint8Array(64 * 1024);
+    buffer[1000] = 7;
+    queue.push(buffer.subarray(1000, 1010));
+    queue.compact();
+    assert.equal(queue.borrowing, false);
+    assert.deepEqual([...queue.bytes], [7, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.ok(queue.footprint <= 1024, `footprint ${queue.footprint}`);
+    buffer[1000] = 8; // the read buffer is free to be reused
+    assert.equal(queue.bytes[0], 7);
+
+    const whole = new Uint8Array(3000);
+    queue.clear();
+    queue.push(whole.subarray(1000));
+    queue.compact();
+    assert.equal(queue.bytes.buffer, whole.buffer, "2,000 of 3,000 bytes: kept as a view");
+  });
+
   it("with ownBuffers, charges a chunk its length, and a consumed view still its whole buffer", () => {
     const queue = new ByteQueue(true);
     queue.push(new Uint8Array(150));

@@ -518,6 +518,57 @@ describe("http: request target, Host and method", () => {
 });
 
 describe("http: httpBufferBudget", () => {
+  it("drops the partial heads that waited longest to make room, so a whole request gets through", async () => {
+    const budget = 64 * 1024;
+    const server = echoServer({
+      closeTimeout: CLOSE_TIMEOUT,
+      maxHeadSize: 256 * 1024,
+      httpBufferBudget: budget,
+    });
+    const attackers: RawClient[] = [];
+    try {
+      // 64 half heads of 1 KiB each (one read each, held as they came) fill the budget to the byte.
+      const piece = 1024;
+      for (let i = 0; i < budget / piece; i++) {
+        const client = await RawClient.connect(server.port);
+        attackers.push(client);
+        const start = "GET / HTTP/1.1\r\nX-Pad: ";
+        client.write(start + "x".repeat(piece - start.length));
+        await until(() => server.stats().connections.httpBytes === (i + 1) * piece, "the bytes held", WAIT);
+      }
+      const fresh = await RawClient.open(server.port);
+      fresh.destroy();
+      // The first half head made room (503), and the rest still wait.
+      const first = await attackers[0].readResponse(WAIT);
+      assert.equal(first.status, 503);
+      assert.match(first.body, /waited longest/);
+    } finally {
+      for (const client of attackers) client.destroy();
+      await server.close();
+    }
+  });
+
+  it("copies a few bytes left over after large reads rather than hold the read buffer", async () => {
+    const server = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      fetch: () => new Response(null, { status: 204 }),
+    });
+    try {
+      await withClient(server.port, async (client) => {
+        // 40 pipelined requests of 15 KB make the runtime read in large buffers; then one byte comes.
+        client.write(request("HEAD", "/", `X-Pad: ${"x".repeat(15_000)}`).repeat(40));
+        for (let i = 0; i < 40; i++) await client.readResponse(WAIT, true);
+        client.write("G");
+        await delay(100);
+        const held = server.stats().connections.httpBytes;
+        assert.ok(held <= 4096, `one unread byte holds ${held} bytes of the budget`);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
   it("answers 503 to a connection whose bytes would pass the budget, and recovers", async () => {
     const server = echoServer({
       closeTimeout: CLOSE_TIMEOUT,
