@@ -100,6 +100,8 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   #expectsContinue = false;
   #responding = false;
   #drained: (() => void) | null = null;
+  /** The transport's backlog when the last wait for it began, or when the sweep last saw it shrink. */
+  #backlogSeen = 0;
   /** Hands decoded body pieces to the stream (made with the first body stream, not per piece). */
   #enqueue: ((piece: Uint8Array) => void) | null = null;
   /** Whether the body stream got a piece since the handler last asked (its read is then answered). */
@@ -191,6 +193,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   drained(): Promise<void> | void {
     if (this.#transport.pending <= RESPONSE_BACKLOG || this.#stage === Stage.Done) return;
     this.#waitingSince = Date.now();
+    this.#backlogSeen = this.#transport.pending;
     return new Promise((resolve) => (this.#drained = resolve));
   }
 
@@ -205,12 +208,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
 
   /**
    * Enforces the deadlines (the server's sweep calls this): a head, or an upgrade's decision, not
-   * done since `deadline`, and a client that has not sent the body asked for or read the
-   * response written since then.
+   * done since `deadline`, and a client that has not sent the body asked for, or read any more
+   * of the response written, since then.
    */
   expire(deadline: number): void {
     if (this.#stage === Stage.Request) {
       if (this.#waitingSince === 0 || this.#waitingSince > deadline) return;
+      // A client still reading a large response (less of it waits than before) has not stalled.
+      const backlog = this.#transport.pending;
+      if (this.#drained !== null && backlog < this.#backlogSeen) {
+        this.#backlogSeen = backlog;
+        this.#waitingSince = Date.now();
+        return;
+      }
       this.#host.counters.drops.requestTimeout++;
       this.#failBody(new Error("the request body did not arrive in time"));
       return this.#fail({ status: 408, message: "the request body did not arrive in time" });

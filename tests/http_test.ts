@@ -84,6 +84,44 @@ describe("http: keep-alive and pipelining", () => {
     }
   });
 
+  // Node calls a write back only once all of it is sent, so how much of one large write a slow
+  // client has read is not seen there: on Node the write as a whole must not stall that long.
+  const onNode = !("Deno" in globalThis) && !("Bun" in globalThis);
+  const seesProgress = { skip: onNode ? "Node reports no progress within one write" : false };
+  it(
+    "keeps a client that reads a large answer slowly, for longer than handshakeTimeout",
+    seesProgress,
+    async () => {
+      // More than the loopback buffers hold, so that most of it waits in the server for a while.
+      const size = 16 * 1024 * 1024;
+      const big = serve({
+        port: 0,
+        closeTimeout: CLOSE_TIMEOUT,
+        handshakeTimeout: 300,
+        fetch: () => new Response(new Uint8Array(size)),
+      });
+      try {
+        const socket = connect({ host: "127.0.0.1", port: big.port });
+        let received = 0;
+        let burst = 0;
+        socket.on("data", (chunk: Uint8Array) => {
+          received += chunk.length;
+          // 1 MiB at a time, every 100 ms: about 1.6 s in all, several times handshakeTimeout.
+          if ((burst += chunk.length) < 1024 * 1024) return;
+          burst = 0;
+          socket.pause();
+          setTimeout(() => socket.resume(), 100);
+        });
+        socket.write(request("GET", "/"));
+        await until(() => received > size, "the whole answer", 10_000);
+        socket.destroy();
+        assert.equal(big.stats().drops.requestTimeout, 0, "dropped as stalled while it read");
+      } finally {
+        await big.close();
+      }
+    },
+  );
+
   it("closes after a response when the request says Connection: close, or is HTTP/1.0", async () => {
     for (
       const head of [

@@ -37,6 +37,15 @@ describe("parseRequestHead", () => {
     assert.deepEqual([...head.headers], [["sec-websocket-protocol", "a, b"]]);
   });
 
+  it("refuses a second Host field with 400 (RFC 9112 §3.2), even an equal or empty one", () => {
+    for (const fields of ["Host: a\r\nHost: a", "Host: a\r\nhOST: b", "Host:\r\nHost:"]) {
+      assert.deepEqual(refusal(`GET / HTTP/1.1\r\n${fields}\r\n\r\n`), {
+        status: 400,
+        message: "more than one Host header",
+      });
+    }
+  });
+
   it("trims spaces and tabs around a value but nothing else, keeping obs-text as Latin-1", () => {
     const head = parsed("GET / HTTP/1.1\r\nA: \t x y \t\r\nB:\xa0caf\xe9\xa0\r\nC:\r\n\r\n");
     assert.equal(head.headers.get("a"), "x y");
