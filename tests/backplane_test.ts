@@ -287,6 +287,32 @@ describe("backplane: a Redis that answers garbage, refuses us or is not there", 
     }
   });
 
+  it("takes a Redis that stops answering (frozen) for lost within two pingIntervals, and comes back", async () => {
+    const redis = await RedisServer.start();
+    const events: string[] = [];
+    const backplane = redisBackplane({
+      url: redis.url,
+      pingInterval: 200,
+      onEvent: (event) => events.push(event.message),
+    });
+    const server = serve<undefined>({ port: 0, backplane, websocket: {} });
+    try {
+      await until(() => backplane.stats().state === "connected", "the backplane to connect", WAIT);
+      redis.freeze();
+      const frozen = Date.now();
+      await until(() => backplane.stats().state === "connecting", "the backplane to notice", WAIT);
+      assert.ok(Date.now() - frozen < 1000, `noticed after ${Date.now() - frozen} ms`);
+      assert.ok(events.some((event) => /no answer from Redis in 200 ms/.test(event)), events.join("\n"));
+      redis.thaw();
+      await until(() => backplane.stats().state === "connected", "the backplane to reconnect", 10_000);
+      assert.ok(backplane.stats().reconnects >= 1);
+    } finally {
+      redis.thaw();
+      await server.close();
+      await redis.stop();
+    }
+  });
+
   it("counts every connection that cannot be made as an error", async () => {
     const backplane = redisBackplane({ url: `redis://127.0.0.1:${await freePort()}` });
     const server = serve<undefined>({ port: 0, backplane, onEvent: () => {}, websocket: {} });
@@ -301,6 +327,8 @@ describe("backplane: a Redis that answers garbage, refuses us or is not there", 
 
   it("refuses a url that is not redis:// with a TypeError naming the option", () => {
     assert.throws(() => redisBackplane({ url: "http://127.0.0.1" }), /option "url"/);
+    assert.throws(() => redisBackplane({ pingInterval: -1 }), RangeError);
+    assert.throws(() => redisBackplane({ pingInterval: 0.5 }), /option "pingInterval"/);
     assert.throws(() => serve({ port: 0, backplane: {} as never }), /option "backplane"/);
   });
 });

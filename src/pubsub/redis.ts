@@ -27,6 +27,12 @@ export interface RedisBackplaneOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * Milliseconds between the `PING`s each connection sends; one that hears nothing from Redis for
+   * that long is taken for lost (a Redis that hangs, or a link that died without a FIN) and made
+   * again. 0 sends none. Default 5,000.
+   */
+  pingInterval?: number;
+  /**
    * Told of every change of state and every error, in one line. Default: the server's `onEvent`
    * (as events of kind `"backplane"`, by default a line on stderr each).
    */
@@ -66,6 +72,7 @@ interface Settings {
   prefix: Uint8Array;
   sharded: boolean;
   maxBufferedBytes: number;
+  pingInterval: number;
   /** The `onEvent` option, or null to tell the server instead. */
   onEvent: ((event: BackplaneEvent) => void) | null;
 }
@@ -75,7 +82,7 @@ function resolve(options: RedisBackplaneOptions): Settings {
     throw new TypeError("redisBackplane() takes an options object");
   }
   for (const name of Object.keys(options)) {
-    if (!["url", "channelPrefix", "sharded", "maxBufferedBytes", "onEvent"].includes(name)) {
+    if (!["url", "channelPrefix", "sharded", "maxBufferedBytes", "pingInterval", "onEvent"].includes(name)) {
       throw new TypeError(`unknown option "${name}" of redisBackplane()`);
     }
   }
@@ -91,7 +98,12 @@ function resolve(options: RedisBackplaneOptions): Settings {
       `redisBackplane() option "url" must be redis://host[:port], got ${JSON.stringify(text)}`,
     );
   }
-  const { channelPrefix = "wisp:", sharded = false, maxBufferedBytes = 8 * 1024 * 1024 } = options;
+  const {
+    channelPrefix = "wisp:",
+    sharded = false,
+    maxBufferedBytes = 8 * 1024 * 1024,
+    pingInterval = 5_000,
+  } = options;
   if (typeof channelPrefix !== "string") {
     throw new TypeError(`redisBackplane() option "channelPrefix" must be a string`);
   }
@@ -100,6 +112,9 @@ function resolve(options: RedisBackplaneOptions): Settings {
   }
   if (!Number.isInteger(maxBufferedBytes) || maxBufferedBytes < 0) {
     throw new RangeError(`redisBackplane() option "maxBufferedBytes" must be a whole number of bytes`);
+  }
+  if (!Number.isInteger(pingInterval) || pingInterval < 0) {
+    throw new RangeError(`redisBackplane() option "pingInterval" must be a whole number of milliseconds`);
   }
   const onEvent = options.onEvent ?? null;
   if (onEvent !== null && typeof onEvent !== "function") {
@@ -113,6 +128,7 @@ function resolve(options: RedisBackplaneOptions): Settings {
     prefix: encoder.encode(channelPrefix),
     sharded,
     maxBufferedBytes,
+    pingInterval,
     onEvent,
   };
 }
@@ -165,6 +181,10 @@ class RedisLink implements TransportEvents {
   #dropping = "";
   #retryMs = FIRST_RETRY_MS;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Checks every `pingInterval` that Redis was heard from since the last check, then pings. */
+  #pinger: ReturnType<typeof setInterval> | undefined;
+  /** Whether anything came from Redis since the last check. */
+  #heard = false;
   #closed = false;
   /** Whether it had been up since it last reported a loss (so each loss is told once). */
   #wasUp = true;
@@ -209,6 +229,18 @@ class RedisLink implements TransportEvents {
       this.#owed++;
     }
     transport.write(PING);
+    const interval = this.#settings.pingInterval;
+    if (interval > 0) {
+      this.#heard = false;
+      this.#pinger = setInterval(() => this.#checkAlive(interval), interval);
+    }
+  }
+
+  /** Drops a connection Redis has not answered on for `interval` ms, else pings it. */
+  #checkAlive(interval: number): void {
+    if (!this.#heard) return this.#drop(`no answer from Redis in ${interval} ms`);
+    this.#heard = false;
+    if (this.connected) this.#transport!.write(PING);
   }
 
   /** Writes a command; false when there is no connection to write it to (yet). */
@@ -219,6 +251,7 @@ class RedisLink implements TransportEvents {
   }
 
   data(chunk: Uint8Array): boolean {
+    this.#heard = true;
     let replies: RespValue[];
     try {
       replies = this.#reader.push(chunk);
@@ -244,6 +277,7 @@ class RedisLink implements TransportEvents {
 
   close(): void {
     this.#transport = null;
+    clearInterval(this.#pinger);
     const dropped = this.#dropping;
     this.#dropping = "";
     if (this.#closed) return;
@@ -254,6 +288,7 @@ class RedisLink implements TransportEvents {
   shutdown(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#pinger);
     this.#transport?.destroy();
   }
 

@@ -103,6 +103,19 @@ export class RedisServer {
     await exited;
   }
 
+  /**
+   * Freezes it (SIGSTOP), as a hung server would be: connections stay open, nothing answers.
+   * Signalled by pid: Deno's `ChildProcess.kill` records SIGSTOP as how the child ended.
+   */
+  freeze(): void {
+    if (this.#child?.pid !== undefined) process.kill(this.#child.pid, "SIGSTOP");
+  }
+
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void {
+    if (this.#child?.pid !== undefined) process.kill(this.#child.pid, "SIGCONT");
+  }
+
   /** Stops it and removes its directory. */
   async stop(): Promise<void> {
     await this.kill();
