@@ -317,6 +317,10 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
   #request(head: RequestHead): void {
     const { fetch, metrics } = this.#host.options;
     if (fetch === null && metrics === null) return this.#upgradeRequired();
+    // Before the URL: a CONNECT's authority-form target would otherwise be a 400.
+    if (fetch !== null && !isServableMethod(head.method)) {
+      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
+    }
     const url = this.#url(head, false);
     if (!(url instanceof URL)) return this.refuse(url);
     if (url.pathname === metrics && (head.method === "GET" || head.method === "HEAD")) {
@@ -324,9 +328,6 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       return;
     }
     if (fetch === null) return this.#upgradeRequired();
-    if (!isServableMethod(head.method)) {
-      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
-    }
     this.#host.counters.requests++;
     const hasBody = !this.#body!.done;
     this.#expectsContinue = hasBody && head.minorVersion >= 1 &&
@@ -497,10 +498,11 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const host = head.headers.get("host");
     if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
     if (host !== undefined && !isHost(host)) return { status: 400, message: "invalid Host header" };
-    const target = head.target;
     // Origin-form is the authority from Host followed by the target as it is (RFC 9112 §3.3), never
-    // a reference resolved against it: "//elsewhere/x" is a path here. Absolute-form brings its own.
-    const origin = target.startsWith("/");
+    // a reference resolved against it: "//elsewhere/x" is a path here. An OPTIONS "*" has an empty
+    // path there; absolute-form brings its own authority.
+    const target = head.target === "*" && head.method === "OPTIONS" ? "" : head.target;
+    const origin = target === "" || target.startsWith("/");
     if (!origin && !ABSOLUTE_FORM.test(target)) {
       return { status: 400, message: "the request target must be a path or an absolute URL" };
     }
@@ -680,7 +682,9 @@ const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
  * IP-literal or a non-empty reg-name (an http URI may not have an empty host, RFC 9110 §4.2.1).
  */
 function isHost(value: string): boolean {
-  return /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]*)?$/.test(value);
+  const match = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::([0-9]*))?$/
+    .exec(value);
+  return match !== null && (match[1] === undefined || match[1] === "" || Number(match[1]) <= 65_535);
 }
 
 /**

@@ -313,6 +313,24 @@ describe("backplane: a Redis that answers garbage, refuses us or is not there", 
     }
   });
 
+  it("connects with a password to a Redis that has none, telling of it once", async () => {
+    const redis = await RedisServer.start();
+    const events: string[] = [];
+    const backplane = redisBackplane({
+      url: `redis://:secret@127.0.0.1:${redis.port}`,
+      onEvent: (event) => events.push(event.message),
+    });
+    const server = serve<undefined>({ port: 0, backplane, websocket: {} });
+    try {
+      await until(() => backplane.stats().state === "connected", "the backplane to connect", WAIT);
+      assert.ok(events.some((event) => /without any password configured/.test(event)), events.join("\n"));
+      assert.equal(backplane.stats().reconnects, 0);
+    } finally {
+      await server.close();
+      await redis.stop();
+    }
+  });
+
   it("counts every connection that cannot be made as an error", async () => {
     const backplane = redisBackplane({ url: `redis://127.0.0.1:${await freePort()}` });
     const server = serve<undefined>({ port: 0, backplane, onEvent: () => {}, websocket: {} });
@@ -329,6 +347,7 @@ describe("backplane: a Redis that answers garbage, refuses us or is not there", 
     assert.throws(() => redisBackplane({ url: "http://127.0.0.1" }), /option "url"/);
     assert.throws(() => redisBackplane({ pingInterval: -1 }), RangeError);
     assert.throws(() => redisBackplane({ pingInterval: 0.5 }), /option "pingInterval"/);
+    assert.throws(() => redisBackplane({ pingInterval: 2 ** 31 }), /option "pingInterval"/);
     assert.throws(() => serve({ port: 0, backplane: {} as never }), /option "backplane"/);
   });
 });

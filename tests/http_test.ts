@@ -92,12 +92,12 @@ describe("http: keep-alive and pipelining", () => {
     "keeps a client that reads a large answer slowly, for longer than handshakeTimeout",
     seesProgress,
     async () => {
-      // More than the loopback buffers hold, so that most of it waits in the server for a while.
-      const size = 16 * 1024 * 1024;
+      // Far more than the loopback buffers hold, so that most of it waits in the server for a while.
+      const size = 32 * 1024 * 1024;
       const big = serve({
         port: 0,
         closeTimeout: CLOSE_TIMEOUT,
-        handshakeTimeout: 300,
+        handshakeTimeout: 1000,
         fetch: () => new Response(new Uint8Array(size)),
       });
       try {
@@ -106,7 +106,7 @@ describe("http: keep-alive and pipelining", () => {
         let burst = 0;
         socket.on("data", (chunk: Uint8Array) => {
           received += chunk.length;
-          // 1 MiB at a time, every 100 ms: about 1.6 s in all, several times handshakeTimeout.
+          // 1 MiB at a time, every 100 ms: about 3 s in all, several times handshakeTimeout.
           if ((burst += chunk.length) < 1024 * 1024) return;
           burst = 0;
           socket.pause();
@@ -513,6 +513,11 @@ describe("http: request target, Host and method", () => {
     assert.deepEqual(await ask(head), { status: 200, body: "GET http://other.example/q" });
   });
 
+  it("takes OPTIONS * as a request for the server as a whole: the URL has an empty path", async () => {
+    const head = "OPTIONS * HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n";
+    assert.deepEqual(await ask(head), { status: 200, body: "OPTIONS http://h.example/" });
+  });
+
   it("answers 400 to a target that is neither a path nor an absolute URL", async () => {
     for (const target of ["x", "*", "evil.example/p"]) {
       const { status } = await ask(`GET ${target} HTTP/1.1\r\nHost: h.example\r\n\r\n`);
@@ -534,6 +539,8 @@ describe("http: request target, Host and method", () => {
       const { status } = await ask(["GET /p HTTP/1.1", ...lines].join("\r\n") + "\r\n\r\n");
       assert.equal(status, 400, lines.join(" | "));
     }
+    const { status } = await ask("GET /p HTTP/1.1\r\nHost: a.example:99999\r\n\r\n");
+    assert.deepEqual(status, 400, "a port past 65535");
     for (const host of ["a.example:8080", "[::1]:3368", "127.0.0.1", "xn--bcher-kva.example"]) {
       const { status, body } = await ask(`GET /p HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
       assert.equal(status, 200, host);
@@ -546,6 +553,11 @@ describe("http: request target, Host and method", () => {
       const { status } = await ask(`${method} / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi`);
       assert.equal(status, 501, method);
     }
+    // A real CONNECT, with its authority-form target.
+    assert.equal(
+      (await ask("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")).status,
+      501,
+    );
     // An extension method reaches the handler as it came, or (where the runtime's Request cannot
     // carry it) is answered 501: never as another method.
     const { status, body } = await ask("FOO /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");

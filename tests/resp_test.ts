@@ -84,8 +84,10 @@ describe("RESP", () => {
 
   it("reads any 64-bit integer, as a bigint where a number would not be exact", () => {
     assert.deepEqual(
-      read(":9007199254740991\r\n:9007199254740993\r\n:-9223372036854775808\r\n:1234567890123456\r\n"),
-      [9007199254740991, 9007199254740993n, -9223372036854775808n, 1234567890123456],
+      read(
+        ":9007199254740991\r\n:9007199254740993\r\n:-9223372036854775808\r\n:1234567890123456\r\n:+5\r\n",
+      ),
+      [9007199254740991, 9007199254740993n, -9223372036854775808n, 1234567890123456, 5],
     );
   });
 
@@ -106,7 +108,8 @@ describe("RESP", () => {
       ["a bulk string longer than the limit", "$2000\r\n"],
       ["a bulk string without its CRLF", "$2\r\nabXY"],
       ["an integer that is not one", ":12a\r\n"],
-      ["an integer of more than 64 bits", ":123456789012345678901\r\n"],
+      ["an integer of more than 19 digits", ":123456789012345678901\r\n"],
+      ["an integer past the 64-bit range", ":9223372036854775808\r\n"],
       ["a double that is not one", ",1.2.3\r\n"],
       ["an array longer than the limit", "*100\r\n"],
       ["arrays nested too deep", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n"],

@@ -113,7 +113,8 @@ function resolve(options: RedisBackplaneOptions): Settings {
   if (!Number.isInteger(maxBufferedBytes) || maxBufferedBytes < 0) {
     throw new RangeError(`redisBackplane() option "maxBufferedBytes" must be a whole number of bytes`);
   }
-  if (!Number.isInteger(pingInterval) || pingInterval < 0) {
+  // Timers take at most 2^31 - 1 ms; runtimes fire a longer one after 1 ms.
+  if (!Number.isInteger(pingInterval) || pingInterval < 0 || pingInterval > 2_147_483_647) {
     throw new RangeError(`redisBackplane() option "pingInterval" must be a whole number of milliseconds`);
   }
   const onEvent = options.onEvent ?? null;
@@ -162,6 +163,16 @@ interface LinkOwner {
 
 /** The command sent on every new connection: its reply shows that Redis is there and serves us. */
 const PING = encodeCommand(["PING"]);
+
+/**
+ * Whether an error answering the first commands still leaves pub/sub working: Redis loading its
+ * data, a replica cut off from its primary, a busy script (PING has none of the flags that let
+ * PUBLISH and SUBSCRIBE run then), or a password given to a Redis that has none.
+ */
+function servesAnyway(error: RespError): boolean {
+  return /^(LOADING|MASTERDOWN|BUSY)\b/.test(error.message) ||
+    /without any password configured/.test(error.message);
+}
 
 /**
  * One connection to Redis that comes back by itself: it reconnects with backoff whenever it is
@@ -263,11 +274,14 @@ class RedisLink implements TransportEvents {
     for (const reply of replies) {
       if (this.#owed === 0) {
         this.#owner.reply(reply);
-      } else if (reply instanceof RespError) {
+      } else if (reply instanceof RespError && !servesAnyway(reply)) {
         this.#drop(`Redis refused the connection: ${reply.message}`);
         break;
-      } else if (--this.#owed === 0) {
-        this.#up();
+      } else {
+        if (reply instanceof RespError) {
+          this.#owner.report({ type: "error", message: `${this.#role}: Redis answered ${reply.message}` });
+        }
+        if (--this.#owed === 0) this.#up();
       }
     }
     return false;
@@ -464,14 +478,17 @@ class RedisBackplane implements Backplane {
   /** A reply on the publisher's connection: only errors matter. */
   #check(reply: RespValue): void {
     if (reply instanceof RespError) {
-      this.#event({ type: "error", message: `Redis refused a publish: ${reply.message}` });
+      this.#event({ type: "error", message: `Redis answered the publisher with an error: ${reply.message}` });
     }
   }
 
   /** A message (or a reply) on the subscriber's connection. */
   #receive(reply: RespValue): void {
     if (reply instanceof RespError) {
-      return this.#event({ type: "error", message: `Redis refused a subscription: ${reply.message}` });
+      return this.#event({
+        type: "error",
+        message: `Redis answered the subscriber with an error: ${reply.message}`,
+      });
     }
     if (!Array.isArray(reply) || reply.length !== 3) return;
     const kind = respText(reply[0]);

@@ -240,9 +240,12 @@ export class RespReader {
 
 /** An integer reply: any signed 64-bit value, a number where that is exact and a bigint beyond. */
 function integerReply(line: string): number | bigint {
-  if (!/^-?\d{1,19}$/.test(line)) throw new RespProtocolError(`integer "${line}"`);
+  if (!/^[-+]?\d{1,19}$/.test(line)) throw new RespProtocolError(`integer "${line}"`);
   const value = Number(line);
-  return Number.isSafeInteger(value) ? value : BigInt(line);
+  if (Number.isSafeInteger(value)) return value;
+  const big = BigInt(line);
+  if (big < -(2n ** 63n) || big >= 2n ** 63n) throw new RespProtocolError(`integer "${line}"`);
+  return big;
 }
 
 /** Decimal notation of a RESP3 double other than `inf`, `-inf` and `nan`. */
