@@ -72,19 +72,19 @@ export class Admission<C extends Candidate> {
       }
     }
     if ((this.#pendingByIp.get(address) ?? 0) >= limits.maxPendingHandshakesPerIp) {
-      const made = this.#makeRoom(address, {
+      const made = this.#makeRoom({
         status: 429,
         message:
           "too many connections from this address are still sending their request; this one waited longest",
-      });
+      }, (other) => other.remoteAddress === address);
       if (!made) return { status: 429, message: "too many requests from this address are in progress" };
     }
     if (this.pending.size >= limits.maxPendingHandshakes) {
-      const made = this.#makeRoom(null, {
+      const made = this.#makeRoom({
         status: 503,
         message:
           "the server is at its limit of connections still sending their request; this one waited longest",
-      });
+      }, () => true);
       if (!made) return { status: 503, message: "too many requests are in progress; try again" };
     }
     this.pending.add(candidate);
@@ -92,10 +92,13 @@ export class Admission<C extends Candidate> {
     return null;
   }
 
-  /** Evicts the connection that has waited longest for its head (from `address`, if given). */
-  #makeRoom(address: string | null, error: HttpError): boolean {
+  /**
+   * Evicts the connection that has waited longest for its head among those `eligible`; false
+   * when there is none.
+   */
+  #makeRoom(error: HttpError, eligible: (candidate: C) => boolean): boolean {
     for (const candidate of this.pending) {
-      if (candidate.evictable && (address === null || candidate.remoteAddress === address)) {
+      if (candidate.evictable && eligible(candidate)) {
         candidate.evict(error);
         this.release(candidate); // evict usually releases it already; this makes sure
         return true;
@@ -128,13 +131,10 @@ export class Admission<C extends Candidate> {
   hold(delta: number, candidate: C): boolean {
     const budget = this.#limits.httpBufferBudget;
     if (delta > 0 && this.#held + delta > budget) {
-      for (const other of this.pending) {
-        if (other === candidate || !other.evictable || other.heldBytes === 0) continue;
-        other.evict(BUDGET_EVICTION);
-        this.release(other);
-        if (this.#held + delta <= budget) break;
-      }
-      if (this.#held + delta > budget) return false;
+      const holdsBytes = (other: C) => other !== candidate && other.heldBytes > 0;
+      do {
+        if (!this.#makeRoom(BUDGET_EVICTION, holdsBytes)) return false;
+      } while (this.#held + delta > budget);
     }
     this.#held += delta;
     return true;

@@ -3,6 +3,8 @@
  * @module
  */
 
+import { strictTextDecoder } from "./utf8.ts";
+
 /** Close codes Wisp sends or reports. */
 export const CloseCode = {
   /** The purpose of the connection has been fulfilled. */
@@ -40,8 +42,6 @@ export function isValidWireCloseCode(code: number): boolean {
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 const encoder = new TextEncoder();
-/** `ignoreBOM`: a reason's leading U+FEFF is kept, as any other character. */
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Builds the payload of a close frame: the code in network order followed by the UTF-8 reason. */
 export function encodeClosePayload(code: number, reason: string): Uint8Array {
@@ -66,7 +66,7 @@ export function parseClosePayload(payload: Uint8Array): ParsedClose {
   const code = (payload[0] << 8) | payload[1];
   if (!isValidWireCloseCode(code)) return { error: withDetail(Failure.InvalidCloseCode, code) };
   try {
-    return { code, reason: fatalDecoder.decode(payload.subarray(2)) };
+    return { code, reason: strictTextDecoder.decode(payload.subarray(2)) };
   } catch {
     return { error: Failure.InvalidCloseReason };
   }

@@ -318,9 +318,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const { fetch, metrics } = this.#host.options;
     if (fetch === null && metrics === null) return this.#upgradeRequired();
     // Before the URL: a CONNECT's authority-form target would otherwise be a 400.
-    if (fetch !== null && !isServableMethod(head.method)) {
-      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
-    }
+    if (fetch !== null && !isServableMethod(head.method)) return this.refuse(notImplemented(head.method));
     const url = this.#url(head, false);
     if (!(url instanceof URL)) return this.refuse(url);
     if (url.pathname === metrics && (head.method === "GET" || head.method === "HEAD")) {
@@ -336,9 +334,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
     const stream = hasBody && head.method !== "GET" && head.method !== "HEAD" ? this.#openBody() : null;
     const request = webRequest(head, url, stream);
     // Bun's Request reads some unknown methods as GET: such a request is not the one that came.
-    if (request.method !== head.method) {
-      return this.refuse({ status: 501, message: `the ${head.method} method is not supported` });
-    }
+    if (request.method !== head.method) return this.refuse(notImplemented(head.method));
     const transport = this.#transport;
     Promise.resolve(
       fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort }),
@@ -677,13 +673,15 @@ function drop(): void {}
 /** An absolute-form request target (RFC 9112 §3.2.2): a scheme, then "://". */
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 
+/** `uri-host [ ":" port ]`, the port captured. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::([0-9]*))?$/;
+
 /**
  * Whether `value` is a valid `Host` (RFC 9112 §3.2): `uri-host [ ":" port ]`, the host an
  * IP-literal or a non-empty reg-name (an http URI may not have an empty host, RFC 9110 §4.2.1).
  */
 function isHost(value: string): boolean {
-  const match = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::([0-9]*))?$/
-    .exec(value);
+  const match = HOST.exec(value);
   return match !== null && (match[1] === undefined || match[1] === "" || Number(match[1]) <= 65_535);
 }
 
@@ -696,6 +694,11 @@ function isServableMethod(method: string): boolean {
   const upper = method.toUpperCase();
   if (upper === "CONNECT" || upper === "TRACE" || upper === "TRACK") return false;
   return method === upper || !NORMALIZED_METHODS.has(upper);
+}
+
+/** The answer to a request whose method {@linkcode isServableMethod} refuses, or `Request` altered. */
+function notImplemented(method: string): HttpError {
+  return { status: 501, message: `the ${method} method is not supported` };
 }
 
 /** The methods a web `Request` upper-cases (the fetch standard's "normalize a method"). */

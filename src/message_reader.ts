@@ -8,7 +8,7 @@ import { Failure } from "./close.ts";
 import { InflateError, type MessageInflater } from "./deflate/codec.ts";
 import { Opcode } from "./frame.ts";
 import { GrowableBuffer } from "./growable_buffer.ts";
-import { Utf8Validator } from "./utf8.ts";
+import { strictTextDecoder, textDecoder, Utf8Validator } from "./utf8.ts";
 
 /** Where whole messages go. */
 export interface MessageSink {
@@ -21,10 +21,6 @@ export interface MessageSink {
    */
   message(data: string | Uint8Array, borrowed: boolean, size: number): void;
 }
-
-// `ignoreBOM`: a leading U+FEFF is text like any other (the WHATWG WebSocket API keeps it too).
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Smallest frame remainder worth a read of its own into the message buffer. */
 const READ_INTO_MIN = 16 * 1024;
@@ -125,13 +121,13 @@ export class MessageReader {
       this.#sink.message(payload, borrowed, payload.length);
       return 0;
     }
-    const text = decoder.decode(payload);
+    const text = textDecoder.decode(payload);
     // Unless validated piece by piece as it arrived: U+FFFD in the lenient decoder's output means a
     // bad sequence or an encoded U+FFFD, which only the fatal decoder (on V8 several times slower,
     // so not the first choice) tells apart.
     if (!validated && text.includes("\uFFFD")) {
       try {
-        fatalDecoder.decode(payload);
+        strictTextDecoder.decode(payload);
       } catch {
         return Failure.InvalidText;
       }

@@ -3,9 +3,18 @@
  *
  * It follows the WHATWG decoder's byte ranges, so it rejects a sequence at the first byte that
  * cannot continue it (overlong forms, surrogates, code points above U+10FFFF), even when the
- * sequence is split across fragments.
+ * sequence is split across fragments. Also the decoders for text from peers.
  * @module
  */
+
+/**
+ * Decodes a peer's text, bad sequences as U+FFFD. `ignoreBOM`: a leading U+FEFF is a character
+ * like any other, not a byte order mark to strip (the browser's `WebSocket` keeps it too).
+ */
+export const textDecoder: TextDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** {@linkcode textDecoder}, but throwing a `TypeError` on text that is not UTF-8. */
+export const strictTextDecoder: TextDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Validates UTF-8 text fed in any number of pieces. */
 export class Utf8Validator {

@@ -7,6 +7,7 @@
 import { runtimeConnect } from "../runtime/mod.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
 import type { Backplane, BackplaneEvent, BackplaneStats } from "./backplane.ts";
+import { textDecoder } from "../utf8.ts";
 import { encodeCommand, RespError, RespProtocolError, RespReader, respText, type RespValue } from "./resp.ts";
 
 /** Options of {@linkcode redisBackplane}. */
@@ -135,8 +136,6 @@ function resolve(options: RedisBackplaneOptions): Settings {
 }
 
 const encoder = new TextEncoder();
-/** For topics and text messages, which may begin with U+FEFF like any other character. */
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The most a reply from Redis may announce; more is taken for garbage (the connection is dropped). */
 const REPLY_LIMITS = { maxBulkLength: 64 * 1024 * 1024, maxElements: 1 << 20, maxDepth: 4 };
@@ -360,10 +359,7 @@ class RedisBackplane implements Backplane {
     this.#settings = settings;
     this.#onEvent = settings.onEvent;
     const report = (event: BackplaneEvent) => this.#event(event);
-    const failed = (why: string) => {
-      this.#stats.errors++;
-      this.#stats.lastError = why;
-    };
+    const failed = (why: string) => void this.#countError(why);
     this.#publisher = new RedisLink(settings, "publisher", {
       ready: () => this.#flush(),
       reply: (reply) => this.#check(reply),
@@ -500,20 +496,25 @@ class RedisBackplane implements Backplane {
       return this.#event({ type: "error", message: "a message on a Wisp channel is not in Wisp's format" });
     }
     if (sameBytes(envelope.subarray(1, 1 + ORIGIN_LENGTH), this.#origin)) return; // our own, delivered already
-    const topic = decoder.decode(channel.subarray(prefix.length));
+    const topic = textDecoder.decode(channel.subarray(prefix.length));
     if (!this.#topics.has(topic)) return; // unsubscribed meanwhile
     const bytes = envelope.subarray(1 + ORIGIN_LENGTH);
     this.#stats.received++;
-    this.#deliver!(topic, envelope[0] === TEXT ? decoder.decode(bytes) : bytes);
+    this.#deliver!(topic, envelope[0] === TEXT ? textDecoder.decode(bytes) : bytes);
+  }
+
+  /** Counts an error; false when it is the same as the last one. */
+  #countError(message: string): boolean {
+    const stats = this.#stats;
+    stats.errors++;
+    if (message === stats.lastError) return false;
+    stats.lastError = message;
+    return true;
   }
 
   /** Counts an error and tells `onEvent`, but not the same error twice in a row (a flood of refusals is one line). */
   #event(event: BackplaneEvent): void {
-    if (event.type === "error") {
-      this.#stats.errors++;
-      if (event.message === this.#stats.lastError) return;
-      this.#stats.lastError = event.message;
-    }
+    if (event.type === "error" && !this.#countError(event.message)) return;
     try {
       this.#onEvent?.(event);
     } catch (error) {
