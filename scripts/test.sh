@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The test command: runs the whole suite under Deno, then Bun, then Node, and prints
-# "tests: N passed, N failed" summed over the three (after a line for each). Exits non-zero when
-# any test fails.
+# "tests: N passed, N failed, N skipped" summed over the three (after a line for each). Exits
+# non-zero when any test fails.
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 if ! [ -x node_modules/.bin/deno ] || ! [ -x node_modules/.bin/bun ] || ! [ -x node_modules/.bin/esbuild ]; then
   npm ci --no-audit --no-fund || exit 1
 fi
-bash scripts/ensure_chromium.sh
+bash scripts/ensure_tools.sh
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
@@ -25,16 +25,16 @@ timeout 900 node --import ./scripts/node_ts.mjs --experimental-websocket --disab
   --test-reporter=junit --test-reporter-destination="$reports/node.xml" tests/*_test.ts
 node_status=$?
 
-count() { # runtime report status → "passed failed", one failure at least when the runner failed
-  local result passed failed
-  result=$( [ -f "$2" ] && node scripts/count_junit.mjs "$2" || echo "0 0")
-  read -r passed failed <<<"$result"
+count() { # runtime report status → "passed failed skipped", one failure at least when the runner failed
+  local result passed failed skipped
+  result=$( [ -f "$2" ] && node scripts/count_junit.mjs "$2" || echo "0 0 0")
+  read -r passed failed skipped <<<"$result"
   if [ "$3" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-  echo "$1: $passed passed, $failed failed" >&2
-  echo "$passed $failed"
+  echo "$1: $passed passed, $failed failed, $skipped skipped" >&2
+  echo "$passed $failed $skipped"
 }
-read -r deno_passed deno_failed <<<"$(count deno "$reports/deno.xml" "$deno_status")"
-read -r bun_passed bun_failed <<<"$(count bun "$reports/bun.xml" "$bun_status")"
-read -r node_passed node_failed <<<"$(count node "$reports/node.xml" "$node_status")"
-echo "tests: $((deno_passed + bun_passed + node_passed)) passed, $((deno_failed + bun_failed + node_failed)) failed"
+read -r deno_passed deno_failed deno_skipped <<<"$(count deno "$reports/deno.xml" "$deno_status")"
+read -r bun_passed bun_failed bun_skipped <<<"$(count bun "$reports/bun.xml" "$bun_status")"
+read -r node_passed node_failed node_skipped <<<"$(count node "$reports/node.xml" "$node_status")"
+echo "tests: $((deno_passed + bun_passed + node_passed)) passed, $((deno_failed + bun_failed + node_failed)) failed, $((deno_skipped + bun_skipped + node_skipped)) skipped"
 [ "$deno_status" -eq 0 ] && [ "$bun_status" -eq 0 ] && [ "$node_status" -eq 0 ]
