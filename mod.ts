@@ -38,11 +38,10 @@ export type {
   UpgradeInfo,
   UpgradeResult,
 } from "./src/options.ts";
-export { ReadyState } from "./src/api.ts";
+export { CloseCode, ReadyState } from "./src/api.ts";
 export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
-export { CloseCode } from "./src/close.ts";
 export type { Backplane, BackplaneEvent, BackplaneStats } from "./src/pubsub/backplane.ts";
 export { redisBackplane } from "./src/pubsub/redis.ts";
 export type { RedisBackplaneOptions } from "./src/pubsub/redis.ts";

@@ -5,7 +5,7 @@
  */
 
 import { acceptDigest } from "../src/handshake.ts";
-import { HttpConnection, type HttpHost } from "../src/http_connection.ts";
+import { HttpConnection, type HttpHost } from "../src/http/connection.ts";
 import { resolveOptions } from "../src/options.ts";
 import { NullTransport } from "../tests/helpers/null_transport.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { HttpError } from "./http_response.ts";
+import type { HttpError } from "./http/response.ts";
 
 /** A connection in its HTTP phase, as admission sees it. */
 export interface Candidate {

@@ -1,6 +1,6 @@
 /**
- * The shared vocabulary of Wisp's public API and its core: ready states, what `send` takes and
- * returns, and what a socket's public face asks of the connection behind it. A leaf module: it
+ * The shared vocabulary of Wisp's public API and its core: ready states, close codes, what `send`
+ * takes and returns, and what a socket's public face asks of the connection behind it. A leaf module: it
  * imports nothing, so every other module may import it.
  * @module
  */
@@ -11,6 +11,30 @@ export const ReadyState = {
   OPEN: 1,
   CLOSING: 2,
   CLOSED: 3,
+} as const;
+
+/** Close codes Wisp sends or reports. */
+export const CloseCode = {
+  /** The purpose of the connection has been fulfilled. */
+  Normal: 1000,
+  /** The server is going away (shutting down). */
+  GoingAway: 1001,
+  /** The peer broke the protocol. */
+  ProtocolError: 1002,
+  /** A data type the endpoint cannot accept. */
+  UnsupportedData: 1003,
+  /** Reported (never sent) when a close frame carried no code. */
+  NoStatus: 1005,
+  /** Reported (never sent) when the connection dropped without a close frame. */
+  Abnormal: 1006,
+  /** A text message or close reason was not valid UTF-8. */
+  InvalidPayload: 1007,
+  /** A message violated a policy of the endpoint. */
+  PolicyViolation: 1008,
+  /** A message exceeded the size limit. */
+  MessageTooBig: 1009,
+  /** The server hit an unexpected condition (a handler threw). */
+  InternalError: 1011,
 } as const;
 
 /**
@@ -49,7 +73,7 @@ export interface SocketControl {
   /** Sends a message. */
   send(data: MessageData, options?: SendOptions): SendStatus;
   /** Starts the closing handshake. */
-  closeWith(code: number, reason: string): void;
+  close(code: number, reason: string): void;
   /** Drops the connection without a closing handshake. */
   terminate(): void;
   /** Sends a ping. */

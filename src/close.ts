@@ -1,33 +1,12 @@
 /**
- * Close codes (RFC 6455 §7.4) and the payload of close frames.
+ * Close codes (RFC 6455 §7.4), the payload of close frames, and every failure's code and reason.
  * @module
  */
 
+import { CloseCode } from "./api.ts";
+import { describeValue } from "./describe_value.ts";
+import type { ResolvedValues } from "./options.ts";
 import { strictTextDecoder } from "./utf8.ts";
-
-/** Close codes Wisp sends or reports. */
-export const CloseCode = {
-  /** The purpose of the connection has been fulfilled. */
-  Normal: 1000,
-  /** The server is going away (shutting down). */
-  GoingAway: 1001,
-  /** The peer broke the protocol. */
-  ProtocolError: 1002,
-  /** A data type the endpoint cannot accept. */
-  UnsupportedData: 1003,
-  /** Reported (never sent) when a close frame carried no code. */
-  NoStatus: 1005,
-  /** Reported (never sent) when the connection dropped without a close frame. */
-  Abnormal: 1006,
-  /** A text message or close reason was not valid UTF-8. */
-  InvalidPayload: 1007,
-  /** A message violated a policy of the endpoint. */
-  PolicyViolation: 1008,
-  /** A message exceeded the size limit. */
-  MessageTooBig: 1009,
-  /** The server hit an unexpected condition (a handler threw). */
-  InternalError: 1011,
-} as const;
 
 /**
  * Whether `code` may appear in a close frame on the wire: 1000–1003, 1007–1014 or 3000–4999.
@@ -50,6 +29,28 @@ export function encodeClosePayload(code: number, reason: string): Uint8Array {
   payload[0] = code >> 8;
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);
+  return payload;
+}
+
+/**
+ * The payload of a close frame a user asks to send (`ws.close(code, reason)`): a `TypeError` for a
+ * code that is no number or a reason that is no string, a `RangeError` for a code that may not be
+ * sent or a reason over 123 bytes of UTF-8.
+ */
+export function closeFramePayload(code: number, reason: string): Uint8Array {
+  if (typeof code !== "number") {
+    throw new TypeError(`close code must be a number, not ${describeValue(code)}`);
+  }
+  if (typeof reason !== "string") {
+    throw new TypeError(`close reason must be a string, not ${describeValue(reason)}`);
+  }
+  if (!Number.isInteger(code) || !isValidWireCloseCode(code)) {
+    throw new RangeError(`close code ${code} may not be sent; use 1000, 1001-1003, 1007-1014 or 3000-4999`);
+  }
+  const payload = encodeClosePayload(code, reason);
+  if (payload.length - 2 > MAX_CLOSE_REASON_BYTES) {
+    throw new RangeError(`close reason is ${payload.length - 2} bytes of UTF-8; the limit is 123`);
+  }
   return payload;
 }
 
@@ -122,13 +123,8 @@ export const Failure = {
 /** A {@linkcode Failure} id. */
 export type FailureId = (typeof Failure)[keyof typeof Failure];
 
-/** The limits that some failure reasons name. */
-export interface FailureLimits {
-  /** See `ServeOptions.maxPayloadLength`. */
-  readonly maxPayloadLength: number;
-  /** See `ServeOptions.maxMessagesPerSecond`. */
-  readonly maxMessagesPerSecond: number;
-}
+/** The limits that some failure reasons name (the server's resolved options). */
+export type FailureLimits = Readonly<Pick<ResolvedValues, "maxPayloadLength" | "maxMessagesPerSecond">>;
 
 /** What a failure sends. */
 export interface FailureRule {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type HttpError, latin1Bytes } from "./http_response.ts";
+import { type HttpError, latin1Bytes } from "./http/response.ts";
 
 export type { HttpError };
 

@@ -7,14 +7,6 @@ import { deflateMessage } from "./deflate/codec.ts";
 import { encodeFrame, Opcode } from "./frame.ts";
 import type { MessageData } from "./api.ts";
 
-/** Server-wide compression settings (from the `perMessageDeflate` option). */
-export interface CompressionSettings {
-  /** Messages shorter than this many bytes are sent uncompressed. */
-  threshold: number;
-  /** zlib compression level, 0–9. */
-  level: number;
-}
-
 const encoder = new TextEncoder();
 
 /** The opcode a message goes out with: text for a string, binary for bytes. */

@@ -7,8 +7,22 @@
 
 import { describeValue } from "./describe_value.ts";
 import { printEvent, type ServerEvent } from "./events.ts";
+import {
+  booleanOption,
+  integerOption,
+  knownKeys,
+  option,
+  optionalFunction,
+  path,
+  type Resolved,
+  resolveTable,
+  textOption,
+} from "./option_table.ts";
 import type { Backplane } from "./pubsub/backplane.ts";
+import type { TlsOptions } from "./runtime/types.ts";
 import type { WebSocketHandler } from "./server_websocket.ts";
+
+export type { TlsOptions };
 
 /** Facts about a connection that a web `Request` does not carry. */
 export interface ConnectionInfo {
@@ -59,7 +73,7 @@ export type ProtocolSelector = (offered: string[], request: Request) => string |
 export interface ServeOptions<T = undefined> {
   /** Port to listen on; 0 picks a free one. Default 3368. */
   port?: number;
-  /** Address to listen on. Default `"127.0.0.1"`; use `"0.0.0.0"` to accept other hosts. */
+  /** Address to listen on; use `"0.0.0.0"` to accept other hosts. Default "127.0.0.1". */
   hostname?: string;
   /**
    * Listens with SO_REUSEPORT, so that several processes can serve one port and the kernel
@@ -124,7 +138,7 @@ export interface ServeOptions<T = undefined> {
   maxPendingHandshakesPerIp?: number;
   /**
    * Most connections (WebSockets and HTTP) open at once from one IP address; more get 429.
-   * 0 means no limit. Default 0 (clients behind one NAT share an address).
+   * 0 means no limit (clients behind one NAT share an address). Default 0 (no limit).
    */
   maxConnectionsPerIp?: number;
   /**
@@ -136,7 +150,7 @@ export interface ServeOptions<T = undefined> {
   httpBufferBudget?: number;
   /**
    * Messages (and pings and pongs) a client may send per second on average; a client that sends
-   * faster, beyond `maxMessageBurst`, is closed with 1008. 0 means no limit. Default 0.
+   * faster, beyond `maxMessageBurst`, is closed with 1008. Default 0 (no limit).
    */
   maxMessagesPerSecond?: number;
   /**
@@ -149,15 +163,15 @@ export interface ServeOptions<T = undefined> {
    * decide) before 408; also how long a request body the handler waits for, or a response the
    * client does not read, may stall, and how long a kept-alive connection may sit idle between
    * requests (it is then closed quietly). Checked every quarter of it, at most every second.
-   * Default 10,000.
+   * Default 10 000 ms.
    */
   handshakeTimeout?: number;
-  /** Milliseconds to wait for the peer's close frame and FIN before dropping. Default 5,000. */
+  /** Milliseconds to wait for the peer's close frame and FIN before dropping. Default 5 000 ms. */
   closeTimeout?: number;
   /**
    * Milliseconds without any data from a client after which it is pinged (with `sendPings`), and
    * after half as long again with still nothing, dropped (`close` reports 1006). 0 disables.
-   * Default 120,000.
+   * Default 120 000 ms.
    */
   idleTimeout?: number;
   /** Whether idle connections get a ping before being dropped. Default true. */
@@ -165,8 +179,8 @@ export interface ServeOptions<T = undefined> {
   /**
    * Whether a `message` handler that returns a promise is awaited before the next message is
    * delivered: the socket stops reading meanwhile (TCP backpressure holds the client back), so
-   * messages are handled one at a time, in order, with at most one read buffer held. Default
-   * false (handlers are called as messages arrive).
+   * messages are handled one at a time, in order, with at most one read buffer held. When false,
+   * handlers are called as messages arrive. Default false.
    */
   awaitMessages?: boolean;
   /**
@@ -204,25 +218,15 @@ export interface ServeOptions<T = undefined> {
   onEvent?: (event: ServerEvent) => void;
   /**
    * Whether every error status Wisp answers in the HTTP phase (a refused handshake, a limit, a
-   * timeout) is an `onEvent` event too (`kind: "refused"`, with its status and address). Default
-   * false: under attack that is one event per connection.
+   * timeout) is an `onEvent` event too (`kind: "refused"`, with its status and address); under
+   * attack that is one event per connection. Default false.
    */
   reportRefusals?: boolean;
 }
 
-/** Settings of the `tls` option. */
-export interface TlsOptions {
-  /** The certificate chain in PEM: the server's certificate first, then any intermediates. */
-  cert: string;
-  /** The private key in PEM. */
-  key: string;
-  /** The passphrase of an encrypted key (Bun and Node; Deno reads unencrypted keys only). */
-  passphrase?: string;
-}
-
 /** Settings of the `perMessageDeflate` option. */
 export interface PerMessageDeflateOptions {
-  /** Messages shorter than this many bytes are sent uncompressed. Default 1024. */
+  /** Messages shorter than this many bytes are sent uncompressed. Default 1 KiB. */
   threshold?: number;
   /** zlib compression level, 0 (none) to 9 (smallest). Default 6. */
   level?: number;
@@ -238,33 +242,13 @@ const MAX_BYTES = 2 ** 32 - 1;
 const MAX_DELAY = 2 ** 31 - 1;
 const HANDLER_NAMES = ["open", "message", "close", "drain", "ping", "pong", "error"] as const;
 
-/**
- * How one option is read: the default as the README's options table shows it (a test holds the
- * table to it), and the check that turns a given value (`undefined` when not given) into the
- * resolved one, or throws a `TypeError`/`RangeError` naming the option.
- */
-export interface Option<R> {
-  /** The default, as the README shows it. */
-  readonly shown: string;
-  /** The resolved value of `value`, given as option `name` among `options`. */
-  resolve(value: unknown, name: string, options: ServeOptions<unknown>): R;
-}
-
-function option<R>(shown: string, resolve: Option<R>["resolve"]): Option<R> {
-  return { shown, resolve };
-}
-
-function integerOption(shown: string, fallback: number, min: number, max: number): Option<number> {
-  return option(shown, (value, name) => integer(value, name, fallback, min, max));
-}
-
-const maxMessagesPerSecond = integerOption("`0` (no limit)", 0, 0, 1e9);
+const maxMessagesPerSecond = integerOption(0, 0, 1e9, "count", "no limit");
 
 /** Every option of {@linkcode ServeOptions}, each declared once: its default and its check. */
 export const OPTIONS = {
-  port: integerOption("`3368`", 3368, 0, 65535),
-  hostname: option('`"127.0.0.1"`', (value, name) => text(value, name, "127.0.0.1")),
-  reusePort: option("`false`", (value, name) => boolean(value, name, false)),
+  port: integerOption(3368, 0, 65535),
+  hostname: textOption("127.0.0.1"),
+  reusePort: booleanOption(false),
   path: option("any", path),
   origins: option("same origin", origins),
   protocols: option("none", protocols),
@@ -274,37 +258,46 @@ export const OPTIONS = {
   perMessageDeflate: option("`false`", deflate),
   tls: option("none", tls),
   backplane: option("none", backplane),
-  maxPayloadLength: integerOption("16 MiB", 16 * MiB, 1, MAX_BYTES),
-  maxBufferedAmount: integerOption("32 MiB", 32 * MiB, 1, MAX_BYTES),
+  maxPayloadLength: integerOption(16 * MiB, 1, MAX_BYTES, "bytes"),
+  maxBufferedAmount: integerOption(32 * MiB, 1, MAX_BYTES, "bytes"),
   maxMessagesPerSecond,
-  maxMessageBurst: option("the rate", (value, name, options) => {
-    const rate = maxMessagesPerSecond.resolve(options.maxMessagesPerSecond, "maxMessagesPerSecond", options);
-    return integer(value, name, rate, 1, 1e9);
+  maxMessageBurst: option("the rate", (value, label, options) => {
+    const rate = maxMessagesPerSecond.resolve(
+      options.maxMessagesPerSecond,
+      'option "maxMessagesPerSecond"',
+      options,
+    );
+    return integerOption(rate, 1, 1e9).resolve(value, label, options);
   }),
-  maxHeadSize: integerOption("16 KiB", 16 * 1024, 256, MAX_BYTES),
-  maxHeaderCount: integerOption("100", 100, 1, 100_000),
-  maxBodySize: integerOption("1 MiB", MiB, 0, MAX_BYTES),
-  maxPendingHandshakes: integerOption("8192", 8192, 1, 1e9),
-  maxPendingHandshakesPerIp: integerOption("2048", 2048, 1, 1e9),
-  maxConnectionsPerIp: integerOption("`0` (no limit)", 0, 0, 1e9),
-  httpBufferBudget: integerOption("64 MiB", 64 * MiB, 64 * 1024, 2 ** 53 - 1),
-  handshakeTimeout: integerOption("10 000 ms", 10_000, 1, MAX_DELAY),
-  closeTimeout: integerOption("5 000 ms", 5_000, 1, MAX_DELAY),
-  idleTimeout: integerOption("120 000 ms", 120_000, 0, MAX_DELAY),
-  sendPings: option("`true`", (value, name) => boolean(value, name, true)),
-  awaitMessages: option("`false`", (value, name) => boolean(value, name, false)),
+  maxHeadSize: integerOption(16 * 1024, 256, MAX_BYTES, "bytes"),
+  maxHeaderCount: integerOption(100, 1, 100_000),
+  maxBodySize: integerOption(MiB, 0, MAX_BYTES, "bytes"),
+  maxPendingHandshakes: integerOption(8192, 1, 1e9),
+  maxPendingHandshakesPerIp: integerOption(2048, 1, 1e9),
+  maxConnectionsPerIp: integerOption(0, 0, 1e9, "count", "no limit"),
+  httpBufferBudget: integerOption(64 * MiB, 64 * 1024, 2 ** 53 - 1, "bytes"),
+  handshakeTimeout: integerOption(10_000, 1, MAX_DELAY, "ms"),
+  closeTimeout: integerOption(5_000, 1, MAX_DELAY, "ms"),
+  idleTimeout: integerOption(120_000, 0, MAX_DELAY, "ms"),
+  sendPings: booleanOption(true),
+  awaitMessages: booleanOption(false),
   metrics: option("off", path),
   onEvent: option(
     "stderr",
-    (value, name) => optionalFunction<(event: ServerEvent) => void>(value, name) ?? printEvent,
+    (value, label) => optionalFunction<(event: ServerEvent) => void>(value, label) ?? printEvent,
   ),
-  reportRefusals: option("`false`", (value, name) => boolean(value, name, false)),
-} satisfies { [K in keyof ServeOptions<unknown>]-?: Option<unknown> };
+  reportRefusals: booleanOption(false),
+} satisfies { [K in keyof ServeOptions<unknown>]-?: unknown };
+
+/** The settings of `perMessageDeflate`, each declared once (see {@linkcode PerMessageDeflateOptions}). */
+export const DEFLATE_OPTIONS = {
+  threshold: integerOption(1024, 0, MAX_BYTES, "bytes"),
+  level: integerOption(6, 0, 9),
+  clientMaxWindowBits: integerOption(15, 8, 15),
+} satisfies { [K in keyof PerMessageDeflateOptions]-?: unknown };
 
 /** Each option as its check in `OPTIONS` resolves it (see {@linkcode ResolvedOptions}). */
-export type ResolvedValues = {
-  -readonly [K in keyof typeof OPTIONS]: ReturnType<(typeof OPTIONS)[K]["resolve"]>;
-};
+export type ResolvedValues = Resolved<typeof OPTIONS>;
 
 /**
  * Options with every default filled in, each as its check in `OPTIONS` resolves it; the hooks
@@ -316,46 +309,29 @@ export type ResolvedOptions<T> = Omit<ResolvedValues, "upgrade" | "fetch" | "web
   websocket: WebSocketHandler<T>;
 };
 
-/** Validates `options` and fills in defaults; throws `TypeError`/`RangeError` naming the option. */
-export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("serve() takes an options object");
-  }
-  for (const name of Object.keys(options)) {
-    if (!Object.hasOwn(OPTIONS, name)) throw new TypeError(`unknown option "${name}"`);
-  }
-  const given = options as Record<string, unknown>;
-  const resolved: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(OPTIONS)) {
-    resolved[name] = spec.resolve(given[name], name, options as ServeOptions<unknown>);
-  }
-  return resolved as ResolvedOptions<T>;
+/** `option "name"`, as serve's options are named in error messages. */
+function serveOption(name: string): string {
+  return `option "${name}"`;
 }
 
-function deflate(value: unknown): Required<PerMessageDeflateOptions> | null {
+/** Validates `options` and fills in defaults; throws `TypeError`/`RangeError` naming the option. */
+export function resolveOptions<T>(options: ServeOptions<T>): ResolvedOptions<T> {
+  return resolveTable(OPTIONS, options, serveOption, "serve()") as unknown as ResolvedOptions<T>;
+}
+
+function deflate(value: unknown): Resolved<typeof DEFLATE_OPTIONS> | null {
   if (value === undefined || value === false) return null;
-  const settings = (value === true ? {} : value) as PerMessageDeflateOptions;
-  if (typeof settings !== "object" || settings === null) {
+  if (value !== true && (typeof value !== "object" || value === null)) {
     throw new TypeError(
       `option "perMessageDeflate" must be true, false or an object, got ${describeValue(value)}`,
     );
   }
-  for (const name of Object.keys(settings)) {
-    if (!["threshold", "level", "clientMaxWindowBits"].includes(name)) {
-      throw new TypeError(`unknown option "perMessageDeflate.${name}"`);
-    }
-  }
-  return {
-    threshold: integer(settings.threshold, "perMessageDeflate.threshold", 1024, 0, MAX_BYTES),
-    level: integer(settings.level, "perMessageDeflate.level", 6, 0, 9),
-    clientMaxWindowBits: integer(
-      settings.clientMaxWindowBits,
-      "perMessageDeflate.clientMaxWindowBits",
-      15,
-      8,
-      15,
-    ),
-  };
+  return resolveTable(
+    DEFLATE_OPTIONS,
+    value === true ? {} : value,
+    (name) => `option "perMessageDeflate.${name}"`,
+    "perMessageDeflate",
+  );
 }
 
 function backplane(value: unknown): Backplane | null {
@@ -379,9 +355,7 @@ function tls(value: unknown): TlsOptions | null {
   if (typeof value !== "object" || value === null) {
     throw new TypeError(`option "tls" must be an object with cert and key, got ${describeValue(value)}`);
   }
-  for (const name of Object.keys(value)) {
-    if (!["cert", "key", "passphrase"].includes(name)) throw new TypeError(`unknown option "tls.${name}"`);
-  }
+  knownKeys(value, ["cert", "key", "passphrase"], (name) => `option "tls.${name}"`);
   const { cert, key, passphrase } = value as Partial<TlsOptions>;
   for (const [name, pem, kind] of [["cert", cert, "CERTIFICATE"], ["key", key, "PRIVATE KEY"]] as const) {
     if (typeof pem !== "string" || !new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(pem)) {
@@ -395,41 +369,6 @@ function tls(value: unknown): TlsOptions | null {
     throw new TypeError(`option "tls.passphrase" must be a string, got ${describeValue(passphrase)}`);
   }
   return { cert: cert!, key: key!, ...(passphrase === undefined ? {} : { passphrase }) };
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(`option "${name}" must be an integer, got ${describeValue(value)}`);
-  }
-  if (value < min || value > max) {
-    throw new RangeError(`option "${name}" must be between ${min} and ${max}, got ${value}`);
-  }
-  return value;
-}
-
-function text(value: unknown, name: string, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== "string" || value === "") {
-    throw new TypeError(`option "${name}" must be a non-empty string, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") {
-    throw new TypeError(`option "${name}" must be true or false, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
-function path(value: unknown, name: string): string | null {
-  if (value === undefined) return null;
-  if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new TypeError(`option "${name}" must be a string starting with "/", got ${describeValue(value)}`);
-  }
-  return value;
 }
 
 function origins(value: unknown): ReadonlySet<string> | null {
@@ -454,26 +393,18 @@ function protocols(value: unknown): readonly string[] | ProtocolSelector {
   return value;
 }
 
-function optionalFunction<F>(value: unknown, name: string): F | null {
-  if (value === undefined) return null;
-  if (typeof value !== "function") {
-    throw new TypeError(`option "${name}" must be a function, got ${describeValue(value)}`);
-  }
-  return value as F;
-}
-
 function handlers<T>(value: unknown): WebSocketHandler<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null) {
     throw new TypeError(`option "websocket" must be an object of handlers, got ${describeValue(value)}`);
   }
-  for (const name of Object.keys(value)) {
-    if (!(HANDLER_NAMES as readonly string[]).includes(name)) {
-      throw new TypeError(
-        `unknown handler "websocket.${name}"; the handlers are ${HANDLER_NAMES.join(", ")}`,
-      );
-    }
-    optionalFunction((value as Record<string, unknown>)[name], `websocket.${name}`);
+  knownKeys(
+    value,
+    HANDLER_NAMES,
+    (name) => `handler "websocket.${name}"; the handlers are ${HANDLER_NAMES.join(", ")}`,
+  );
+  for (const name of HANDLER_NAMES) {
+    optionalFunction((value as Record<string, unknown>)[name], `option "websocket.${name}"`);
   }
   return value;
 }

@@ -102,15 +102,18 @@ export class SendQueue {
   }
 
   /**
-   * Encodes a final text frame of `text` as UTF-8 straight into this turn's buffer. That needs the
-   * header's size up front: it is known when text of 1 to 3 bytes per UTF-16 code unit lands in the
-   * same length class, which is true of all but a few lengths (those are encoded first).
+   * Encodes a final text frame of `text` as UTF-8 straight into this turn's buffer, and returns
+   * its payload's length. That needs the header's size up front: it is known when text of 1 to 3
+   * bytes per UTF-16 code unit lands in the same length class, which is true of all but a few
+   * lengths (those are encoded first).
    */
-  text(text: string): void {
+  text(text: string): number {
     const most = text.length * 3;
     const headerSize = frameHeaderSize(most);
     if (text.length > MAX_DIRECT_TEXT || headerSize !== frameHeaderSize(text.length)) {
-      return this.frame(Opcode.Text, encoder.encode(text));
+      const payload = encoder.encode(text);
+      this.frame(Opcode.Text, payload);
+      return payload.length;
     }
     const at = this.#reserve(headerSize + most);
     const buffer = this.#buffer!;
@@ -120,6 +123,7 @@ export class SendQueue {
     const unused = most - written;
     this.#end -= unused;
     this.#bytes -= unused;
+    return written;
   }
 
   /** Queues an encoded frame by reference; it must never change (other sockets send it too). */

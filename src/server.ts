@@ -5,13 +5,13 @@
  */
 
 import { Admission } from "./admission.ts";
-import { CloseCode } from "./close.ts";
-import { HttpConnection, type HttpHost } from "./http_connection.ts";
+import { HttpConnection, type HttpHost } from "./http/connection.ts";
 import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
-import type { MessageData } from "./api.ts";
+import { HandlerRunner } from "./handler_runner.ts";
+import { CloseCode, type MessageData } from "./api.ts";
 import { failureEvent, printEvent, type ServerEvent } from "./events.ts";
 import { Counters, type ServerStats } from "./metrics.ts";
 import type { BackplaneEvent } from "./pubsub/backplane.ts";
@@ -75,14 +75,14 @@ export function serve<T = undefined>(options: ServeOptions<T> = {}): Server {
   return new WispServer(resolveOptions(options));
 }
 
-class WispServer<T> implements Server, HttpHost<T> {
+class WispServer<T> implements Server, HttpHost<T>, ConnectionContext<T> {
   readonly options: ResolvedOptions<T>;
   readonly counters: Counters = new Counters();
+  readonly handlers: HandlerRunner<T>;
+  readonly pubsub: PubSub<Connection<T>>;
   readonly #listener: TransportListener;
   readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
-  readonly #context: ConnectionContext<T>;
-  readonly #pubsub: PubSub<Connection<T>>;
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #handshakeSweep: ReturnType<typeof setInterval>;
   #closed: Promise<void> | null = null;
@@ -90,29 +90,8 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   constructor(options: ResolvedOptions<T>) {
     this.options = options;
-    // Without permessage-deflate no socket compresses, so these settings are never read.
-    this.#pubsub = new PubSub(
-      options.perMessageDeflate ?? { threshold: 0, level: 0 },
-      options.backplane,
-      (event) => this.report(backplaneEvent(event)),
-    );
-    this.#context = {
-      handler: options.websocket,
-      maxPayloadLength: options.maxPayloadLength,
-      maxBufferedAmount: options.maxBufferedAmount,
-      closeTimeout: options.closeTimeout,
-      maxMessagesPerSecond: options.maxMessagesPerSecond,
-      maxMessageBurst: options.maxMessageBurst,
-      awaitMessages: options.awaitMessages,
-      pubsub: this.#pubsub,
-      counters: this.counters,
-      report: (event) => this.report(event),
-      release: (connection) => {
-        this.#sockets.delete(connection);
-        this.#admission.disconnected(connection.socket.remoteAddress);
-        this.#checkClosed();
-      },
-    };
+    this.handlers = new HandlerRunner(options.websocket, options, (event) => this.report(event));
+    this.pubsub = new PubSub(options, options.backplane, (event) => this.report(backplaneEvent(event)));
     this.#admission = new Admission(options);
     this.#listener = listenOrExplain(options, (transport) => this.#accept(transport));
     // One timer enforces handshakeTimeout for every connection, instead of a timer each.
@@ -148,11 +127,11 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   publish(topic: string, data: MessageData): number {
     this.counters.publishes++;
-    return this.#pubsub.publish(topic, data, null);
+    return this.pubsub.publish(topic, data, null);
   }
 
   subscriberCount(topic: string): number {
-    return this.#pubsub.count(topic);
+    return this.pubsub.count(topic);
   }
 
   stats(): ServerStats {
@@ -175,7 +154,7 @@ class WispServer<T> implements Server, HttpHost<T> {
 
   #accept(transport: Transport): void {
     if (this.#closed !== null) {
-      transport.events = { data: () => false, drain() {}, close() {} };
+      transport.events = { data: () => false, drain() {}, closed() {} };
       transport.destroy();
       return;
     }
@@ -187,10 +166,16 @@ class WispServer<T> implements Server, HttpHost<T> {
   }
 
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void {
-    const connection = new Connection(transport, this.#context, init);
+    const connection = new Connection(transport, this, init);
     transport.events = connection;
     this.#sockets.add(connection);
     connection.start(early);
+  }
+
+  socketClosed(connection: Connection<T>): void {
+    this.#sockets.delete(connection);
+    this.#admission.disconnected(connection.socket.remoteAddress);
+    this.#checkClosed();
   }
 
   released(http: HttpConnection<T>): void {

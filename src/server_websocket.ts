@@ -4,8 +4,7 @@
  * @module
  */
 
-import type { MessageData, SendOptions, SendStatus, SocketControl } from "./api.ts";
-import { CloseCode } from "./close.ts";
+import { CloseCode, type MessageData, type SendOptions, type SendStatus, type SocketControl } from "./api.ts";
 
 /** What the handshake fixed about a socket: the values of its read-only properties. */
 export interface SocketFacts<T> {
@@ -44,8 +43,8 @@ export interface WebSocketHandler<T = undefined> {
   /** The send backlog that made `send` return `"queued"` is gone. */
   drain?(ws: ServerWebSocket<T>): void | Promise<void>;
   /**
-   * A ping arrived. Wisp answers it with a pong, except while the send backlog lasts: then only
-   * the latest ping is answered, once the backlog drains.
+   * A ping arrived. Wisp answers it with a pong, except while more than 64 KiB wait to be sent:
+   * then only the latest ping is answered, once that backlog drains.
    */
   ping?(ws: ServerWebSocket<T>, data: Uint8Array): void | Promise<void>;
   /** A pong arrived. */
@@ -121,7 +120,7 @@ export class ServerWebSocket<T = undefined> {
    * the peer answers, or after `closeTimeout`. Does nothing unless open.
    */
   close(code: number = CloseCode.Normal, reason = ""): void {
-    this.#connection.closeWith(code, reason);
+    this.#connection.close(code, reason);
   }
 
   /** Drops the connection at once, without a closing handshake; `close` reports 1006. */

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { CloseCode } from "../src/api.ts";
 import {
-  CloseCode,
   encodeClosePayload,
   Failure,
   failureCode,

@@ -70,7 +70,7 @@ describe("import graph", () => {
   const modules = graph();
 
   it("reads the imports of every module", () => {
-    assert.ok(modules.get("src/server.ts")!.includes("src/http_connection.ts"));
+    assert.ok(modules.get("src/server.ts")!.includes("src/http/connection.ts"));
     assert.ok(modules.get("mod.ts")!.includes("src/cli.ts"), "the CLI's dynamic import");
   });
 

@@ -15,7 +15,7 @@ const skip = onNode ? false : "the Node adapter runs on Node only";
 /** `bun test` leaves the tests of a skipped group out, while `deno test` counts them unless it is skipped. */
 const group = { skip: "Bun" in globalThis ? false : skip };
 const ignore = () => {};
-const noEvents = { data: () => false, drain: ignore, close: ignore };
+const noEvents = { data: () => false, drain: ignore, closed: ignore };
 
 describe("Node adapter", group, () => {
   it("is the adapter picked on Node", { skip }, () => {

@@ -41,7 +41,7 @@ const listener: TransportListener = runtimeListen()({ hostname: "127.0.0.1", por
       return true;
     },
     drain: () => void entry.drains++,
-    close: () => void entry.closes++,
+    closed: () => void entry.closes++,
   };
   accepted.push(entry);
 });
@@ -216,7 +216,7 @@ describe(`runtime adapter (${"Bun" in globalThis ? "Bun" : "Deno" in globalThis 
         return false;
       },
       drain() {},
-      close: () => void closes++,
+      closed: () => void closes++,
     };
     try {
       const transport = await runtimeConnect()({ hostname: "127.0.0.1", port }, events);
@@ -235,7 +235,7 @@ describe(`runtime adapter (${"Bun" in globalThis ? "Bun" : "Deno" in globalThis 
   it("refuses to connect where nothing listens", async () => {
     const port = await freePort();
     await assert.rejects(
-      runtimeConnect()({ hostname: "127.0.0.1", port }, { data: () => false, drain() {}, close() {} }),
+      runtimeConnect()({ hostname: "127.0.0.1", port }, { data: () => false, drain() {}, closed() {} }),
     );
   });
 });

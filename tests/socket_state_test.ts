@@ -45,7 +45,7 @@ function transport() {
   socket.events = {
     data: () => false,
     drain: () => void events.push("drain"),
-    close: () => void events.push("close"),
+    closed: () => void events.push("close"),
   };
   return { raw, socket, events };
 }

@@ -10,7 +10,7 @@ import { execFile } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { frame, RawClient, TEXT, upgradeRequest } from "./helpers/raw_client.ts";
+import { frame, PING, PONG, RawClient, TEXT, upgradeRequest } from "./helpers/raw_client.ts";
 import { testCertificate, tlsSkipReason } from "./helpers/tls.ts";
 import { serve, type Server } from "../mod.ts";
 
@@ -72,6 +72,33 @@ describe("tls: wss and https", { skip }, () => {
       assert.equal(seenRequestUrl, `https://localhost:${server.port}/page`);
     } finally {
       client.destroy();
+    }
+  });
+
+  // Autobahn case 2.11 over wss://: pings whose bytes come one at a time, so each arrives in a read
+  // of its own while the pong before it may still be in flight (Deno writes asynchronously). A
+  // write in flight is no backlog: every ping is answered, in order.
+  it("answers each of 10 pings sent a byte at a time with its own pong (20 runs)", async () => {
+    for (let run = 0; run < 20; run++) {
+      const client = await RawClient.connectTls(server.port, testCertificate().ca);
+      try {
+        client.write(upgradeRequest("/", { Host: `localhost:${server.port}` }));
+        assert.equal((await client.readResponse(WAIT)).status, 101);
+        const payloads = Array.from({ length: 10 }, (_, i) => `payload-${run}-${i}`);
+        for (const payload of payloads) {
+          for (const byte of frame(PING, payload)) client.write(Uint8Array.of(byte));
+        }
+        for (const payload of payloads) {
+          const pong = await client.readFrame(WAIT);
+          assert.deepEqual(
+            [pong.opcode, new TextDecoder().decode(pong.payload)],
+            [PONG, payload],
+            `run ${run}`,
+          );
+        }
+      } finally {
+        client.destroy();
+      }
     }
   });
 

@@ -5,7 +5,8 @@
  */
 
 import { type MessageData, ReadyState, type SendStatus } from "../api.ts";
-import { type CompressionSettings, messageBytes, messageFrame, messageOpcode } from "../message.ts";
+import { messageBytes, messageFrame, messageOpcode } from "../message.ts";
+import type { ResolvedValues } from "../options.ts";
 import type { Backplane, BackplaneEvent } from "./backplane.ts";
 
 /** What publishing needs of a subscriber. */
@@ -28,22 +29,22 @@ export interface Subscriber {
  * every publish to the other processes, and brings theirs.
  */
 export class PubSub<S extends Subscriber> {
-  /** The server's compression settings, for publishes and for each socket's own sends. */
-  readonly compression: CompressionSettings;
+  /** The server's resolved options: the compression level of publishes. */
+  readonly #settings: Readonly<Pick<ResolvedValues, "perMessageDeflate">>;
   readonly #topics = new Map<string, Set<S>>();
   readonly #backplane: Backplane | null;
 
   /**
-   * Topics whose messages are compressed with `compression` for subscribers that agreed to it,
+   * Topics whose messages are compressed as `settings` say for subscribers that agreed to it,
    * spanning processes through `backplane` when there is one, which tells `report` what happens
    * to it.
    */
   constructor(
-    compression: CompressionSettings,
+    settings: Readonly<Pick<ResolvedValues, "perMessageDeflate">>,
     backplane: Backplane | null,
     report: (event: BackplaneEvent) => void,
   ) {
-    this.compression = compression;
+    this.#settings = settings;
     this.#backplane = backplane;
     backplane?.attach((topic, data) => this.#deliver(topic, data, null), report);
   }
@@ -104,7 +105,13 @@ export class PubSub<S extends Subscriber> {
     for (const subscriber of subscribers) {
       if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
       const bits = subscriber.compressionBits(payload.length);
-      const frame = frames[bits] ??= messageFrame(opcode, payload, bits, this.compression.level);
+      // (A subscriber compresses only when permessage-deflate is on, so then the settings are there.)
+      const frame = frames[bits] ??= messageFrame(
+        opcode,
+        payload,
+        bits,
+        this.#settings.perMessageDeflate?.level ?? 0,
+      );
       // A subscriber past its backlog limit is dropped here; the others are not held up.
       if (subscriber.sendShared(frame, payload.length) !== "dropped") count++;
     }

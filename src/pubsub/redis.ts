@@ -288,7 +288,7 @@ class RedisLink implements TransportEvents {
 
   drain(): void {}
 
-  close(): void {
+  closed(): void {
     this.#transport = null;
     clearInterval(this.#pinger);
     const dropped = this.#dropping;

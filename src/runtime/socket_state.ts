@@ -154,6 +154,6 @@ export class SocketTransport implements Transport {
     this.#closed = true;
     this.#queue = null;
     this.#pending = 0;
-    this.events.close();
+    this.events.closed();
   }
 }

@@ -1,10 +1,8 @@
 /**
  * The small TCP interface the core sees. Each runtime adapter implements it and nothing more:
- * adapters hold no protocol logic.
+ * adapters hold no protocol logic. A leaf: it imports nothing.
  * @module
  */
-
-import type { TlsOptions } from "../options.ts";
 
 /** What the core does with one connection's events. */
 export interface TransportEvents {
@@ -22,7 +20,7 @@ export interface TransportEvents {
   /** All queued bytes were handed to the operating system. */
   drain(): void;
   /** The connection is gone (peer closed, error, or destroyed); no event follows. */
-  close(): void;
+  closed(): void;
 }
 
 /**
@@ -57,6 +55,13 @@ export const FRESH_CHUNKS: ReadChunks = { reused: false, smallCopiesCheaper: fal
  * {@linkcode ReadChunks}: several such messages share a read.
  */
 export const SMALL_PIECE = 128;
+
+/**
+ * Bytes a transport may have pending before its peer counts as not keeping up. Below it, what is
+ * pending is a write in flight (Deno's writes complete asynchronously, so every write is pending
+ * for a moment), not a backlog: a pong goes out at once, a response goes on being written.
+ */
+export const BACKLOG_THRESHOLD = 64 * 1024;
 
 /** One accepted TCP connection. */
 export interface Transport {
@@ -98,6 +103,16 @@ export interface TransportListener {
   readonly hostname: string;
   /** Stops accepting; open connections are left alone. */
   close(): void;
+}
+
+/** Settings of the `tls` option: what a listener serves TLS with. */
+export interface TlsOptions {
+  /** The certificate chain in PEM: the server's certificate first, then any intermediates. */
+  cert: string;
+  /** The private key in PEM. */
+  key: string;
+  /** The passphrase of an encrypted key (Bun and Node; Deno reads unencrypted keys only). */
+  passphrase?: string;
 }
 
 /** Options for {@linkcode Listen}. */

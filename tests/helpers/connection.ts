@@ -1,8 +1,10 @@
 /** A `Connection` driven without sockets: chunks in by hand, handler calls recorded. */
 
 import { Connection, type ConnectionContext } from "../../src/connection.ts";
+import { HandlerRunner } from "../../src/handler_runner.ts";
 import type { WebSocketHandler } from "../../src/server_websocket.ts";
 import { Counters } from "../../src/metrics.ts";
+import { resolveOptions, type ServeOptions } from "../../src/options.ts";
 import { PubSub } from "../../src/pubsub/pubsub.ts";
 import { NullTransport } from "./null_transport.ts";
 
@@ -24,19 +26,17 @@ export class PausableTransport extends NullTransport {
 }
 
 /**
- * An open connection over a {@linkcode PausableTransport} with the server's default limits (and
- * `overrides`), recording the messages (binary ones copied) and close codes its handlers see;
- * `handler` runs after the recording.
+ * An open connection over a {@linkcode PausableTransport} with the server's resolved options
+ * (its defaults, and `options`), recording the messages (binary ones copied) and close codes its
+ * handlers see; `handler` runs after the recording.
  */
-export function testConnection(
-  handler: WebSocketHandler = {},
-  overrides: Partial<ConnectionContext<undefined>> = {},
-) {
+export function testConnection(handler: WebSocketHandler = {}, options: ServeOptions = {}) {
   const messages: (string | Uint8Array)[] = [];
   const closes: number[] = [];
   const transport = new PausableTransport();
-  const conn = new Connection(transport, {
-    handler: {
+  const resolved = resolveOptions<undefined>({
+    ...options,
+    websocket: {
       ...handler,
       message(ws, data) {
         messages.push(typeof data === "string" ? data : data.slice());
@@ -47,18 +47,20 @@ export function testConnection(
         return handler.close?.(ws, code, reason);
       },
     },
-    maxPayloadLength: 16 * 1024 * 1024,
-    maxBufferedAmount: 16 * 1024 * 1024,
-    closeTimeout: 1000,
-    maxMessagesPerSecond: 0,
-    maxMessageBurst: 0,
-    awaitMessages: false,
-    pubsub: new PubSub<Connection<undefined>>({ threshold: 0, level: 0 }, null, () => {}),
+  });
+  const context: ConnectionContext<undefined> = {
+    options: resolved,
+    handlers: new HandlerRunner(resolved.websocket, resolved, () => {}),
+    pubsub: new PubSub(resolved, null, () => {}),
     counters: new Counters(),
-    report() {},
-    release() {},
-    ...overrides,
-  }, { url: "ws://127.0.0.1/", protocol: "", data: undefined, deflate: null });
+    socketClosed() {},
+  };
+  const conn = new Connection(transport, context, {
+    url: "ws://127.0.0.1/",
+    protocol: "",
+    data: undefined,
+    deflate: null,
+  });
   transport.events = conn;
   conn.start(null);
   return { conn, transport, messages, closes };

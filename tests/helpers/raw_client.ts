@@ -163,6 +163,8 @@ export class RawClient {
   static connectTls(port: number, ca: string): Promise<RawClient & { alpnProtocol: string | false | null }> {
     return new Promise((resolve, reject) => {
       const socket = connectTls({ host: "127.0.0.1", port, ca, ALPNProtocols: ["http/1.1"] }, () => {
+        // No Nagle: each write goes out in a record and a segment of its own, as from a client that chops its sends.
+        socket.setNoDelay(true);
         const client = new RawClient(socket) as RawClient & { alpnProtocol: string | false | null };
         client.alpnProtocol = socket.alpnProtocol;
         resolve(client);

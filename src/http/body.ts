@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { RequestHead } from "./handshake.ts";
-import type { HttpError } from "./http_response.ts";
+import type { RequestHead } from "../handshake.ts";
+import type { HttpError } from "./response.ts";
 
 /** How a request's body is delimited: by a byte count (0 for none) or by chunked coding. */
 export type BodyFraming = { chunked: false; length: number } | { chunked: true };
