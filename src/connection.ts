@@ -30,8 +30,6 @@ export type ConnectionSettings =
 export interface ConnectionContext<T> {
   /** The server's resolved options. */
   readonly options: ConnectionSettings;
-  /** Calls the `websocket` handlers. */
-  readonly handlers: HandlerRunner<T>;
   /** The server's topics. */
   readonly pubsub: PubSub<Connection<T>>;
   /** The server's counters. */
@@ -40,9 +38,13 @@ export interface ConnectionContext<T> {
   socketClosed(connection: Connection<T>): void;
 }
 
-/** The per-connection facts fixed by the handshake: the socket's, and the agreed compression (or null). */
+/**
+ * The per-connection facts fixed by the handshake: the socket's, the agreed compression (or
+ * null), and the handlers of its route.
+ */
 export type ConnectionInit<T> = Pick<SocketFacts<T>, "url" | "protocol" | "data"> & {
   deflate: DeflateParams | null;
+  handlers: HandlerRunner<T>;
 };
 
 const EMPTY = new Uint8Array(0);
@@ -56,6 +58,8 @@ export class Connection<T> extends Sender
   /** The public face of this connection, handed to handlers. */
   readonly socket: ServerWebSocket<T>;
   readonly #ctx: ConnectionContext<T>;
+  /** Calls this socket's handlers. */
+  readonly #handlers: HandlerRunner<T>;
   readonly #protocol: Protocol;
   /** Made on the first pause. */
   #gate: ReadGate | null = null;
@@ -73,6 +77,7 @@ export class Connection<T> extends Sender
     const deflate = init.deflate;
     super(transport, ctx.options, ctx.counters, deflate?.serverWindowBits ?? 0);
     this.#ctx = ctx;
+    this.#handlers = init.handlers;
     const copyBelow = transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;
     this.#protocol = new Protocol(this, ctx.options, ctx.counters, deflate, copyBelow);
     this.socket = new ServerWebSocket(this, {
@@ -91,7 +96,7 @@ export class Connection<T> extends Sender
 
   /** Announces the open socket and parses any frames that came with the handshake. */
   start(early: Uint8Array | null): void {
-    this.#call(this.#ctx.handlers.handlers.open);
+    this.#call(this.#handlers.handlers.open);
     if (early !== null && early.length > 0) this.data(early);
   }
 
@@ -135,7 +140,7 @@ export class Connection<T> extends Sender
   drain(): void {
     const owed = this.drained();
     this.#protocol.drained();
-    if (owed && this.readyState === ReadyState.OPEN) this.#call(this.#ctx.handlers.handlers.drain);
+    if (owed && this.readyState === ReadyState.OPEN) this.#call(this.#handlers.handlers.drain);
   }
 
   /** See {@linkcode TransportEvents.closed}: the connection is gone. */
@@ -165,7 +170,7 @@ export class Connection<T> extends Sender
     const counters = this.counters;
     counters.messagesReceived++;
     counters.payloadBytesReceived += size;
-    const pending = this.#call(this.#ctx.handlers.handlers.message, data);
+    const pending = this.#call(this.#handlers.handlers.message, data);
     if (pending !== null && this.#ctx.options.awaitMessages) {
       this.#pause(PAUSED_FOR_HANDLER);
       pending.then(this.#handled ??= () => this.#gate!.unpause(PAUSED_FOR_HANDLER), this.#handled);
@@ -177,7 +182,7 @@ export class Connection<T> extends Sender
 
   /** A ping or pong for the handlers; copied for a handler only, so a flood allocates nothing without one. */
   heard(opcode: number, payload: Uint8Array): void {
-    const handlers = this.#ctx.handlers.handlers;
+    const handlers = this.#handlers.handlers;
     const handler = opcode === Opcode.Ping ? handlers.ping : handlers.pong;
     if (handler !== undefined) this.#call(handler, payload.slice());
   }
@@ -207,7 +212,7 @@ export class Connection<T> extends Sender
    */
   #tellClosed(code: number, reason: string): void {
     this.#topics?.clear();
-    const onClose = this.#ctx.handlers.handlers.close;
+    const onClose = this.#handlers.handlers.close;
     if (onClose !== undefined) queueMicrotask(() => this.#call(onClose, code, reason));
   }
 
@@ -304,12 +309,12 @@ export class Connection<T> extends Sender
 
   /** Calls a handler for this socket; the promise an async one returned, else null. */
   #call(fn: AnyHandler | undefined, a?: unknown, b?: unknown): Promise<unknown> | null {
-    return this.#ctx.handlers.call(fn, this, a, b);
+    return this.#handlers.call(fn, this, a, b);
   }
 
   /** Catches async handlers' rejections (made on the first async handler call). */
   get rejected(): (error: unknown) => void {
-    return this.#rejected ??= (error: unknown) => this.#ctx.handlers.failed(this.socket, error);
+    return this.#rejected ??= (error: unknown) => this.#handlers.failed(this.socket, error);
   }
 
   #rejected: ((error: unknown) => void) | null = null;

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { httpDate } from "./http/date.ts";
 import { type HttpError, latin1Bytes } from "./http/response.ts";
 
 export type { HttpError };
@@ -336,7 +337,7 @@ export function switchingProtocols(
   extensions: string,
   extra: Headers | null,
 ): Uint8Array {
-  let tail = "";
+  let tail = `\r\nDate: ${httpDate()}`;
   if (protocol !== "") tail += `\r\nSec-WebSocket-Protocol: ${protocol}`;
   if (extensions !== "") tail += `\r\nSec-WebSocket-Extensions: ${extensions}`;
   if (extra !== null) { for (const [name, value] of extra) tail += `\r\n${name}: ${value}`; }

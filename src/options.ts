@@ -35,6 +35,36 @@ export interface ConnectionInfo {
   remotePort: number;
 }
 
+/**
+ * What the `fetch` handler sees besides the request: the connection's facts, and `upgrade`, the
+ * server's {@linkcode Upgrader} (as `Bun.serve` hands its handler the server).
+ */
+export interface FetchInfo<T = undefined> extends ConnectionInfo, Upgrader<T> {}
+
+/**
+ * Takes a request that `fetch` was handed over as a WebSocket (see `Server.upgrade`).
+ */
+export interface Upgrader<T = undefined> {
+  /**
+   * Takes `request` (one this server handed to `fetch`, before its response) over as a
+   * WebSocket: true when it is taken over (the 101, or Wisp's refusal of a disallowed `Origin`,
+   * path or subprotocol list, is Wisp's; whatever `fetch` then returns is ignored), false when
+   * it is no valid WebSocket upgrade request (the app answers it). Every guard of an upgrade
+   * applies: `origins`, `path`, `protocols`, permessage-deflate, the pending limits,
+   * `handshakeTimeout` (counted from the request head) and the counters.
+   */
+  upgrade(request: Request, options?: UpgradeOptions<T>): boolean;
+}
+
+/** How `upgrade` takes a request over: the socket's `data`, subprotocol, extra headers and handlers. */
+export interface UpgradeOptions<T> extends UpgradeAccept<T> {
+  /**
+   * The handlers of this socket (one server can serve different routes with different
+   * handlers); the server's `websocket` option when not given.
+   */
+  websocket?: WebSocketHandler<T>;
+}
+
 /** What the `upgrade` hook sees besides the request. */
 export interface UpgradeInfo extends ConnectionInfo {
   /** The subprotocols the client offered, in its order of preference. */
@@ -96,17 +126,26 @@ export interface ServeOptions<T = undefined> {
    * Default: none.
    */
   protocols?: readonly string[] | ProtocolSelector;
-  /** Decides on each upgrade request; see {@linkcode UpgradeResult}. Default: accept all. */
+  /**
+   * Decides on each upgrade request before any `fetch` is asked; see {@linkcode UpgradeResult}.
+   * Default: with a `fetch` handler, upgrade requests go to it (see `fetch`); without one, all
+   * are accepted.
+   */
   upgrade?(request: Request, info: UpgradeInfo): UpgradeResult<T> | Promise<UpgradeResult<T>>;
   /**
-   * Answers plain HTTP requests (those that do not ask for a WebSocket), as `Deno.serve` and
-   * `Bun.serve` handlers do: the request's body is a stream read from the socket only as the
-   * handler reads it (a body it never reads costs no memory), connections stay open for further
-   * requests unless the client says `Connection: close`, and a response body that is still being
-   * produced is streamed (chunked). Default: 426 Upgrade Required, sent at once (the connection
-   * then closes without reading any body).
+   * Answers HTTP requests, as `Deno.serve` and `Bun.serve` handlers do: the request's body is a
+   * stream read from the socket only as the handler reads it (a body it never reads costs no
+   * memory), connections stay open for further requests unless the client says
+   * `Connection: close`, and a response body that is still being produced is streamed (chunked).
+   * Without an `upgrade` hook, WebSocket upgrade requests come here too, and
+   * `info.upgrade(request, options)` (or `server.upgrade`) takes one over, as with `Bun.serve`;
+   * what `fetch` returns for it then is ignored. Default: 426 Upgrade Required, sent at once (the
+   * connection then closes without reading any body).
    */
-  fetch?(request: Request, info: ConnectionInfo): Response | Promise<Response>;
+  fetch?(
+    request: Request,
+    info: FetchInfo<T>,
+  ): Response | void | undefined | Promise<Response | void | undefined>;
   /** WebSocket event handlers. */
   websocket?: WebSocketHandler<T>;
   /** Largest message accepted, in bytes (inclusive); larger ones close with 1009. Default 16 MiB. */
@@ -393,10 +432,10 @@ function protocols(value: unknown): readonly string[] | ProtocolSelector {
   return value;
 }
 
-function handlers<T>(value: unknown): WebSocketHandler<T> {
+function handlers<T>(value: unknown, label = 'option "websocket"'): WebSocketHandler<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null) {
-    throw new TypeError(`option "websocket" must be an object of handlers, got ${describeValue(value)}`);
+    throw new TypeError(`${label} must be an object of handlers, got ${describeValue(value)}`);
   }
   knownKeys(
     value,
@@ -404,7 +443,31 @@ function handlers<T>(value: unknown): WebSocketHandler<T> {
     (name) => `handler "websocket.${name}"; the handlers are ${HANDLER_NAMES.join(", ")}`,
   );
   for (const name of HANDLER_NAMES) {
-    optionalFunction((value as Record<string, unknown>)[name], `option "websocket.${name}"`);
+    optionalFunction((value as Record<string, unknown>)[name], `${label.slice(0, -1)}.${name}"`);
   }
   return value;
+}
+
+/**
+ * Checks the options of `upgrade(request, options)`: a `TypeError` naming what is wrong.
+ * Returns them with `websocket` resolved (null when not given).
+ */
+export function resolveUpgradeOptions<T>(
+  value: unknown,
+): Omit<UpgradeOptions<T>, "websocket"> & { websocket: WebSocketHandler<T> | null } {
+  if (value === undefined) return { websocket: null };
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`upgrade() takes an options object, got ${describeValue(value)}`);
+  }
+  knownKeys(value, ["data", "headers", "protocol", "websocket"], (name) => `upgrade() option "${name}"`);
+  const options = value as UpgradeOptions<T>;
+  if (options.protocol !== undefined && typeof options.protocol !== "string") {
+    throw new TypeError(
+      `upgrade() option "protocol" must be a string, got ${describeValue(options.protocol)}`,
+    );
+  }
+  const websocket = options.websocket === undefined
+    ? null
+    : handlers<T>(options.websocket, 'upgrade() option "websocket"');
+  return { ...options, websocket };
 }

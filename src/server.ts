@@ -6,7 +6,14 @@
 
 import { Admission } from "./admission.ts";
 import { HttpConnection, type HttpHost } from "./http/connection.ts";
-import { type ResolvedOptions, resolveOptions, type ServeOptions } from "./options.ts";
+import {
+  type ResolvedOptions,
+  resolveOptions,
+  type ServeOptions,
+  type UpgradeOptions,
+  type Upgrader,
+} from "./options.ts";
+import type { WebSocketHandler } from "./server_websocket.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
@@ -17,8 +24,12 @@ import { Counters, type ServerStats } from "./metrics.ts";
 import type { BackplaneEvent } from "./pubsub/backplane.ts";
 import { PubSub } from "./pubsub/pubsub.ts";
 
-/** A running server, as returned by {@linkcode serve}. */
-export interface Server {
+/**
+ * A running server, as returned by {@linkcode serve}; `T` is the type of its sockets' `data`
+ * (any when not named, so that `const server: Server = serve<Data>(…)` holds).
+ */
+// deno-lint-ignore no-explicit-any
+export interface Server<T = any> extends Upgrader<T> {
   /** The bound port (the real one when 0 was asked for). */
   readonly port: number;
   /** The bound address. */
@@ -71,11 +82,11 @@ export interface Server {
  * await server.close();
  * ```
  */
-export function serve<T = undefined>(options: ServeOptions<T> = {}): Server {
+export function serve<T = undefined>(options: ServeOptions<T> = {}): Server<T> {
   return new WispServer(resolveOptions(options));
 }
 
-class WispServer<T> implements Server, HttpHost<T>, ConnectionContext<T> {
+class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
   readonly options: ResolvedOptions<T>;
   readonly counters: Counters = new Counters();
   readonly handlers: HandlerRunner<T>;
@@ -83,6 +94,8 @@ class WispServer<T> implements Server, HttpHost<T>, ConnectionContext<T> {
   readonly #listener: TransportListener;
   readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
+  /** The runners of routes' own handlers (`upgrade(request, { websocket })`), made on first use. */
+  readonly #runners = new WeakMap<WebSocketHandler<T>, HandlerRunner<T>>();
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #handshakeSweep: ReturnType<typeof setInterval>;
   #closed: Promise<void> | null = null;
@@ -128,6 +141,20 @@ class WispServer<T> implements Server, HttpHost<T>, ConnectionContext<T> {
   publish(topic: string, data: MessageData): number {
     this.counters.publishes++;
     return this.pubsub.publish(topic, data, null);
+  }
+
+  /** See {@linkcode Upgrader.upgrade}; bound, as `fetch` handlers get it on their `info`. */
+  readonly upgrade = (request: Request, options?: UpgradeOptions<T>): boolean =>
+    HttpConnection.upgrade(this, request, options);
+
+  runnerFor(handlers: WebSocketHandler<T> | null): HandlerRunner<T> {
+    if (handlers === null) return this.handlers;
+    let runner = this.#runners.get(handlers);
+    if (runner === undefined) {
+      runner = new HandlerRunner(handlers, this.options, (event) => this.report(event));
+      this.#runners.set(handlers, runner);
+    }
+    return runner;
   }
 
   subscriberCount(topic: string): number {

@@ -160,7 +160,11 @@ describe("http: keep-alive and pipelining", () => {
   });
 
   it("upgrades a kept-alive connection to a WebSocket on a later request", async () => {
-    const both = serve({ port: 0, closeTimeout: CLOSE_TIMEOUT, fetch: () => new Response("page") });
+    const both = serve({
+      port: 0,
+      closeTimeout: CLOSE_TIMEOUT,
+      fetch: (request, info) => info.upgrade(request) ? undefined : new Response("page"),
+    });
     try {
       await withClient(both.port, async (client) => {
         client.write(request("GET", "/"));
@@ -411,7 +415,7 @@ describe("http: no smuggling", () => {
           bodies++;
         },
       },
-      fetch: () => new Response("ok"),
+      fetch: (request, info) => info.upgrade(request) ? undefined : new Response("ok"),
     });
   });
   after(() => server.close());

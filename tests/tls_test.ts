@@ -28,7 +28,8 @@ describe("tls: wss and https", { skip }, () => {
       port: 0,
       tls: { cert, key },
       handshakeTimeout: 400,
-      fetch(request) {
+      fetch(request, info) {
+        if (info.upgrade(request)) return; // WebSockets are upgraded from fetch, as with Bun.serve
         seenRequestUrl = request.url;
         return new Response("secure page");
       },

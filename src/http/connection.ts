@@ -16,9 +16,18 @@ import {
   parseRequestHead,
   type RequestHead,
   switchingProtocols,
+  validateUpgrade,
 } from "../handshake.ts";
+import type { HandlerRunner } from "../handler_runner.ts";
 import { type Counters, countIn, metricsResponse, type ServerStats } from "../metrics.ts";
-import type { ResolvedOptions, UpgradeAccept } from "../options.ts";
+import {
+  type ResolvedOptions,
+  resolveUpgradeOptions,
+  type UpgradeAccept,
+  type UpgradeOptions,
+  type Upgrader,
+} from "../options.ts";
+import type { WebSocketHandler } from "../server_websocket.ts";
 import { BACKLOG_THRESHOLD, type Transport, type TransportEvents } from "../runtime/types.ts";
 import { requestFraming } from "./body.ts";
 import { type BodySource, RequestBody } from "./body_stream.ts";
@@ -42,7 +51,7 @@ import { StallClock } from "./stall.ts";
 import { agree, checkUpgrade, type UpgradeCandidate } from "./upgrade.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */
-export interface HttpHost<T> {
+export interface HttpHost<T> extends Upgrader<T> {
   /** The server's resolved options. */
   readonly options: ResolvedOptions<T>;
   /** The server's counters. */
@@ -53,6 +62,8 @@ export interface HttpHost<T> {
   stats(): ServerStats;
   /** Takes over a connection whose handshake succeeded. */
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
+  /** The runner of `handlers` (a route's own), or of the server's `websocket` option for null. */
+  runnerFor(handlers: WebSocketHandler<T> | null): HandlerRunner<T>;
   /** The HTTP phase ended, whatever the outcome. */
   released(connection: HttpConnection<T>): void;
   /** A kept-alive connection waits for its next request head. */
@@ -78,6 +89,9 @@ const enum Stage {
 const EARLY_DATA_LIMIT = 64 * 1024;
 /** Where adapters that read into a given buffer put bytes that are dropped unread (see readTarget). */
 const DISCARDED = new Uint8Array(16 * 1024);
+/** Upgrade requests handed to `fetch`, until it upgrades or answers them (see `HttpConnection.upgrade`). */
+// deno-lint-ignore no-explicit-any
+const upgradable = new WeakMap<Request, HttpConnection<any>>();
 
 /** One connection in its HTTP phase. */
 export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySource {
@@ -100,6 +114,8 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   #body: RequestBody | null = null;
   #keepAlive = false;
   #expectsContinue = false;
+  /** The request is an upgrade request handed to `fetch`, which may still take it over. */
+  #upgradeInFetch = false;
   /** Whether the response has begun (an error can then no longer be answered, only dropped). */
   #responding = false;
   /** Settles once the client has read enough of the response written (see `drained`). */
@@ -214,7 +230,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
    * of the response written, since then.
    */
   expire(deadline: number): void {
-    if (this.#stage === Stage.Request) {
+    if (this.#stage === Stage.Request && !this.#upgradeInFetch) {
       if (!this.#stall.stalled(deadline, this.#transport.pending)) return;
       this.#host.counters.drops.requestTimeout++;
       return this.refuse({ status: 408, message: "the request body did not arrive in time" });
@@ -268,15 +284,18 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     }
     this.#unread.consume(head.size);
     const framing = requestFraming(head, options.maxBodySize);
-    if (isUpgradeRequest(head.headers)) {
+    const upgrade = isUpgradeRequest(head.headers);
+    if (upgrade) {
       // Body bytes would be read as frames: an upgrade carrying one is refused, not smuggled in.
       if ("status" in framing || framing.chunked || framing.length > 0) {
         this.refuse({ status: 400, message: "a WebSocket upgrade request may not have a body" });
         return false;
       }
-      this.#stage = Stage.Upgrading;
-      this.#guard("the upgrade", () => this.#upgrade(head));
-      return false;
+      if (options.upgrade !== null || options.fetch === null) {
+        this.#stage = Stage.Upgrading;
+        this.#guard("the upgrade", () => this.#upgrade(head));
+        return false;
+      }
     }
     if ("status" in framing) {
       this.refuse(framing);
@@ -285,7 +304,9 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     this.#stage = Stage.Request;
     this.#head = head;
     this.#body = new RequestBody(framing, options.maxBodySize, this);
-    this.#keepAlive = keepsAlive(head);
+    // An upgrade request that `fetch` answers instead of upgrading ends its connection.
+    this.#keepAlive = !upgrade && keepsAlive(head);
+    this.#upgradeInFetch = upgrade;
     this.#guard("the fetch handler", () => this.#request(head));
     return true;
   }
@@ -317,12 +338,46 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     const request = webRequest(head, url, stream);
     // Bun's Request reads some unknown methods as GET: such a request is not the one that came.
     if (request.method !== head.method) return this.refuse(notImplemented(head.method));
+    if (this.#upgradeInFetch) upgradable.set(request, this);
     const transport = this.#transport;
-    Promise.resolve(
-      fetch(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort }),
-    )
-      .then((response) => this.#respond(response))
-      .catch((error) => this.#internalError(error, "the fetch handler"));
+    const info = {
+      remoteAddress: transport.remoteAddress,
+      remotePort: transport.remotePort,
+      upgrade: this.#host.upgrade,
+    };
+    Promise.resolve(fetch(request, info))
+      .then((response) => this.#respond(response as Response))
+      .catch((error) => {
+        // Once `fetch` took the request over, its failure is only news: the upgrade stands.
+        if (this.#stage === Stage.Request || !this.#upgradeInFetch) {
+          this.#internalError(error, "the fetch handler");
+        } else this.#reportError("the fetch handler", error);
+      });
+  }
+
+  /**
+   * Takes `request` over as a WebSocket for `host` (see {@linkcode Upgrader.upgrade}): false
+   * unless it is an upgrade request this host handed to `fetch`, not answered yet, and a valid
+   * one; a refusal of its path, origin or subprotocols is answered here (true).
+   */
+  static upgrade<T>(host: HttpHost<T>, request: Request, options?: UpgradeOptions<T>): boolean {
+    const resolved = resolveUpgradeOptions<T>(options);
+    const connection = upgradable.get(request) as HttpConnection<T> | undefined;
+    if (connection === undefined || connection.#host !== host) return false;
+    return connection.#upgradeFromFetch(request, resolved);
+  }
+
+  #upgradeFromFetch(request: Request, options: ReturnType<typeof resolveUpgradeOptions<T>>): boolean {
+    const head = this.#head!;
+    if (this.#stage !== Stage.Request || this.#responding || typeof validateUpgrade(head) !== "string") {
+      return false;
+    }
+    upgradable.delete(request);
+    this.#stage = Stage.Upgrading;
+    const candidate = checkUpgrade(head, this.#host.options);
+    if ("status" in candidate) this.refuse(candidate);
+    else this.#guard("the upgrade", () => this.#switch(head, candidate, options, request, options.websocket));
+    return true;
   }
 
   /** Answers a plain request without a `fetch` handler: 426, at once. */
@@ -383,11 +438,12 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
 
   /** Writes the handler's response, then waits for the next request or closes. */
   async #respond(response: Response): Promise<void> {
-    if (!(response instanceof Response)) throw new TypeError("the fetch handler must return a Response");
+    // Upgraded, timed out or answered already: what the handler returned is moot.
     if (this.#stage !== Stage.Request || this.#responding) {
-      await response.body?.cancel();
+      if (response instanceof Response) await response.body?.cancel();
       return;
     }
+    if (!(response instanceof Response)) throw new TypeError("the fetch handler must return a Response");
     const head = this.#head!;
     const body = this.#body!;
     // The rest of the body, if it is all here, is dropped so that the connection can go on.
@@ -434,7 +490,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   #upgrade(head: RequestHead): void {
     const candidate = checkUpgrade(head, this.#host.options);
     if ("status" in candidate) return this.refuse(candidate);
-    if (this.#host.options.upgrade === null) return this.#switch(head, candidate, {}, null);
+    if (this.#host.options.upgrade === null) return this.#switch(head, candidate, {}, null, null);
     this.#askHook(head, candidate).catch((error) => this.#internalError(error, "the upgrade"));
   }
 
@@ -454,15 +510,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
       return this.#close(null);
     }
     const accepted = typeof decision === "object" && decision !== null ? decision : {};
-    this.#switch(head, candidate, accepted, request);
+    this.#switch(head, candidate, accepted, request, null);
   }
 
-  /** Agrees on a subprotocol and extensions, answers 101 and hands the connection over. */
+  /**
+   * Agrees on a subprotocol and extensions, answers 101 and hands the connection over, with
+   * `handlers` (a route's own, or the server's for null).
+   */
   #switch(
     head: RequestHead,
     candidate: UpgradeCandidate,
     accepted: UpgradeAccept<T>,
     request: Request | null,
+    handlers: WebSocketHandler<T> | null,
   ): void {
     const { protocol, deflate } = agree(
       head,
@@ -472,6 +532,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
       this.#host.options,
     );
     const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
+    const runner = this.#host.runnerFor(handlers);
     acceptDigest(candidate.key).then((digest) => {
       if (this.#stage !== Stage.Upgrading) return; // timed out or dropped meanwhile
       const transport = this.#transport;
@@ -481,7 +542,8 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
       this.#leave();
       countIn(this.#host.counters.handshakes, 101);
       transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
-      const init = { url: candidate.url.href, protocol, data: accepted.data as T, deflate };
+      transport.resume(); // a request handed to fetch paused its reading: the WebSocket reads on
+      const init = { url: candidate.url.href, protocol, data: accepted.data as T, deflate, handlers: runner };
       this.#host.adopt(transport, init, early);
     }).catch((error) => this.#internalError(error, "the upgrade"));
   }

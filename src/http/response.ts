@@ -5,6 +5,8 @@
  * @module
  */
 
+import { httpDate } from "./date.ts";
+
 /** An HTTP status to answer with instead of going on. */
 export interface HttpError {
   /** The status code to answer with. */
@@ -83,9 +85,18 @@ export function latin1Bytes(
   return into;
 }
 
-/** The status line and header block of a response, ending with the blank line. */
-function responseHead(status: number, headers: Iterable<[string, string]>, statusText = ""): Uint8Array {
+/**
+ * The status line and header block of a response, ending with the blank line; with a `Date`
+ * (RFC 9110 §6.6.1) unless `headers` bring their own.
+ */
+function responseHead(
+  status: number,
+  headers: Iterable<[string, string]>,
+  statusText = "",
+  dated = false,
+): Uint8Array {
   let head = `HTTP/1.1 ${status} ${statusText || REASON_PHRASES[status] || ""}\r\n`;
+  if (!dated) head += `Date: ${httpDate()}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   return latin1Bytes(head + "\r\n");
 }
@@ -125,7 +136,12 @@ export async function writeResponse(
   const status = response.status;
   const bodiless = status < 200 || status === 204 || status === 304;
   const headers: [string, string][] = [];
-  for (const entry of response.headers) if (!FRAMING_FIELDS.has(entry[0])) headers.push(entry);
+  let dated = false;
+  for (const entry of response.headers) {
+    if (FRAMING_FIELDS.has(entry[0])) continue;
+    headers.push(entry);
+    if (entry[0] === "date") dated = true;
+  }
   const reader = response.body?.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -156,7 +172,7 @@ export async function writeResponse(
   if (chunked) headers.push(["transfer-encoding", "chunked"]);
   if (!keepAlive) headers.push(["connection", "close"]);
   else if (!framing.http11) headers.push(["connection", "keep-alive"]);
-  const head = responseHead(status, headers, response.statusText);
+  const head = responseHead(status, headers, response.statusText, dated);
   if (!streamed) {
     sink.write(sendsBody && size > 0 ? concat([head, ...parts]) : head);
     return keepAlive;

@@ -50,7 +50,6 @@ export function testConnection(handler: WebSocketHandler = {}, options: ServeOpt
   });
   const context: ConnectionContext<undefined> = {
     options: resolved,
-    handlers: new HandlerRunner(resolved.websocket, resolved, () => {}),
     pubsub: new PubSub(resolved, null, () => {}),
     counters: new Counters(),
     socketClosed() {},
@@ -60,6 +59,7 @@ export function testConnection(handler: WebSocketHandler = {}, options: ServeOpt
     protocol: "",
     data: undefined,
     deflate: null,
+    handlers: new HandlerRunner(resolved.websocket, resolved, () => {}),
   });
   transport.events = conn;
   conn.start(null);
