@@ -187,10 +187,16 @@ describe("worker relay: two servers on one relay", () => {
     const [sender, far] = await pair("wanted");
     const lonely = await RawClient.open(a.server.port, "/?topic=only-here");
     const forwarded = () => hub.stats().forwarded;
+    /** Sends `text` from `client` of server a, and waits until a has sent it on to the relay. */
+    const publishOnA = async (client: RawClient, text: string) => {
+      const published = a.backplane.stats().published;
+      client.write(frame(TEXT, text));
+      await until(() => a.backplane.stats().published === published + 1, `a to publish "${text}"`);
+    };
     try {
       const before = forwarded();
-      lonely.write(frame(TEXT, "not for b")); // a topic b has no subscriber of
-      sender.write(frame(TEXT, "for b")); // sent after it, on the same link to the relay
+      await publishOnA(lonely, "not for b"); // a topic b has no subscriber of
+      await publishOnA(sender, "for b"); // after it, on the same link to the relay
       assert.equal(decoder.decode((await far.readFrame()).payload), "for b");
       assert.equal(forwarded() - before, 1, "the relay passed on only the topic b subscribes to");
 
@@ -200,8 +206,8 @@ describe("worker relay: two servers on one relay", () => {
       // "kept" arrives, one a sent before it on "wanted" would have been passed on too.
       const [keptA, keptB] = await pair("kept");
       const count = forwarded();
-      sender.write(frame(TEXT, "after b left"));
-      keptA.write(frame(TEXT, "marker"));
+      await publishOnA(sender, "after b left");
+      await publishOnA(keptA, "marker");
       assert.equal(decoder.decode((await keptB.readFrame()).payload), "marker");
       assert.equal(forwarded() - count, 1, "only the marker was passed on");
       keptA.destroy();
@@ -291,9 +297,12 @@ describe("worker relay: the relay goes away and comes back", () => {
       assert.equal(a.backplane.stats().state, "connected");
       assert.equal(a.backplane.stats().published, fit + 1);
 
-      // A publish from the relay reaches a's subscriber; garbage makes a reconnect, not crash.
+      // A publish from the relay on a topic a has no subscriber of is not taken; one on "room" is.
+      await peers[0].write(publishFrame("elsewhere", "not here")!);
       await peers[0].write(publishFrame("room", Uint8Array.of(1, 2, 3))!);
       assert.deepEqual((await sender.readFrame()).payload, Uint8Array.of(1, 2, 3));
+      assert.equal(a.backplane.stats().received, 1);
+      // Garbage from the relay makes a reconnect, not crash.
       await peers[0].write(Uint8Array.of(0, 0, 0, 1, 99));
       await until(() => peers.length === 2 && peers[1].frames.length === 1, "a's next HELLO", 10_000);
       assert.match(a.backplane.stats().lastError, /malformed relay frame: a frame of unknown kind 99/);
