@@ -32,7 +32,7 @@ export type FrameKind = typeof FrameKind[keyof typeof FrameKind];
 /** Bytes of the relay's token, which a worker proves it was started by the supervisor with. */
 export const TOKEN_LENGTH = 16;
 /** Bytes of a whole `HELLO` frame: what the relay reads at most from a peer it does not know yet. */
-export const HELLO_LENGTH = 4 + 1 + TOKEN_LENGTH + 4;
+export const HELLO_LENGTH: number = 4 + 1 + TOKEN_LENGTH + 4;
 
 /**
  * The bytes of a token given as 32 hex digits; `who` names the function in the `TypeError` for
