@@ -7,6 +7,7 @@
  */
 
 import { runtimeListen } from "../runtime/mod.ts";
+import { SendQueue } from "../send_queue.ts";
 import type { Transport, TransportEvents, TransportListener } from "../runtime/types.ts";
 import type { BackplaneEvent } from "./backplane.ts";
 import {
@@ -206,8 +207,10 @@ class Peer implements TransportEvents {
   readonly #settings: Settings;
   /** Until welcomed, a frame may only be as long as a `HELLO`. */
   readonly #reader: FrameReader;
+  /** Frames for it, written together at the end of each turn (a read's publishes in one write). */
+  readonly #queue: SendQueue;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Publishes to it dropped since its backlog last drained (reported when it starts, and when it ends). */
+  /** Publishes to it dropped since one last got through (told when it starts, and when it ends). */
   #dropped = 0;
 
   constructor(hub: Hub, transport: Transport, settings: Settings) {
@@ -215,6 +218,7 @@ class Peer implements TransportEvents {
     this.transport = transport;
     this.#settings = settings;
     this.#reader = new FrameReader(transport.readChunks.ownBuffers, HELLO_LENGTH - 4);
+    this.#queue = new SendQueue(transport);
     transport.events = this;
     this.#helloTimer = setTimeout(
       () => this.#refuse(`a connection gave no token within ${settings.helloTimeout} ms`),
@@ -224,7 +228,7 @@ class Peer implements TransportEvents {
 
   /** Writes `frame` unless its backlog is past the limit; false when it was dropped. */
   send(frame: Uint8Array): boolean {
-    const pending = this.transport.pending;
+    const pending = this.transport.pending + this.#queue.bytes;
     if (pending > 0 && pending + frame.length > this.#settings.maxBufferedBytes) {
       if (this.#dropped++ === 0) {
         this.#hub.report({
@@ -235,7 +239,14 @@ class Peer implements TransportEvents {
       }
       return false;
     }
-    this.transport.write(frame);
+    if (this.#dropped > 0) {
+      this.#hub.report({
+        type: "error",
+        message: `worker ${this.worker} caught up; ${this.#dropped} messages to it were dropped`,
+      });
+      this.#dropped = 0;
+    }
+    this.#queue.shared(frame);
     return true;
   }
 
@@ -259,7 +270,7 @@ class Peer implements TransportEvents {
       clearTimeout(this.#helloTimer);
       this.worker = Math.max(1, hello.worker);
       this.#reader.limit = MAX_FRAME_LENGTH;
-      this.transport.write(WELCOME_FRAME);
+      this.#queue.shared(WELCOME_FRAME);
       this.#hub.report({ type: "connected", message: `worker ${this.worker} joined the relay` });
     } else if (kind === FrameKind.TEXT || kind === FrameKind.BINARY) {
       this.#hub.forward(this, publishTopic(frame), frame);
@@ -286,17 +297,11 @@ class Peer implements TransportEvents {
     this.transport.destroy();
   }
 
-  drain(): void {
-    if (this.#dropped === 0) return;
-    this.#hub.report({
-      type: "error",
-      message: `worker ${this.worker} caught up; ${this.#dropped} messages to it were dropped`,
-    });
-    this.#dropped = 0;
-  }
+  drain(): void {}
 
   close(): void {
     clearTimeout(this.#helloTimer);
+    this.#queue.clear();
     this.#hub.gone(this);
     if (this.worker > 0) {
       this.#hub.report({ type: "disconnected", message: `worker ${this.worker} left the relay` });

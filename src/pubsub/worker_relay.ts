@@ -6,6 +6,7 @@
  */
 
 import { runtimeConnect } from "../runtime/mod.ts";
+import { SendQueue } from "../send_queue.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
 import type { Backplane, BackplaneEvent, BackplaneStats } from "./backplane.ts";
 import {
@@ -93,6 +94,8 @@ class WorkerRelay implements Backplane {
   #deliver: ((topic: string, data: string | Uint8Array) => void) | null = null;
   #onEvent: ((event: BackplaneEvent) => void) | null;
   #transport: Transport | null = null;
+  /** Frames for the relay, written together at the end of each turn. */
+  #queue: SendQueue | null = null;
   #reader: FrameReader | null = null;
   /** Whether the relay has welcomed the current connection (frames written now reach it). */
   #welcomed = false;
@@ -131,12 +134,12 @@ class WorkerRelay implements Backplane {
 
   subscribe(topic: string): void {
     this.#topics.add(topic);
-    if (this.#welcomed) this.#transport!.write(topicFrame(FrameKind.SUBSCRIBE, topic));
+    if (this.#welcomed) this.#queue!.shared(topicFrame(FrameKind.SUBSCRIBE, topic));
   }
 
   unsubscribe(topic: string): void {
     this.#topics.delete(topic);
-    if (this.#welcomed) this.#transport!.write(topicFrame(FrameKind.UNSUBSCRIBE, topic));
+    if (this.#welcomed) this.#queue!.shared(topicFrame(FrameKind.UNSUBSCRIBE, topic));
   }
 
   publish(topic: string, data: string | Uint8Array): void {
@@ -148,9 +151,9 @@ class WorkerRelay implements Backplane {
     }
     const limit = this.#settings.maxBufferedBytes;
     if (this.#welcomed) {
-      const pending = this.#transport!.pending;
+      const pending = this.#transport!.pending + this.#queue!.bytes;
       if (pending === 0 || pending + frame.length <= limit) {
-        this.#transport!.write(frame);
+        this.#queue!.shared(frame);
         this.#stats.published++;
         return;
       }
@@ -189,8 +192,9 @@ class WorkerRelay implements Backplane {
     }
     if (this.#closed) return transport.destroy();
     this.#transport = transport;
+    this.#queue = new SendQueue(transport);
     this.#reader = new FrameReader(transport.readChunks.ownBuffers);
-    transport.write(helloFrame(token, worker));
+    this.#queue.shared(helloFrame(token, worker));
   }
 
   #data(chunk: Uint8Array): boolean {
@@ -221,16 +225,16 @@ class WorkerRelay implements Backplane {
 
   /** The relay took the token: it hears of every topic here, then gets what waited, in order. */
   #up(): void {
-    const transport = this.#transport!;
+    const queue = this.#queue!;
     this.#welcomed = true;
     this.#retryMs = FIRST_RETRY_MS;
     this.#wasUp = true;
     this.#connections++;
-    for (const topic of this.#topics) transport.write(topicFrame(FrameKind.SUBSCRIBE, topic));
+    for (const topic of this.#topics) queue.shared(topicFrame(FrameKind.SUBSCRIBE, topic));
     const waiting = this.#waiting;
     this.#waiting = [];
     this.#waitingBytes = 0;
-    for (const frame of waiting) transport.write(frame);
+    for (const frame of waiting) queue.shared(frame);
     this.#stats.published += waiting.length;
     this.#event({ type: "connected", message: `connected to the relay at 127.0.0.1:${this.#settings.port}` });
   }
@@ -242,8 +246,8 @@ class WorkerRelay implements Backplane {
       (this.#welcomed
         ? "the relay closed the connection"
         : "the relay refused the connection (wrong token?)");
-    this.#transport = null;
-    this.#reader = null;
+    this.#queue!.clear();
+    this.#transport = this.#queue = this.#reader = null;
     this.#welcomed = false;
     this.#dropping = "";
     this.#retry(why, dropped !== "");
