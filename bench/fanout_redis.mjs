@@ -34,7 +34,8 @@ const USAGE = `usage: node bench/fanout_redis.mjs [--seconds N] [--subscribers N
   --rounds N       interleaved rounds to take medians over (default 3)
   --publishers N   publishing connections, all on A (default 4)
   --inflight N     messages in flight at most, over all publishers (default 64)
-  --systems ids    comma-separated subset of: ${"wisp-deno,wisp-bun,sio,wisp-deno-1,wisp-bun-1,sio-1"}
+  --systems ids    comma-separated subset of: wisp-deno,wisp-bun,wisp-deno-relay,wisp-bun-relay,sio,
+                   wisp-deno-1,wisp-bun-1,sio-1
   --retries N      runs again (up to N times) a run during which other processes took more than
                    15% of a core, keeping the quietest try (default 1)
   --no-workers     leave out the echo --workers 1 vs 2 part`;
@@ -472,14 +473,19 @@ const sioPayload = (id, pub, seq, stamp) => `${id},${pub},${seq},${stamp.toFixed
 const SYSTEMS = [
   { id: "wisp-deno", label: "Wisp/Deno + Redis backplane", wisp: true, runtime: "deno", redis: true },
   { id: "wisp-bun", label: "Wisp/Bun + Redis backplane", wisp: true, runtime: "bun", redis: true },
+  { id: "wisp-deno-relay", label: "Wisp/Deno + worker relay", wisp: true, runtime: "deno", relay: true },
+  { id: "wisp-bun-relay", label: "Wisp/Bun + worker relay", wisp: true, runtime: "bun", relay: true },
   { id: "sio", label: "Socket.IO/Node + redis-adapter", wisp: false, runtime: "node", redis: true },
   { id: "wisp-deno-1", label: "Wisp/Deno, one process", wisp: true, runtime: "deno", redis: false },
   { id: "wisp-bun-1", label: "Wisp/Bun, one process", wisp: true, runtime: "bun", redis: false },
   { id: "sio-1", label: "Socket.IO/Node, one process", wisp: false, runtime: "node", redis: false },
 ];
 
-function serverArgv(system, port, redisUrl) {
-  const extra = system.redis ? [redisUrl] : [];
+// Two processes A and B: on one Redis, or on one worker relay (as two workers of a supervisor).
+const twoProcesses = (system) => system.redis || system.relay;
+
+function serverArgv(system, port, redisUrl, relayTarget) {
+  const extra = system.redis ? [redisUrl] : system.relay ? [relayTarget] : [];
   if (!system.wisp) return [process.execPath, "bench/servers/socketio_redis.mjs", String(port), ...extra];
   const script = ["bench/servers/wisp_backplane.ts", String(port), ...extra];
   return system.runtime === "deno" ? [DENO, "run", "-A", ...script] : [BUN, "run", ...script];
@@ -493,15 +499,29 @@ async function inBatches(count, size, open) {
   return out;
 }
 
+// The relay --workers runs in its supervisor, alone in a process of the system's runtime, on core 0.
+async function startRelay(system, round) {
+  const port = await freePort();
+  const token = crypto.randomBytes(16).toString("hex");
+  const script = ["bench/servers/wisp_relay.ts", String(port), token];
+  const argv = system.runtime === "deno" ? [DENO, "run", "-A", ...script] : [BUN, "run", ...script];
+  const proc = launch(`r${round}-${system.id}-relay`, argv, SERVER_CORE);
+  await until(proc, "the relay listening", () => /listening on/.test(logText(proc)));
+  return { proc, target: `relay:${port}:${token}` };
+}
+
 async function fanoutRun(system, round, opts, redis) {
-  const names = system.redis ? ["A", "B"] : ["A"];
+  const names = twoProcesses(system) ? ["A", "B"] : ["A"];
   const servers = [];
   const clients = [];
   const result = { system: system.id, round };
+  let relay = null;
   try {
+    if (system.relay) relay = await startRelay(system, round);
     for (const name of names) {
       const port = await freePort();
-      const proc = launch(`r${round}-${system.id}-${name}`, serverArgv(system, port, redis.url), SERVER_CORE);
+      const argv = serverArgv(system, port, redis.url, relay?.target);
+      const proc = launch(`r${round}-${system.id}-${name}`, argv, SERVER_CORE);
       servers.push({ name, port, proc });
     }
     // Up, and (Wisp) with both Redis connections made.
@@ -590,7 +610,11 @@ async function fanoutRun(system, round, opts, redis) {
     await sleep(200);
 
     const reaper = setInterval(() => fan.reap(), 250);
-    const groups = [...servers.map((s) => s.proc.pgid), ...(system.redis ? [redis.proc.pgid] : [])];
+    const groups = [
+      ...servers.map((s) => s.proc.pgid),
+      ...(system.redis ? [redis.proc.pgid] : []),
+      ...(relay ? [relay.proc.pgid] : []),
+    ];
     try {
       fan.sending = true;
       fan.pump();
@@ -657,6 +681,7 @@ async function fanoutRun(system, round, opts, redis) {
   } finally {
     for (const c of clients) c.close();
     for (const s of servers) await stop(s.proc);
+    if (relay) await stop(relay.proc);
   }
 }
 
@@ -782,7 +807,7 @@ function fanoutReport(systems, runs) {
       "goal ≥ 3× at ≤ p99",
     ],
     systems.map((s) => {
-      const base = s.redis ? "sio" : "sio-1";
+      const base = twoProcesses(s) ? "sio" : "sio-1";
       const rate = med(s.id, "deliveries_per_s"), p99 = med(s.id, "p99_ms");
       const compare = s.wisp && has(base);
       const ratio = compare ? rate / med(base, "deliveries_per_s") : NaN;
@@ -790,7 +815,7 @@ function fanoutReport(systems, runs) {
       const n = ok(s.id).length, all = runs.filter((r) => r.system === s.id).length;
       return [
         s.label + (n < all ? ` (${n}/${all} ok)` : ""),
-        s.redis ? "A + B + redis-server" : "A",
+        s.redis ? "A + B + redis-server" : s.relay ? "A + B + relay" : "A",
         fmt(rate) + marks(ok(s.id)),
         fmt(med(s.id, "p50_ms")),
         fmt(p99),
@@ -837,7 +862,7 @@ function fanoutReport(systems, runs) {
       "max ms",
       "probes",
       "frames per read",
-      "CPU A / B / redis",
+      "CPU A / B / redis or relay",
       "server counters",
       "Redis: new connections / largest output buffer",
     ],
@@ -999,7 +1024,7 @@ Command: \`${command}\`
     BUSY * 100
   }% of a core was run again (up to ${opts.retries} time(s)), the quietest try kept.
 - ${opts.subscribers} subscribers (${
-    systems.some((s) => s.redis) ? "half on A, half on B; all on A in the one-process rows" : "all on A"
+    systems.some(twoProcesses) ? "half on A, half on B; all on A in the one-process rows" : "all on A"
   }),
   ${opts.publishers} publishers on A, at most ${opts.inflight} messages in flight (a message is done when every
   subscriber has it). Messages: 32 B (Wisp: binary; Socket.IO: a 32-character string, \`42["m","…"]\` on the wire).
@@ -1017,7 +1042,7 @@ ${f.medians}
     BUSY * 100
   }% of a core during some round (machine CPU from /proc/stat minus the
 servers' and the generator's): that number is suspect; run again on a quiet machine.
-Servers CPU is A, B and redis-server together, in shares of one core (they all sit on core 0).
+Servers CPU is A, B and redis-server (or the relay) together, in shares of one core (they all sit on core 0).
 
 ## Fan-out, every round
 

@@ -6,7 +6,10 @@
 import { type ChatServerOptions, startChatServer } from "./chat/server.ts";
 import { printEvent } from "./events.ts";
 import { coreCount, readTextFile, spawnSelf } from "./process.ts";
+import type { Backplane } from "./pubsub/backplane.ts";
 import { redisBackplane } from "./pubsub/redis.ts";
+import { type RelayHub, startRelayHub } from "./pubsub/relay_hub.ts";
+import { workerRelayBackplane } from "./pubsub/worker_relay.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import { serve, type Server } from "./server.ts";
 import { WorkerPool } from "./workers.ts";
@@ -44,9 +47,10 @@ export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert 
   --cert FILE       serve https:// and wss:// with this certificate chain (PEM); needs --key
   --key FILE        the certificate's private key (PEM)
   --workers N|auto  run N worker processes on the one port (auto: one per core); a worker
-                    that dies is restarted, and SIGINT/SIGTERM stops them all gracefully
-  --redis URL       carry topics across processes through Redis (redis://host:port); the
-                    chat demo needs it with more than one worker
+                    that dies is restarted, SIGINT/SIGTERM stops them all gracefully, and
+                    the supervisor relays the chat's topics between them
+  --redis URL       carry topics across processes through Redis (redis://host:port), in
+                    place of the supervisor's relay
   --metrics[=PATH]  serve the counters in the Prometheus text format at PATH (default
                     /metrics) on the same port; with --workers, each scrape reaches one worker
   --help            show this help
@@ -109,16 +113,27 @@ export function parseArgs(args: readonly string[]): CliOptions {
   if ((options.cert === null) !== (options.key === null)) {
     throw new TypeError("--cert and --key go together: give both files, or neither");
   }
-  if (options.workers > 1 && !options.echo && options.redis === null) {
-    throw new TypeError(
-      "the chat demo's topics would not cross processes with several workers: add --redis redis://host:port, or run one worker",
-    );
-  }
   return options;
 }
 
-/** The worker id this process serves as (from the supervisor), or 0 when it is no worker. */
-const WORKER = Number(globalThis.process?.env?.WISP_WORKER ?? "0");
+/** What the supervisor tells each worker, through its environment. */
+const env = globalThis.process?.env ?? {};
+/** The worker id this process serves as, or 0 when it is no worker. */
+const WORKER = Number(env.WISP_WORKER ?? "0");
+
+/**
+ * The backplane the flags and the supervisor ask for: Redis with `--redis`, else the
+ * supervisor's relay for a worker it told where that is, else none.
+ */
+function backplane(options: CliOptions): Backplane | undefined {
+  if (options.redis !== null) return redisBackplane({ url: options.redis });
+  if (WORKER === 0 || env.WISP_RELAY === undefined) return undefined;
+  return workerRelayBackplane({
+    port: Number(env.WISP_RELAY),
+    token: env.WISP_RELAY_TOKEN ?? "",
+    worker: WORKER,
+  });
+}
 
 /**
  * Starts the server the flags describe, in this process: the chat demo (its page at `/`, its
@@ -131,19 +146,20 @@ async function startServer(options: CliOptions): Promise<Server> {
     hostname: options.hostname,
     reusePort: WORKER > 0,
     metrics: options.metrics ?? undefined,
+    backplane: backplane(options),
   };
   if (options.cert !== null && options.key !== null) {
     const [cert, key] = await Promise.all([readTextFile(options.cert), readTextFile(options.key)]);
     shared.tls = { cert, key };
   }
-  if (options.redis !== null) shared.backplane = redisBackplane({ url: options.redis });
-  if (!options.echo) return startChatServer(shared);
+  const upgradeHeaders = WORKER > 0 ? { "X-Wisp-Worker": String(WORKER) } : undefined;
+  if (!options.echo) return startChatServer({ ...shared, upgradeHeaders });
   return serve({
     ...shared,
     // Echo mode talks to any client, so it agrees to the first subprotocol offered.
     protocols: (offered) => offered[0],
     perMessageDeflate: true,
-    upgrade: WORKER > 0 ? () => ({ headers: { "X-Wisp-Worker": String(WORKER) } }) : undefined,
+    upgrade: upgradeHeaders && (() => ({ headers: upgradeHeaders })),
     websocket: {
       message(ws, data) {
         ws.send(data);
@@ -198,7 +214,10 @@ function onShutdown(stop: () => Promise<void>): void {
   process.on("SIGTERM", shutdown);
 }
 
-/** Runs `options.workers` worker processes on one port until SIGINT or SIGTERM. */
+/**
+ * Runs `options.workers` worker processes on one port until SIGINT or SIGTERM, and for the chat
+ * demo without `--redis` the relay that carries its topics between them.
+ */
 function supervise(options: CliOptions): void {
   let port = options.port;
   if (port === 0) {
@@ -219,14 +238,35 @@ function supervise(options: CliOptions): void {
     !["--workers", "--port"].includes(all[i]) && !["--workers", "--port"].includes(all[i - 1]) &&
     !/^--(workers|port)=/.test(all[i])
   );
+  // The echo server has no topics, and with --redis they go through Redis.
+  let relay: RelayHub | null = null;
+  const relayEnv: Record<string, string> = {};
+  if (!options.echo && options.redis === null) {
+    try {
+      relay = startRelayHub({
+        onEvent: (event) =>
+          printEvent({
+            level: event.type === "error" ? "warn" : "info",
+            kind: "worker",
+            message: event.message,
+          }),
+      });
+    } catch (error) {
+      console.error(`wisp: cannot start the relay: ${(error as Error).message}`);
+      process.exit(1);
+    }
+    relayEnv.WISP_RELAY = String(relay.port);
+    relayEnv.WISP_RELAY_TOKEN = relay.token;
+  }
   const pool = new WorkerPool(options.workers, {
-    spawn: (id) => spawnSelf([...args, "--port", String(port)], { WISP_WORKER: String(id) }),
+    spawn: (id) => spawnSelf([...args, "--port", String(port)], { ...relayEnv, WISP_WORKER: String(id) }),
     log: (line) => printEvent({ level: "warn", kind: "worker", message: line }),
   });
+  const relayed = relay === null ? "" : `, relaying their topics at 127.0.0.1:${relay.port}`;
   printEvent({
     level: "info",
     kind: "worker",
-    message: `supervisor (pid ${process.pid}) runs ${options.workers} workers on port ${port}`,
+    message: `supervisor (pid ${process.pid}) runs ${options.workers} workers on port ${port}${relayed}`,
   });
-  onShutdown(() => pool.stop());
+  onShutdown(() => pool.stop().then(() => relay?.close()));
 }

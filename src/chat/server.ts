@@ -40,10 +40,12 @@ const MAX_MESSAGES_PER_SECOND = 20;
 const MAX_MESSAGE_BURST = 40;
 
 /** Options of {@linkcode startChatServer}. */
-export type ChatServerOptions = Pick<
-  ServeOptions<ChatMember>,
-  "port" | "hostname" | "tls" | "backplane" | "reusePort" | "metrics"
->;
+export type ChatServerOptions =
+  & Pick<ServeOptions<ChatMember>, "port" | "hostname" | "tls" | "backplane" | "reusePort" | "metrics">
+  & {
+    /** Headers added to every 101 response (the command line names its worker in `X-Wisp-Worker`). */
+    upgradeHeaders?: Record<string, string>;
+  };
 
 /** A message from a client, once validated. */
 export type ClientMessage = { type: "join"; name: string } | { type: "message"; text: string };
@@ -137,7 +139,7 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
       if (!info.protocols.includes(CHAT_PROTOCOL)) {
         return textResponse(400, `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol; offer it`);
       }
-      return { data: { name: null } };
+      return { data: { name: null }, headers: options.upgradeHeaders };
     },
     fetch: servePage,
     websocket: {
