@@ -28,14 +28,25 @@
 
 export { serve } from "./src/server.ts";
 export type { Server } from "./src/server.ts";
+export { attach } from "./src/attach.ts";
+export type {
+  AttachedServer,
+  AttachOptions,
+  HttpServerLike,
+  UpgradeListener,
+  UpgradeRequestMessage,
+} from "./src/attach.ts";
 export type {
   ConnectionInfo,
+  FetchInfo,
   PerMessageDeflateOptions,
   ProtocolSelector,
   ServeOptions,
   TlsOptions,
   UpgradeAccept,
   UpgradeInfo,
+  UpgradeOptions,
+  Upgrader,
   UpgradeResult,
 } from "./src/options.ts";
 export { CloseCode, ReadyState } from "./src/api.ts";

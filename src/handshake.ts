@@ -117,6 +117,29 @@ export function parseRequestHead(bytes: Uint8Array, limits: HeadLimits): Request
   };
 }
 
+/**
+ * A request head another HTTP parser has read (`node:http`'s `IncomingMessage`), as
+ * {@linkcode parseRequestHead} would give it: names lower-cased, repeated fields joined, a second
+ * `Host` refused (400). `rawHeaders` alternates names and values as they came.
+ */
+export function requestHead(
+  method: string,
+  target: string,
+  minorVersion: number,
+  rawHeaders: readonly string[],
+): RequestHead | HttpError {
+  const headers: HeaderFields = new Map();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    const earlier = headers.get(name);
+    if (earlier !== undefined && name === "host") {
+      return { status: 400, message: "more than one Host header" };
+    }
+    headers.set(name, earlier === undefined ? rawHeaders[i + 1] : `${earlier}, ${rawHeaders[i + 1]}`);
+  }
+  return { method, target, minorVersion, headers, size: 0 };
+}
+
 const SP = 0x20, TAB = 0x09, CR = 0x0d, LF = 0x0a, COLON = 0x3a, DOT = 0x2e, DIGIT_0 = 0x30, DIGIT_1 = 0x31;
 
 /** Byte classes, indexed by byte: token characters (RFC 9110 §5.6.2). */

@@ -16,6 +16,7 @@ import {
 import type { WebSocketHandler } from "./server_websocket.ts";
 import { runtimeListen } from "./runtime/mod.ts";
 import type { Transport, TransportListener } from "./runtime/types.ts";
+import type { HttpError, RequestHead } from "./handshake.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
 import { HandlerRunner } from "./handler_runner.ts";
 import { CloseCode, type MessageData } from "./api.ts";
@@ -83,15 +84,49 @@ export interface Server<T = any> extends Upgrader<T> {
  * ```
  */
 export function serve<T = undefined>(options: ServeOptions<T> = {}): Server<T> {
-  return new WispServer(resolveOptions(options));
+  const resolved = resolveOptions(options);
+  return new WispServer(resolved, (acceptor) => {
+    const listener = listenOrExplain(resolved, (transport) => acceptor.accept(transport));
+    return {
+      port: listener.port,
+      hostname: listener.hostname,
+      secure: resolved.tls !== null,
+      close: () => listener.close(),
+    };
+  });
 }
 
-class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
+/** Where a server's connections come from: a listener of its own, or a server it is attached to. */
+export interface Binding extends TransportListener {
+  /** Whether its connections come over TLS (`https:` and `wss:` URLs). */
+  readonly secure: boolean;
+}
+
+/** Where a {@linkcode Binding} hands connections. */
+export interface Acceptor {
+  /** A connection accepted by a listener of the server's own. */
+  accept(transport: Transport): void;
+  /**
+   * A WebSocket upgrade request another server has read (or the answer its head gets), on its
+   * connection (TLS when `secure`), with the bytes that followed the head.
+   */
+  takeUpgrade(transport: Transport, head: RequestHead | HttpError, early: Uint8Array, secure: boolean): void;
+}
+
+/** Starts a server on resolved options, whose connections come from the binding `bind` makes. */
+export function startServer<T>(
+  options: ResolvedOptions<T>,
+  bind: (acceptor: Acceptor) => Binding,
+): Server<T> {
+  return new WispServer(options, bind);
+}
+
+class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T>, Acceptor {
   readonly options: ResolvedOptions<T>;
   readonly counters: Counters = new Counters();
   readonly handlers: HandlerRunner<T>;
   readonly pubsub: PubSub<Connection<T>>;
-  readonly #listener: TransportListener;
+  readonly #binding: Binding;
   readonly #admission: Admission<HttpConnection<T>>;
   readonly #sockets = new Set<Connection<T>>();
   /** The runners of routes' own handlers (`upgrade(request, { websocket })`), made on first use. */
@@ -101,12 +136,12 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
   #closed: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
 
-  constructor(options: ResolvedOptions<T>) {
+  constructor(options: ResolvedOptions<T>, bind: (acceptor: Acceptor) => Binding) {
     this.options = options;
     this.handlers = new HandlerRunner(options.websocket, options, (event) => this.report(event));
     this.pubsub = new PubSub(options, options.backplane, (event) => this.report(backplaneEvent(event)));
     this.#admission = new Admission(options);
-    this.#listener = listenOrExplain(options, (transport) => this.#accept(transport));
+    this.#binding = bind(this);
     // One timer enforces handshakeTimeout for every connection, instead of a timer each.
     const handshakeTimeout = options.handshakeTimeout;
     this.#handshakeSweep = setInterval(() => {
@@ -122,16 +157,16 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
   }
 
   get port(): number {
-    return this.#listener.port;
+    return this.#binding.port;
   }
 
   get hostname(): string {
-    return this.#listener.hostname;
+    return this.#binding.hostname;
   }
 
   get url(): string {
     const host = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
-    return `${this.options.tls === null ? "http" : "https"}://${host}:${this.port}/`;
+    return `${this.#binding.secure ? "https" : "http"}://${host}:${this.port}/`;
   }
 
   get connections(): number {
@@ -179,17 +214,31 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
     }
   }
 
-  #accept(transport: Transport): void {
+  accept(transport: Transport): void {
+    this.#admit(transport, this.#binding.secure);
+  }
+
+  takeUpgrade(transport: Transport, head: RequestHead | HttpError, early: Uint8Array, secure: boolean): void {
+    const http = this.#admit(transport, secure);
+    if (http === null) return;
+    if ("status" in head) http.refuse(head);
+    else http.takeUpgrade(head, early);
+  }
+
+  /** Starts the HTTP phase of `transport`, unless the server is closing or admission refuses it. */
+  #admit(transport: Transport, secure: boolean): HttpConnection<T> | null {
     if (this.#closed !== null) {
       transport.events = { data: () => false, drain() {}, closed() {} };
       transport.destroy();
-      return;
+      return null;
     }
     this.counters.accepted++;
-    const http = new HttpConnection(transport, this);
+    const http = new HttpConnection(transport, this, secure);
     transport.events = http;
     const refusal = this.#admission.admit(http);
-    if (refusal !== null) http.refuse(refusal);
+    if (refusal === null) return http;
+    http.refuse(refusal);
+    return null;
   }
 
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void {
@@ -228,7 +277,7 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T> {
       // The backplane goes last: close handlers may still publish (a chat's "left").
       const backplane = this.options.backplane;
       this.#closed = backplane === null ? socketsClosed : socketsClosed.then(() => backplane.close());
-      this.#listener.close();
+      this.#binding.close();
       clearInterval(this.#sweep);
       clearInterval(this.#handshakeSweep);
       for (const http of this.#admission.pending) http.abort();

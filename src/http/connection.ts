@@ -97,6 +97,8 @@ const upgradable = new WeakMap<Request, HttpConnection<any>>();
 export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySource {
   readonly #transport: Transport;
   readonly #host: HttpHost<T>;
+  /** Whether the connection is TLS (`https:` and `wss:` URLs). */
+  readonly #secure: boolean;
   /** Bytes that arrived and were not used yet. */
   readonly #unread: ByteQueue;
   /** Bytes counted against the server's budget for the HTTP phase. */
@@ -121,10 +123,11 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   /** Settles once the client has read enough of the response written (see `drained`). */
   #drained: (() => void) | null = null;
 
-  /** Starts the HTTP phase of a freshly accepted `transport`. */
-  constructor(transport: Transport, host: HttpHost<T>) {
+  /** Starts the HTTP phase of a freshly accepted `transport` (a TLS one when `secure`). */
+  constructor(transport: Transport, host: HttpHost<T>, secure: boolean) {
     this.#transport = transport;
     this.#host = host;
+    this.#secure = secure;
     this.#unread = new ByteQueue(transport.readChunks.ownBuffers);
   }
 
@@ -248,6 +251,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     this.refuse({ status: 408, message: "the request took too long" });
   }
 
+  /**
+   * Starts on an upgrade request that another server has read (an `http.Server` this one is
+   * attached to), with the bytes that followed its head.
+   */
+  takeUpgrade(head: RequestHead, early: Uint8Array): void {
+    if (early.length > 0) {
+      this.#unread.push(early.slice()); // the server that read it may reuse its buffer
+      if (!this.#account()) return;
+    }
+    this.#stage = Stage.Upgrading;
+    this.#guard("the upgrade", () => this.#upgrade(head));
+  }
+
   // --- Reading ---------------------------------------------------------------------------------
 
   /**
@@ -320,11 +336,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     if (fetch === null && metrics === null) return this.#upgradeRequired();
     // Before the URL: a CONNECT's authority-form target would otherwise be a 400.
     if (fetch !== null && !isServableMethod(head.method)) return this.refuse(notImplemented(head.method));
-    const url = requestUrl(
-      head,
-      this.#host.options.tls === null ? "http" : "https",
-      this.#host.options.hostname,
-    );
+    const url = requestUrl(head, this.#secure ? "https" : "http", this.#host.options.hostname);
     if (!(url instanceof URL)) return this.refuse(url);
     if (url.pathname === metrics && (head.method === "GET" || head.method === "HEAD")) {
       return this.#answer(metricsResponse(this.#host), "the metrics");
@@ -374,7 +386,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     }
     upgradable.delete(request);
     this.#stage = Stage.Upgrading;
-    const candidate = checkUpgrade(head, this.#host.options);
+    const candidate = checkUpgrade(head, this.#host.options, this.#secure);
     if ("status" in candidate) this.refuse(candidate);
     else this.#guard("the upgrade", () => this.#switch(head, candidate, options, request, options.websocket));
     return true;
@@ -488,7 +500,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
 
   /** Checks an upgrade request, then accepts it, or asks the upgrade hook first when there is one. */
   #upgrade(head: RequestHead): void {
-    const candidate = checkUpgrade(head, this.#host.options);
+    const candidate = checkUpgrade(head, this.#host.options, this.#secure);
     if ("status" in candidate) return this.refuse(candidate);
     if (this.#host.options.upgrade === null) return this.#switch(head, candidate, {}, null, null);
     this.#askHook(head, candidate).catch((error) => this.#internalError(error, "the upgrade"));

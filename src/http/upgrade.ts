@@ -15,7 +15,7 @@ import type { HttpError } from "./response.ts";
 
 /** The options the decision reads: the server's resolved options, by reference. */
 export type UpgradeSettings = Readonly<
-  Pick<ResolvedValues, "path" | "origins" | "tls" | "hostname" | "perMessageDeflate" | "protocols">
+  Pick<ResolvedValues, "path" | "origins" | "hostname" | "perMessageDeflate" | "protocols">
 >;
 
 /** An upgrade request that passed every check. */
@@ -37,13 +37,18 @@ export interface Agreement {
 }
 
 /**
- * Checks an upgrade request: 400 for a malformed one (426 for another WebSocket version), 404
- * off `path`, 403 for a foreign `Origin` that `origins` does not allow.
+ * Checks an upgrade request that came over TLS when `secure`: 400 for a malformed one (426 for
+ * another WebSocket version), 404 off `path`, 403 for a foreign `Origin` that `origins` does not
+ * allow.
  */
-export function checkUpgrade(head: RequestHead, settings: UpgradeSettings): UpgradeCandidate | HttpError {
+export function checkUpgrade(
+  head: RequestHead,
+  settings: UpgradeSettings,
+  secure: boolean,
+): UpgradeCandidate | HttpError {
   const key = validateUpgrade(head);
   if (typeof key !== "string") return key;
-  const url = requestUrl(head, settings.tls === null ? "ws" : "wss", settings.hostname);
+  const url = requestUrl(head, secure ? "wss" : "ws", settings.hostname);
   if (!(url instanceof URL)) return url;
   if (settings.path !== null && url.pathname !== settings.path) {
     return { status: 404, message: "no WebSocket endpoint at this path" };

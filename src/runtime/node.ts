@@ -97,6 +97,18 @@ class NodeSocket implements RawSocket {
   }
 }
 
+/**
+ * Takes over a socket that a `node:http` (or `node:https`) server handed to its `upgrade`
+ * listeners, its HTTP parser detached: the core sets its events at once, and it reads on.
+ */
+export function adoptUpgradeSocket(socket: Socket): Transport {
+  socket.setTimeout(0); // the HTTP server's idle timeout is for HTTP, not for a WebSocket
+  socket.setNoDelay(true);
+  const { transport } = new NodeSocket(socket);
+  socket.resume();
+  return transport;
+}
+
 /** The part of `net.Server` that binds: what `listen()` calls once it has looked the host up. */
 interface Bindable {
   _listen2(
