@@ -155,6 +155,11 @@ export class Connection<T> extends Sender
 
   // --- ProtocolSink ----------------------------------------------------------------------------
 
+  /** See {@linkcode ProtocolSink.backlog}. */
+  get backlog(): number {
+    return this.transport.pending;
+  }
+
   /**
    * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in, unless the
    * adapter reuses its read buffer and the message is not small: then it is copied out. With
@@ -310,6 +315,12 @@ export class Connection<T> extends Sender
   /** Calls a handler for this socket; the promise an async one returned, else null. */
   #call(fn: AnyHandler | undefined, a?: unknown, b?: unknown): Promise<unknown> | null {
     return this.#handlers.call(fn, this, a, b);
+  }
+
+  /** See {@linkcode Sender.droppedMessage}. */
+  protected droppedMessage(data: MessageData): void {
+    const onDropped = this.#handlers.handlers.dropped;
+    if (onDropped !== undefined) queueMicrotask(() => this.#call(onDropped, data));
   }
 
   /** Catches async handlers' rejections (made on the first async handler call). */

@@ -58,8 +58,11 @@ export interface ServerStats {
   handshakes: Record<number, number>;
   /** Plain HTTP requests handed to the `fetch` handler. */
   requests: number;
-  /** Data messages received (handed to the `message` handler) and sent (`send` and publish deliveries). */
-  messages: { received: number; sent: number };
+  /**
+   * Data messages received (handed to the `message` handler), sent (`send` and publish
+   * deliveries), and dropped for a socket past its backlog limit (`closeOnBackpressureLimit: false`).
+   */
+  messages: { received: number; sent: number; dropped: number };
   /** Bytes each way: `payload` over `wire` is the compression ratio (plus framing). */
   bytes: { received: ByteCounts; sent: ByteCounts };
   /** Connections Wisp ended because a limit or a deadline was passed, by reason. */
@@ -103,6 +106,8 @@ export class Counters {
   messagesReceived = 0;
   /** See `ServerStats.messages`. */
   messagesSent = 0;
+  /** See `ServerStats.messages`. */
+  messagesDropped = 0;
   /** See `ServerStats.bytes`. */
   payloadBytesReceived = 0;
   /** See `ServerStats.bytes`. */
@@ -144,7 +149,7 @@ export class Counters {
       connections: { accepted: this.accepted, ...current },
       handshakes: { ...this.handshakes },
       requests: this.requests,
-      messages: { received: this.messagesReceived, sent: this.messagesSent },
+      messages: { received: this.messagesReceived, sent: this.messagesSent, dropped: this.messagesDropped },
       bytes: {
         received: { payload: this.payloadBytesReceived, wire: this.wireBytesReceived },
         sent: { payload: this.payloadBytesSent, wire: this.wireBytesSent },
@@ -228,6 +233,12 @@ export function prometheusText(stats: ServerStats): string {
     "counter",
     "Data messages sent, publish deliveries included.",
     stats.messages.sent,
+  );
+  metric(
+    "wisp_dropped_messages_total",
+    "counter",
+    "Messages not sent to a socket whose backlog was past maxBufferedAmount (closeOnBackpressureLimit false).",
+    stats.messages.dropped,
   );
   metric(
     "wisp_received_payload_bytes_total",

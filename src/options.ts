@@ -155,6 +155,15 @@ export interface ServeOptions<T = undefined> {
    * read cannot exhaust memory). Default 32 MiB.
    */
   maxBufferedAmount?: number;
+  /**
+   * What happens to a socket whose send backlog passed `maxBufferedAmount`: true closes it (a peer
+   * that does not read is dropped); false keeps it and drops the messages (`send`, `ping`,
+   * publish deliveries) that come while the backlog is past the limit instead, each one told to the
+   * `dropped` handler and counted (`stats().messages.dropped`), as uWS and Bun do with
+   * `closeOnBackpressureLimit: false`. Control frames Wisp sends of its own (pongs, idle pings, the
+   * close frame) still go out. Default true.
+   */
+  closeOnBackpressureLimit?: boolean;
   /** Largest HTTP request head, in bytes; larger gets 431. Default 16 KiB. */
   maxHeadSize?: number;
   /** Most header fields in a request head; more gets 431. Default 100. */
@@ -279,7 +288,7 @@ export interface PerMessageDeflateOptions {
 const MiB = 1024 * 1024;
 const MAX_BYTES = 2 ** 32 - 1;
 const MAX_DELAY = 2 ** 31 - 1;
-const HANDLER_NAMES = ["open", "message", "close", "drain", "ping", "pong", "error"] as const;
+const HANDLER_NAMES = ["open", "message", "close", "drain", "dropped", "ping", "pong", "error"] as const;
 
 const maxMessagesPerSecond = integerOption(0, 0, 1e9, "count", "no limit");
 
@@ -299,6 +308,7 @@ export const OPTIONS = {
   backplane: option("none", backplane),
   maxPayloadLength: integerOption(16 * MiB, 1, MAX_BYTES, "bytes"),
   maxBufferedAmount: integerOption(32 * MiB, 1, MAX_BYTES, "bytes"),
+  closeOnBackpressureLimit: booleanOption(true),
   maxMessagesPerSecond,
   maxMessageBurst: option("the rate", (value, label, options) => {
     const rate = maxMessagesPerSecond.resolve(

@@ -33,8 +33,11 @@ export type ProtocolSettings =
 
 /** Where the protocol's decisions go: the connection around it. */
 export interface ProtocolSink {
-  /** Bytes queued for the peer and not yet handed to the operating system. */
-  readonly bufferedAmount: number;
+  /**
+   * Bytes the transport holds that the operating system has not taken yet (this turn's frames not
+   * counted: they go out at the end of the turn, and a drain follows only a backlog).
+   */
+  readonly backlog: number;
   /**
    * Queues a frame the protocol sends of its own accord (a pong, a close frame); false when that
    * dropped the connection (its backlog passed the limit), which then ended through `aborted`.
@@ -194,7 +197,7 @@ export class Protocol implements FrameHandler, MessageSink {
    * pings and never reads costs one small buffer, not a pong queued per ping.
    */
   #pong(payload: Uint8Array): boolean {
-    if (this.#sink.bufferedAmount <= BACKLOG_THRESHOLD) {
+    if (this.#sink.backlog <= BACKLOG_THRESHOLD) {
       this.#owedPongLength = -1; // this answer stands for any ping before it
       return this.#sink.control(Opcode.Pong, payload);
     }

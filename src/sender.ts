@@ -17,7 +17,9 @@ import type { Transport } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
 
 /** The settings the send path reads: the server's resolved options, by reference. */
-export type SenderSettings = Readonly<Pick<ResolvedValues, "maxBufferedAmount" | "perMessageDeflate">>;
+export type SenderSettings = Readonly<
+  Pick<ResolvedValues, "maxBufferedAmount" | "closeOnBackpressureLimit" | "perMessageDeflate">
+>;
 
 /** Sends frames to one peer; `readyState` says whether data may still go. */
 export abstract class Sender implements Subscriber {
@@ -44,6 +46,12 @@ export abstract class Sender implements Subscriber {
   /** A {@linkcode ReadyState} value: only an open socket sends data. */
   abstract readonly readyState: number;
 
+  /**
+   * A message was not sent because the backlog was past the limit (with
+   * `closeOnBackpressureLimit: false`): the socket tells its `dropped` handler, later.
+   */
+  protected abstract droppedMessage(data: MessageData): void;
+
   /** Bytes waiting to go out: this turn's frames plus what the transport has queued. */
   get bufferedAmount(): number {
     return (this.#queue?.bytes ?? 0) + this.transport.pending;
@@ -61,6 +69,7 @@ export abstract class Sender implements Subscriber {
       // Text that goes out as it is (even at 3 bytes per code unit it stays under the compression
       // threshold) is encoded straight into the send buffer: its size is known once it is there.
       if (this.readyState !== ReadyState.OPEN) return "dropped";
+      if (this.#full()) return this.#drop(data);
       const length = this.#out().text(data);
       this.counters.wireBytesSent += frameHeaderSize(length) + length;
       this.#countSent(length);
@@ -68,6 +77,7 @@ export abstract class Sender implements Subscriber {
     }
     const payload = messageBytes(data, "send");
     if (this.readyState !== ReadyState.OPEN) return "dropped";
+    if (this.#full()) return this.#drop(data);
     const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
     const body = bits === 0
       ? payload
@@ -84,6 +94,7 @@ export abstract class Sender implements Subscriber {
       throw new RangeError(`ping data is ${payload.length} bytes; a ping carries at most 125`);
     }
     if (this.readyState !== ReadyState.OPEN) return "dropped";
+    if (this.#full()) return this.#drop(data);
     this.#frame(Opcode.Ping, payload);
     return this.#status();
   }
@@ -95,7 +106,8 @@ export abstract class Sender implements Subscriber {
   }
 
   /** See {@linkcode Subscriber.sendShared}: a publish's frame. */
-  sendShared(frame: Uint8Array, length: number): SendStatus {
+  sendShared(frame: Uint8Array, length: number, data: MessageData): SendStatus {
+    if (this.#full()) return this.#drop(data);
     this.#out().shared(frame);
     const counters = this.counters;
     counters.deliveries++;
@@ -167,9 +179,27 @@ export abstract class Sender implements Subscriber {
     return "sent";
   }
 
+  /**
+   * Whether a message is to be dropped rather than sent: the backlog is past the limit and the
+   * socket is kept then (`closeOnBackpressureLimit: false`), so the backlog stays within the
+   * limit plus one message.
+   */
+  #full(): boolean {
+    return !this.#settings.closeOnBackpressureLimit && this.bufferedAmount > this.#settings.maxBufferedAmount;
+  }
+
+  /** Drops a message for a kept socket past its backlog limit: counted, and told to the handler. */
+  #drop(data: MessageData): SendStatus {
+    this.counters.messagesDropped++;
+    this.droppedMessage(data);
+    return "dropped";
+  }
+
   /** Drops the connection if its backlog passed `maxBufferedAmount`; true when it did. */
   #droppedOverLimit(): boolean {
-    if (this.bufferedAmount <= this.#settings.maxBufferedAmount) return false;
+    if (this.bufferedAmount <= this.#settings.maxBufferedAmount || !this.#settings.closeOnBackpressureLimit) {
+      return false;
+    }
     // The peer does not read: a close frame would wait behind the backlog, so drop the link.
     this.counters.drops.backlog++;
     this.terminate();

@@ -43,6 +43,12 @@ export interface WebSocketHandler<T = undefined> {
   /** The send backlog that made `send` return `"queued"` is gone. */
   drain?(ws: ServerWebSocket<T>): void | Promise<void>;
   /**
+   * With `closeOnBackpressureLimit: false`: a message was not sent to this socket because its
+   * backlog was past `maxBufferedAmount` (`data` as given to `send`, `ping` or `publish`). Called in
+   * a microtask of its own, never inside the call that dropped it.
+   */
+  dropped?(ws: ServerWebSocket<T>, data: MessageData): void | Promise<void>;
+  /**
    * A ping arrived. Wisp answers it with a pong, except while more than 64 KiB wait to be sent:
    * then only the latest ping is answered, once that backlog drains.
    */

@@ -188,7 +188,7 @@ describe("server.stats() and the metrics path", () => {
       assert.equal(after.get("wisp_http_requests_total"), 0, "scrapes are not fetch requests");
 
       const stats = server.stats();
-      assert.deepEqual(stats.messages, { received: 4, sent: 4 });
+      assert.deepEqual(stats.messages, { received: 4, sent: 4, dropped: 0 });
       assert.deepEqual(stats.bytes.received, { payload, wire: payload + 32 });
       assert.equal(stats.connections.open, 1);
       assert.equal(stats.backplane, null);

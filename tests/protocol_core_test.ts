@@ -12,9 +12,9 @@ import { Protocol, type ProtocolSink } from "../src/protocol.ts";
 import { BACKLOG_THRESHOLD } from "../src/runtime/types.ts";
 import { CLOSE, closePayload, frame, PING, PONG, TEXT } from "./helpers/raw_client.ts";
 
-/** A sink that records what the protocol decides; `bufferedAmount` is set by the test. */
+/** A sink that records what the protocol decides; `backlog` is set by the test. */
 class RecordingSink implements ProtocolSink {
-  bufferedAmount = 0;
+  backlog = 0;
   readonly sent: [number, string][] = [];
   readonly events: string[] = [];
   control(opcode: number, payload: Uint8Array): boolean {
@@ -73,13 +73,13 @@ describe("protocol core", () => {
 
   it("answers pings at once up to the backlog threshold, then only the latest once it drains", () => {
     const { core, sink } = protocol();
-    sink.bufferedAmount = BACKLOG_THRESHOLD;
+    sink.backlog = BACKLOG_THRESHOLD;
     core.receive(frame(PING, "a"));
-    sink.bufferedAmount = BACKLOG_THRESHOLD + 1;
+    sink.backlog = BACKLOG_THRESHOLD + 1;
     core.receive(frame(PING, "b"));
     core.receive(frame(PING, "c"));
     assert.deepEqual(sink.sent, [[PONG, "a"]]);
-    sink.bufferedAmount = 0;
+    sink.backlog = 0;
     core.drained();
     core.drained();
     assert.deepEqual(sink.sent, [[PONG, "a"], [PONG, "c"]]);
@@ -88,7 +88,7 @@ describe("protocol core", () => {
 
   it("sends the owed pong before its close frame", () => {
     const { core, sink } = protocol();
-    sink.bufferedAmount = BACKLOG_THRESHOLD + 1;
+    sink.backlog = BACKLOG_THRESHOLD + 1;
     core.receive(frame(PING, "owed"));
     core.receive(frame(CLOSE, closePayload(1000)));
     assert.deepEqual(sink.sent, [[PONG, "owed"], [CLOSE, "1000"]]);

@@ -17,9 +17,9 @@ export interface Subscriber {
   compressionBits(length: number): number;
   /**
    * Queues an encoded frame that other subscribers send too (so it must not change it);
-   * `length` is the message's payload before compression.
+   * `length` is the message's payload before compression, `data` the message as published.
    */
-  sendShared(frame: Uint8Array, length: number): SendStatus;
+  sendShared(frame: Uint8Array, length: number, data: MessageData): SendStatus;
 }
 
 /**
@@ -113,7 +113,7 @@ export class PubSub<S extends Subscriber> {
         this.#settings.perMessageDeflate?.level ?? 0,
       );
       // A subscriber past its backlog limit is dropped here; the others are not held up.
-      if (subscriber.sendShared(frame, payload.length) !== "dropped") count++;
+      if (subscriber.sendShared(frame, payload.length, data) !== "dropped") count++;
     }
     return count;
   }
