@@ -34,6 +34,25 @@ export async function until(
   }
 }
 
+/**
+ * Waits until `server` holds nothing for any connection: no WebSocket open, none in its HTTP
+ * phase, and no bytes held against `httpBufferBudget`; throws naming what is left after `ms`.
+ */
+export async function untilNothingHeld(server: Server, ms = 5000): Promise<void> {
+  let left = "";
+  await until(
+    () => {
+      const { open, http, httpBytes } = server.stats().connections;
+      left = `${open} WebSockets, ${http} HTTP connections, ${httpBytes} bytes`;
+      return open === 0 && http === 0 && httpBytes === 0;
+    },
+    "the server to release every connection",
+    ms,
+  ).catch((error) => {
+    throw new Error(`${error.message} (it holds ${left})`);
+  });
+}
+
 /** A port no one listens on now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
