@@ -26,20 +26,12 @@ import {
 } from "./helpers/raw_client.ts";
 import { testConnection } from "./helpers/connection.ts";
 import { Inbox, type RecordingServer, recordingServer } from "./helpers/events.ts";
-import { delay, until } from "./helpers/server.ts";
+import { delay, KERNEL_BOUND, MAX_READ, until } from "./helpers/server.ts";
 
 const decoder = new TextDecoder();
-const MiB = 1024 * 1024;
 /** The flood: 1,024 binary messages of 64 KiB, 64 MiB in all, far more than loopback buffers hold. */
 const FLOOD_MESSAGES = 1024;
 const FLOOD_SIZE = 64 * 1024;
-/**
- * Most bytes the kernel may take from a client whose server does not read (its send buffer and the
- * server's receive buffer): about 3 MiB on this machine, with room to spare.
- */
-const KERNEL_BOUND = 16 * MiB;
-/** The largest read of any adapter (Deno's read buffer grows to 256 KiB): what a pause may catch. */
-const MAX_READ = 256 * 1024;
 
 /** Flood message `index`: its index in the first 4 bytes, then a pattern of it. */
 function floodMessage(index: number): Uint8Array {

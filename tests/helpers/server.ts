@@ -16,6 +16,15 @@ export function echoServer<T = undefined>(options: ServeOptions<T> = {}): Server
   });
 }
 
+/**
+ * Most bytes the kernel may take from a writer whose peer does not read (the writer's send buffer
+ * and the reader's receive buffer): about 3 MiB over loopback on this machine, with room to spare.
+ */
+export const KERNEL_BOUND = 16 * 1024 * 1024;
+
+/** The largest read any adapter makes (Deno's read buffer grows to 256 KiB): what a pause may catch. */
+export const MAX_READ = 256 * 1024;
+
 /** Resolves after `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
