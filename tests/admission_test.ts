@@ -7,9 +7,26 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { RawClient, upgradeRequest } from "./helpers/raw_client.ts";
-import { delay, echoServer } from "./helpers/server.ts";
+import { delay, echoServer, until } from "./helpers/server.ts";
+import type { Server } from "../mod.ts";
 
 const WAIT = 2000;
+/** The first line of an upgrade request: what a trickler sends before it stalls. */
+const REQUEST_LINE = "GET / HTTP/1.1\r\n";
+
+/** Waits until `server` has `count` connections in its HTTP phase. */
+function untilPending(server: Server, count: number): Promise<void> {
+  return until(() => server.stats().connections.http === count, `${count} connections in the HTTP phase`);
+}
+
+/**
+ * Sends the rest of an upgrade request on a connection that sent only its request line, and
+ * returns the status of the first answer it reads: 101 unless it was answered before.
+ */
+async function completeUpgrade(client: RawClient): Promise<number> {
+  client.write(upgradeRequest("/").slice(REQUEST_LINE.length));
+  return (await client.readResponse(WAIT)).status;
+}
 
 /** Connects from `address` and completes a handshake; returns the status it got. */
 async function handshake(
@@ -40,15 +57,14 @@ describe("admission: idle and trickling sockets", () => {
     };
     const attackers = [hold("127.0.0.2"), hold("127.0.0.3")];
     try {
-      await delay(200);
-      let through = 0;
+      const statuses: number[] = [];
       for (let attempt = 0; attempt < 5; attempt++) {
+        await untilPending(server, 64); // each attempt meets a full table
         const { status, client } = await handshake(server.port, "127.0.0.1");
         client.destroy();
-        if (status === 101) through++;
-        await delay(50);
+        statuses.push(status);
       }
-      assert.equal(through, 5);
+      assert.deepEqual(statuses, [101, 101, 101, 101, 101]);
     } finally {
       holding = false;
       await Promise.all(attackers);
@@ -64,17 +80,20 @@ describe("admission: idle and trickling sockets", () => {
       for (let i = 0; i < 4; i++) {
         const client = await RawClient.connect(server.port, "127.0.0.2");
         tricklers.push(client);
-        client.write("GET / HTTP/1.1\r\n");
-        await delay(10);
+        client.write(REQUEST_LINE);
+        await untilPending(server, i + 1); // admitted in this order
       }
-      for (const client of tricklers) client.write("X-Slow: 1\r\n"); // progress does not earn a place
-      await delay(20);
+      // The oldest makes progress (a header line long enough to grow what it holds, so that its
+      // arrival shows): progress does not earn a place.
+      const held = server.stats().connections.httpBytes;
+      tricklers[0].write(`X-Slow: ${"x".repeat(4096)}\r\n`);
+      await until(() => server.stats().connections.httpBytes > held, "the oldest trickler's progress");
       const { status, client } = await handshake(server.port, "127.0.0.3");
       client.destroy();
       assert.equal(status, 101);
       assert.equal((await tricklers[0].readResponse(WAIT)).status, 503);
-      await delay(50);
-      for (const later of tricklers.slice(1)) assert.equal(later.unread, 0, "a younger one was answered");
+      // Had a younger one been answered, that answer would come before its 101.
+      for (const later of tricklers.slice(1)) assert.equal(await completeUpgrade(later), 101);
     } finally {
       for (const client of tricklers) client.destroy();
       await server.close();
@@ -87,21 +106,23 @@ describe("admission: per-address caps", () => {
     const server = echoServer({ maxPendingHandshakesPerIp: 2, closeTimeout: 500 });
     const clients: RawClient[] = [];
     try {
-      for (const address of ["127.0.0.2", "127.0.0.2", "127.0.0.3"]) {
+      // The oldest of all is another address's: the newcomer's own oldest must make room.
+      for (const address of ["127.0.0.3", "127.0.0.2", "127.0.0.2"]) {
         const client = await RawClient.connect(server.port, address);
         clients.push(client);
-        client.write("GET / HTTP/1.1\r\n");
-        await delay(10);
+        client.write(REQUEST_LINE);
+        await untilPending(server, clients.length); // admitted in this order
       }
+      const [other, oldest, younger] = clients;
       const { status, client } = await handshake(server.port, "127.0.0.2");
       clients.push(client);
       assert.equal(status, 101);
-      const evicted = await clients[0].readResponse(WAIT);
+      const evicted = await oldest.readResponse(WAIT);
       assert.equal(evicted.status, 429);
       assert.match(evicted.body, /from this address/);
-      await delay(50);
-      assert.equal(clients[1].unread, 0, "the younger one from the same address stays");
-      assert.equal(clients[2].unread, 0, "another address is not affected");
+      // Had either been answered, that answer would come before its 101.
+      assert.equal(await completeUpgrade(younger), 101, "the younger one from the same address stays");
+      assert.equal(await completeUpgrade(other), 101, "another address is not affected");
     } finally {
       for (const client of clients) client.destroy();
       await server.close();
@@ -117,6 +138,13 @@ describe("admission: per-address caps", () => {
         open.push(client);
         assert.equal(status, 101);
       }
+      // Once one of them has closed (the server has let go of it), the address may open another.
+      open.shift()!.destroy();
+      await until(() => server.connections === 1, "the server to see the close");
+      const again = await handshake(server.port, "127.0.0.2");
+      open.push(again.client);
+      assert.equal(again.status, 101);
+
       const third = await handshake(server.port, "127.0.0.2");
       third.client.destroy();
       assert.equal(third.status, 429);
@@ -124,17 +152,6 @@ describe("admission: per-address caps", () => {
       const other = await handshake(server.port, "127.0.0.3");
       open.push(other.client);
       assert.equal(other.status, 101);
-
-      // Once one of them has closed, the address may open another.
-      open.shift()!.destroy();
-      let status = 0;
-      for (let attempt = 0; attempt < 20 && status !== 101; attempt++) {
-        await delay(25);
-        const again = await handshake(server.port, "127.0.0.2");
-        open.push(again.client);
-        status = again.status;
-      }
-      assert.equal(status, 101);
     } finally {
       for (const client of open) client.destroy();
       await server.close();

@@ -3,6 +3,10 @@
  * A paused socket is not read, so a client that floods it is held back by TCP itself: its writes
  * pile up in its own socket (node:net's `writableLength`, the raw client's `unsent`) while the
  * server delivers nothing and holds at most a read's worth of bytes.
+ *
+ * What a paused socket does not do is shown without sleeping: the bytes it holds are seen to have
+ * arrived (the server's count of WebSocket bytes read), a frame the server sends afterwards comes
+ * first, and a flood is held back while the server reads as much from another client.
  */
 
 import { after, describe, it } from "node:test";
@@ -22,18 +26,12 @@ import {
 } from "./helpers/raw_client.ts";
 import { testConnection } from "./helpers/connection.ts";
 import { Inbox, type RecordingServer, recordingServer } from "./helpers/events.ts";
-import { delay, until } from "./helpers/server.ts";
+import { delay, KERNEL_BOUND, MAX_READ, until } from "./helpers/server.ts";
 
 const decoder = new TextDecoder();
-const MiB = 1024 * 1024;
 /** The flood: 1,024 binary messages of 64 KiB, 64 MiB in all, far more than loopback buffers hold. */
 const FLOOD_MESSAGES = 1024;
 const FLOOD_SIZE = 64 * 1024;
-/**
- * Most bytes the kernel may take from a client whose server does not read (its send buffer and the
- * server's receive buffer): about 3 MiB on this machine, with room to spare.
- */
-const KERNEL_BOUND = 16 * MiB;
 
 /** Flood message `index`: its index in the first 4 bytes, then a pattern of it. */
 function floodMessage(index: number): Uint8Array {
@@ -41,6 +39,9 @@ function floodMessage(index: number): Uint8Array {
   new DataView(payload.buffer).setUint32(0, index);
   return frame(BINARY, payload);
 }
+
+/** Time for a test that sends a flood, on a busy machine. */
+const FLOOD_TEST = { timeout: 30_000 };
 
 /** The whole flood as 64 writes of 1 MiB. */
 function floodWrites(): Uint8Array[] {
@@ -70,23 +71,61 @@ class FloodCounter {
   }
 }
 
+/** Bytes of the whole flood on the wire. */
+const FLOOD_BYTES = floodWrites().reduce((sum, bytes) => sum + bytes.length, 0);
+/** The first 16 MiB of the flood (KERNEL_BOUND), sent by a client the server reads. */
+const YARDSTICK_WRITES = 16;
+
 /**
- * Writes the flood, then waits until the client's socket has stopped handing bytes to the kernel
- * for 300 ms; returns how many bytes the kernel took (all the server can have read).
+ * Writes the flood from `held`, whose socket the server is not to read, and its first
+ * YARDSTICK_WRITES writes from `yardstick`, which it reads; resolves once the server has had every
+ * message of the yardstick's (counted by `delivered`): had it read `held`'s socket, it would have
+ * read about as much of it. Returns the WebSocket bytes the server read meanwhile from `held`.
  */
-async function flood(client: RawClient): Promise<number> {
-  let written = 0;
-  for (const bytes of floodWrites()) {
-    client.write(bytes);
-    written += bytes.length;
+async function flood(server: Server, held: RawClient, yardstick: RawClient, delivered: FloodCounter) {
+  const before = server.stats().bytes.received.wire;
+  const writes = floodWrites();
+  let measure = 0;
+  for (const [i, bytes] of writes.entries()) {
+    held.write(bytes);
+    if (i >= YARDSTICK_WRITES) continue;
+    yardstick.write(bytes);
+    measure += bytes.length;
   }
-  let unsent = -1;
-  for (let stable = 0; stable < 6;) {
-    await delay(50);
-    stable = client.unsent === unsent ? stable + 1 : 0;
-    unsent = client.unsent;
+  const messages = FLOOD_MESSAGES * YARDSTICK_WRITES / writes.length;
+  await until(() => delivered.count === messages, "the yardstick's messages", 30_000);
+  assert.equal(delivered.problem, null);
+  return server.stats().bytes.received.wire - before - measure;
+}
+
+/** Waits until the server has read `bytes` WebSocket bytes in all: what was sent has arrived. */
+function arrived(server: Server, bytes: number): Promise<void> {
+  return until(() => server.stats().bytes.received.wire === bytes, `the server to read ${bytes} bytes`);
+}
+
+/**
+ * An echo on a new connection to `server`, begun after bytes were sent on another: once it is
+ * back, the server has had as much of a chance to read those (which a paused socket's transport
+ * may leave in the kernel, unread and uncounted).
+ */
+async function echoElsewhere(server: Server): Promise<void> {
+  const other = await RawClient.open(server.port, "/elsewhere");
+  try {
+    other.write(frame(TEXT, "elsewhere"));
+    assert.equal(decoder.decode((await other.readFrame()).payload), "elsewhere");
+  } finally {
+    other.destroy();
   }
-  return written - unsent;
+}
+
+/**
+ * Sends a marker frame from the server and reads it as the client's next frame: whatever the
+ * server had sent before it (an echo, a pong, a ping) would come first.
+ */
+async function nothingBefore(ws: ServerWebSocket, client: RawClient, what: string): Promise<void> {
+  ws.send("marker");
+  const next = await client.readFrame();
+  assert.equal(`${next.opcode} ${decoder.decode(next.payload)}`, `${TEXT} marker`, what);
 }
 
 /** The message payloads a client reads next, as text. */
@@ -129,37 +168,47 @@ describe("flow control: pause and resume", () => {
 
   const messagesOn = (rec: RecordingServer, path: string) =>
     rec.events.items.filter((event) => event.path === path && event.type === "message").length;
+  /** The handler calls on `path` since it opened (the open taken by `open`). */
+  const eventsOn = (rec: RecordingServer, path: string) =>
+    rec.events.items.filter((event) => event.path === path).map((event) => event.type);
 
-  it("holds a flooding client back: its writes stop going out, resume delivers all in order", async () => {
-    const counter = new FloodCounter();
-    let socket: ServerWebSocket | undefined;
-    const server = serve({
-      port: 0,
-      closeTimeout: 1000,
-      websocket: {
-        open(ws) {
-          socket = ws;
-          ws.pause();
+  it(
+    "holds a flooding client back: its writes stop going out, resume delivers all in order",
+    FLOOD_TEST,
+    async () => {
+      const counter = new FloodCounter();
+      const yardstick = new FloodCounter();
+      let socket: ServerWebSocket | undefined;
+      const server = serve({
+        port: 0,
+        closeTimeout: 1000,
+        websocket: {
+          open(ws) {
+            if (new URL(ws.url).pathname !== "/paused") return;
+            socket = ws;
+            ws.pause();
+          },
+          message: (ws, data) => (ws === socket ? counter : yardstick).take(data),
         },
-        message: (_ws, data) => counter.take(data),
-      },
-    });
-    servers.push(server);
-    const client = await RawClient.open(server.port);
-    clients.push(client);
-    await until(() => socket !== undefined, "the open handler");
+      });
+      servers.push(server);
+      const client = await RawClient.open(server.port, "/paused");
+      const other = await RawClient.open(server.port, "/yardstick");
+      clients.push(client, other);
+      await until(() => socket !== undefined, "the open handler");
 
-    const taken = await flood(client);
-    assert.equal(counter.count, 0, "messages delivered while paused");
-    assert.ok(taken < KERNEL_BOUND, `the kernel took ${taken} bytes`);
-    assert.ok(client.unsent > FLOOD_MESSAGES * FLOOD_SIZE - KERNEL_BOUND, `${client.unsent} bytes unsent`);
+      const read = await flood(server, client, other, yardstick);
+      assert.equal(counter.count, 0, "messages delivered while paused");
+      assert.ok(read <= MAX_READ, `the server read ${read} bytes of the paused socket`);
+      assert.ok(client.unsent > FLOOD_BYTES - KERNEL_BOUND, `${client.unsent} bytes unsent`);
 
-    socket!.resume();
-    await until(() => counter.count === FLOOD_MESSAGES, "every flood message", 30_000);
-    assert.equal(counter.problem, null);
-    assert.equal(client.unsent, 0);
-    await closeCleanly(client);
-  });
+      socket!.resume();
+      await until(() => counter.count === FLOOD_MESSAGES, "every flood message", 30_000);
+      assert.equal(counter.problem, null);
+      assert.equal(client.unsent, 0);
+      await closeCleanly(client);
+    },
+  );
 
   it("delivers no further message, ping or pong of the same read until resume", async () => {
     const rec = start({
@@ -171,11 +220,12 @@ describe("flow control: pause and resume", () => {
       },
     });
     const { client, ws } = await open(rec, "/same-read");
-    client.write(concat(frame(TEXT, "pause"), frame(PING, "p"), frame(TEXT, "two"), frame(TEXT, "three")));
+    const bytes = concat(frame(TEXT, "pause"), frame(PING, "p"), frame(TEXT, "two"), frame(TEXT, "three"));
+    client.write(bytes);
     assert.deepEqual(await texts(client, 1), ["pause"]);
-    await delay(200);
-    assert.equal(client.unread, 0, "no pong and no echo while paused");
-    assert.equal(messagesOn(rec, "/same-read"), 1);
+    await arrived(rec.server, bytes.length);
+    await nothingBefore(ws, client, "no pong and no echo while paused");
+    assert.deepEqual(eventsOn(rec, "/same-read"), ["message"], "no ping or message handler call");
     ws.resume();
     const replies = [];
     for (let i = 0; i < 3; i++) {
@@ -196,11 +246,12 @@ describe("flow control: pause and resume", () => {
       },
     });
     const { client, ws } = await open(rec, "/each");
-    client.write(concat(...["a", "b", "c", "d"].map((text) => frame(TEXT, text))));
+    const bytes = concat(...["a", "b", "c", "d"].map((text) => frame(TEXT, text)));
+    client.write(bytes);
+    await arrived(rec.server, bytes.length);
     for (const text of ["a", "b", "c", "d"]) {
       assert.deepEqual(await texts(client, 1), [text]);
-      await delay(20);
-      assert.equal(client.unread, 0, `nothing after ${text} until resume`);
+      await nothingBefore(ws, client, `nothing after ${text} until resume`);
       ws.resume();
     }
     await closeCleanly(client);
@@ -210,10 +261,12 @@ describe("flow control: pause and resume", () => {
     const rec = start({ websocket: { open: (ws) => ws.pause() } });
     const client = await RawClient.connect(rec.port);
     clients.push(client);
-    client.write(concat(new TextEncoder().encode(upgradeRequest("/early")), frame(TEXT, "early")));
+    const early = frame(TEXT, "early");
+    client.write(concat(new TextEncoder().encode(upgradeRequest("/early")), early));
     assert.equal((await client.readResponse()).status, 101);
     const { ws } = await rec.next("open", "/early");
-    await delay(100);
+    await arrived(rec.server, early.length);
+    await nothingBefore(ws, client, "no echo while paused");
     assert.equal(messagesOn(rec, "/early"), 0);
     ws.resume();
     assert.deepEqual(await texts(client, 1), ["early"]);
@@ -229,8 +282,9 @@ describe("flow control: pause and resume", () => {
     ws.pause();
     ws.pause();
     client.write(frame(TEXT, "two"));
-    await delay(100);
-    assert.equal(client.unread, 0, "paused");
+    await echoElsewhere(rec.server);
+    await nothingBefore(ws, client, "paused");
+    assert.equal(messagesOn(rec, "/idempotent"), 1);
     ws.resume(); // one resume ends both pauses
     assert.deepEqual(await texts(client, 1), ["two"]);
     ws.resume();
@@ -256,7 +310,7 @@ describe("flow control: pause and resume", () => {
     const { client, ws } = await open(rec, "/close-paused");
     ws.pause();
     client.write(frame(TEXT, "unread"));
-    await delay(50);
+    await echoElsewhere(rec.server); // so that it waits at the server when close() comes
     ws.close(4000, "bye");
     const close = await client.readClose();
     assert.deepEqual([close.code, close.reason, close.skipped.length], [4000, "bye", 0]);
@@ -271,9 +325,14 @@ describe("flow control: pause and resume", () => {
     const rec = start({ idleTimeout: 200 });
     const { client, ws } = await open(rec, "/idle");
     ws.pause();
-    await delay(1000); // five idle periods
+    // A socket opened after the pause, as silent and not paused: once it has been pinged and
+    // dropped, the sweep has passed the paused one as often, and it must have let it be.
+    const { client: control } = await open(rec, "/idle-control");
+    assert.equal((await control.readFrame(3000)).opcode, PING);
+    await control.waitForEnd(3000);
+    assert.equal((await rec.next("close", "/idle-control")).code, 1006);
     assert.equal(client.ended, false);
-    assert.equal(client.unread, 0, "no ping while paused");
+    await nothingBefore(ws, client, "no ping while paused");
     ws.resume();
     assert.equal((await client.readFrame(3000)).opcode, PING, "pinged once idle again");
     await client.waitForEnd(3000);
@@ -289,8 +348,8 @@ describe("flow control: awaitMessages", () => {
     await Promise.all(servers.map((server) => server.close()));
   });
 
-  async function connect(server: Server): Promise<RawClient> {
-    const client = await RawClient.open(server.port);
+  async function connect(server: Server, path = "/"): Promise<RawClient> {
+    const client = await RawClient.open(server.port, path);
     clients.push(client);
     return client;
   }
@@ -324,8 +383,9 @@ describe("flow control: awaitMessages", () => {
     await closeCleanly(client);
   });
 
-  it("holds a flooding client back while a handler's promise is pending", async () => {
+  it("holds a flooding client back while a handler's promise is pending", FLOOD_TEST, async () => {
     const counter = new FloodCounter();
+    const yardstick = new FloodCounter();
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     const server = serve({
@@ -333,17 +393,21 @@ describe("flow control: awaitMessages", () => {
       awaitMessages: true,
       closeTimeout: 1000,
       websocket: {
-        async message(_ws, data) {
+        async message(ws, data) {
+          if (new URL(ws.url).pathname !== "/held") return yardstick.take(data);
           counter.take(data);
           await gate;
         },
       },
     });
     servers.push(server);
-    const client = await connect(server);
-    const taken = await flood(client);
+    const client = await connect(server, "/held");
+    const other = await connect(server, "/yardstick");
+    const read = await flood(server, client, other, yardstick);
     assert.equal(counter.count, 1, "messages delivered while the first handler is pending");
-    assert.ok(taken < KERNEL_BOUND, `the kernel took ${taken} bytes`);
+    // The first message, and what came with it or was being read when its handler paused.
+    assert.ok(read <= FLOOD_SIZE + MAX_READ, `the server read ${read} bytes of the held socket`);
+    assert.ok(client.unsent > FLOOD_BYTES - KERNEL_BOUND, `${client.unsent} bytes unsent`);
     release();
     await until(() => counter.count === FLOOD_MESSAGES, "every flood message", 30_000);
     assert.equal(counter.problem, null);
@@ -353,12 +417,14 @@ describe("flow control: awaitMessages", () => {
   it("a user's resume does not start the next message while a handler's promise is pending", async () => {
     const log: string[] = [];
     let release: () => void = () => {};
+    let socket: ServerWebSocket | undefined;
     const server = serve({
       port: 0,
       awaitMessages: true,
       closeTimeout: 1000,
       websocket: {
         message(ws, data) {
+          socket = ws;
           log.push(String(data));
           ws.resume();
           if (data === "first") return new Promise<void>((resolve) => (release = resolve));
@@ -368,9 +434,11 @@ describe("flow control: awaitMessages", () => {
     });
     servers.push(server);
     const client = await connect(server);
-    client.write(concat(frame(TEXT, "first"), frame(TEXT, "second")));
-    await until(() => log.length === 1, "the first message");
-    await delay(100);
+    const bytes = concat(frame(TEXT, "first"), frame(TEXT, "second"));
+    client.write(bytes);
+    await arrived(server, bytes.length);
+    assert.deepEqual(log, ["first"]);
+    socket!.resume(); // and once more from outside, after the handler returned its promise
     assert.deepEqual(log, ["first"]);
     release();
     assert.deepEqual(await texts(client, 1), ["second"]);
@@ -408,16 +476,17 @@ describe("flow control: awaitMessages", () => {
   });
 
   it("is off by default: an async handler's messages overlap", async () => {
+    // Each handler waits until all three run at once: held one at a time, none would answer.
     let running = 0;
-    let most = 0;
+    let allRunning: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (allRunning = resolve));
     const server = serve({
       port: 0,
       closeTimeout: 1000,
       websocket: {
         async message(ws, data) {
-          most = Math.max(most, ++running);
-          await delay(20);
-          running--;
+          if (++running === 3) allRunning();
+          await gate;
           ws.send(data);
         },
       },
@@ -425,8 +494,7 @@ describe("flow control: awaitMessages", () => {
     servers.push(server);
     const client = await connect(server);
     client.write(concat(frame(TEXT, "a"), frame(TEXT, "b"), frame(TEXT, "c")));
-    assert.equal((await texts(client, 3)).length, 3);
-    assert.equal(most, 3);
+    assert.deepEqual(await texts(client, 3), ["a", "b", "c"]);
     await closeCleanly(client);
   });
 });

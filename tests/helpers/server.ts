@@ -16,6 +16,15 @@ export function echoServer<T = undefined>(options: ServeOptions<T> = {}): Server
   });
 }
 
+/**
+ * Most bytes the kernel may take from a writer whose peer does not read (the writer's send buffer
+ * and the reader's receive buffer): about 3 MiB over loopback on this machine, with room to spare.
+ */
+export const KERNEL_BOUND = 16 * 1024 * 1024;
+
+/** The largest read any adapter makes (Deno's read buffer grows to 256 KiB): what a pause may catch. */
+export const MAX_READ = 256 * 1024;
+
 /** Resolves after `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,6 +41,25 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(5);
   }
+}
+
+/**
+ * Waits until `server` holds nothing for any connection: no WebSocket open, none in its HTTP
+ * phase, and no bytes held against `httpBufferBudget`; throws naming what is left after `ms`.
+ */
+export async function untilNothingHeld(server: Server, ms = 5000): Promise<void> {
+  let left = "";
+  await until(
+    () => {
+      const { open, http, httpBytes } = server.stats().connections;
+      left = `${open} WebSockets, ${http} HTTP connections, ${httpBytes} bytes`;
+      return open === 0 && http === 0 && httpBytes === 0;
+    },
+    "the server to release every connection",
+    ms,
+  ).catch((error) => {
+    throw new Error(`${error.message} (it holds ${left})`);
+  });
 }
 
 /** A port no one listens on now. */
