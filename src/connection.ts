@@ -15,6 +15,7 @@ import type { ResolvedValues } from "./options.ts";
 import { Protocol, type ProtocolSettings, type ProtocolSink } from "./protocol.ts";
 import { checkTopic, type PubSub } from "./pubsub/pubsub.ts";
 import { Subscriptions } from "./pubsub/subscriptions.ts";
+import { Holding } from "./message_reader.ts";
 import { type GatedReader, PAUSED_BY_USER, PAUSED_FOR_HANDLER, ReadGate } from "./read_gate.ts";
 import { SMALL_PIECE, type Transport, type TransportEvents } from "./runtime/types.ts";
 import { Sender, type SenderSettings } from "./sender.ts";
@@ -24,7 +25,7 @@ import { ServerWebSocket, type SocketFacts } from "./server_websocket.ts";
 export type ConnectionSettings =
   & ProtocolSettings
   & SenderSettings
-  & Readonly<Pick<ResolvedValues, "closeTimeout" | "awaitMessages">>;
+  & Readonly<Pick<ResolvedValues, "closeTimeout" | "awaitMessages" | "transientMessages">>;
 
 /** What the server shares with all its connections (the server itself). */
 export interface ConnectionContext<T> {
@@ -48,6 +49,20 @@ export type ConnectionInit<T> = Pick<SocketFacts<T>, "url" | "protocol" | "data"
 };
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Detaches the buffer of a transient message (it then reads as empty) so that its memory comes
+ * back at once rather than at the next collection. (Node 20 has no `ArrayBuffer.prototype.transfer`:
+ * a transfer through `structuredClone` detaches it too.)
+ */
+function detach(message: Uint8Array): void {
+  const buffer = message.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (buffer.transfer !== undefined) buffer.transfer(0);
+  else structuredClone(buffer, { transfer: [buffer] });
+}
+
+/** A rejection handled elsewhere (the handler runner reports it). */
+function ignore(): void {}
 
 /**
  * One WebSocket connection. Internal: users see it through {@linkcode ServerWebSocket}. Its send
@@ -164,10 +179,15 @@ export class Connection<T> extends Sender
    * Hands a whole message to the handler; a borrowed view keeps the chunk it lies in, unless the
    * adapter reuses its read buffer and the message is not small: then it is copied out. With
    * `awaitMessages`, a promise the handler returns holds the next message back until it settles
-   * (a rejection has closed the socket by then).
+   * (a rejection has closed the socket by then). With `transientMessages`, a binary message is a
+   * buffer of its own, detached once the handler is done with it.
    */
-  message(data: string | Uint8Array, borrowed: boolean, size: number): void {
-    if (borrowed) {
+  message(data: string | Uint8Array, holding: number, size: number): void {
+    const options = this.#ctx.options;
+    const transient = options.transientMessages && typeof data !== "string";
+    if (transient) {
+      if (holding !== Holding.Owned) data = (data as Uint8Array).slice();
+    } else if (holding === Holding.Borrowed) {
       if (this.transport.readChunks.reused && data.length >= SMALL_PIECE) {
         data = (data as Uint8Array).slice();
       } else this.#retained = true;
@@ -176,10 +196,11 @@ export class Connection<T> extends Sender
     counters.messagesReceived++;
     counters.payloadBytesReceived += size;
     const pending = this.#call(this.#handlers.handlers.message, data);
-    if (pending !== null && this.#ctx.options.awaitMessages) {
+    if (pending !== null && options.awaitMessages) {
       this.#pause(PAUSED_FOR_HANDLER);
       pending.then(this.#handled ??= () => this.#gate!.unpause(PAUSED_FOR_HANDLER), this.#handled);
-    }
+      if (transient) pending.finally(() => detach(data as Uint8Array)).catch(ignore);
+    } else if (transient) detach(data as Uint8Array);
   }
 
   /** Ends an awaited message handler's pause (made on the first one). */

@@ -10,16 +10,26 @@ import { Opcode } from "./frame.ts";
 import { GrowableBuffer } from "./growable_buffer.ts";
 import { strictTextDecoder, textDecoder, Utf8Validator } from "./utf8.ts";
 
+/** How a binary message's bytes are held, as {@linkcode MessageSink.message} is told. */
+export const Holding = {
+  /** A view of the chunk being parsed (the message arrived in one piece): whoever keeps it keeps the chunk. */
+  Borrowed: 0,
+  /** A buffer of the message's own (assembled from pieces, or copied). */
+  Owned: 1,
+  /** Part of a buffer that others may share (zlib's output). */
+  Shared: 2,
+} as const;
+
 /** Where whole messages go. */
 export interface MessageSink {
   /** Whether messages are wanted: a closing connection discards them unread (and uninflated). */
   readonly accepting: boolean;
   /**
-   * A whole message: text as a string, binary as bytes. `borrowed` bytes are a view of the chunk
-   * being parsed (the message arrived in one piece), so whoever keeps them keeps that chunk.
-   * `size` is its payload's length in bytes (inflated, when it came compressed).
+   * A whole message: text as a string, binary as bytes held as `holding` says (a
+   * {@linkcode Holding} value). `size` is its payload's length in bytes (inflated, when it came
+   * compressed).
    */
-  message(data: string | Uint8Array, borrowed: boolean, size: number): void;
+  message(data: string | Uint8Array, holding: number, size: number): void;
 }
 
 /** Smallest frame remainder worth a read of its own into the message buffer. */
@@ -71,7 +81,7 @@ export class MessageReader {
     const complete = end && this.#frameFin;
     if (complete && bytes.length === this.#size && (this.#assembly?.length ?? 0) === 0) {
       // The whole message is in this piece: hand it on as it is (`copied`: not a view).
-      return this.#deliver(bytes, !copied, false);
+      return this.#deliver(bytes, copied ? Holding.Owned : Holding.Borrowed, false);
     }
     if (this.#opcode === Opcode.Text && !this.#compressed) {
       this.#utf8 ??= new Utf8Validator();
@@ -83,7 +93,7 @@ export class MessageReader {
     if (!complete) return 0;
     if (this.#utf8 !== null && !this.#utf8.complete) return Failure.InvalidText;
     this.#utf8?.reset();
-    return this.#deliver(assembly.take(), false, true);
+    return this.#deliver(assembly.take(), Holding.Owned, true);
   }
 
   /**
@@ -99,10 +109,10 @@ export class MessageReader {
   }
 
   /**
-   * Hands a complete message on. `borrowed` means it is a view into the read chunk; `validated`
+   * Hands a complete message on, its bytes held as `holding` says; `validated`
    * that it was assembled, and text in it was validated piece by piece.
    */
-  #deliver(payload: Uint8Array, borrowed: boolean, validated: boolean): number {
+  #deliver(payload: Uint8Array, holding: number, validated: boolean): number {
     const opcode = this.#opcode;
     this.#opcode = 0;
     this.#size = 0;
@@ -114,11 +124,11 @@ export class MessageReader {
         if (!(error instanceof InflateError)) throw error;
         return error.tooBig ? Failure.InflatedTooBig : Failure.InvalidDeflate;
       }
-      borrowed = false;
+      holding = Holding.Shared;
       validated = false;
     }
     if (opcode !== Opcode.Text) {
-      this.#sink.message(payload, borrowed, payload.length);
+      this.#sink.message(payload, holding, payload.length);
       return 0;
     }
     const text = textDecoder.decode(payload);
@@ -132,7 +142,7 @@ export class MessageReader {
         return Failure.InvalidText;
       }
     }
-    this.#sink.message(text, false, payload.length);
+    this.#sink.message(text, Holding.Owned, payload.length);
     return 0;
   }
 }

@@ -232,6 +232,15 @@ export interface ServeOptions<T = undefined> {
    */
   awaitMessages?: boolean;
   /**
+   * Whether a binary message's buffer belongs to Wisp again once the `message` handler returns
+   * (with `awaitMessages`, once its promise settles): Wisp then detaches it, so its memory comes
+   * back at once instead of at the next garbage collection (on Bun, the gap to its native server
+   * at 1 MiB messages). A message kept past that reads as empty (length 0), never as another
+   * message's bytes; copy it (`data.slice()`) to keep it. Text messages are strings, unaffected.
+   * Default false.
+   */
+  transientMessages?: boolean;
+  /**
    * permessage-deflate (RFC 7692): `true` for the defaults, or settings. Wisp always compresses
    * each message on its own (`server_no_context_takeover`) and inflates with or without the
    * client's context, as the client offers. Default false.
@@ -330,6 +339,7 @@ export const OPTIONS = {
   idleTimeout: integerOption(120_000, 0, MAX_DELAY, "ms"),
   sendPings: booleanOption(true),
   awaitMessages: booleanOption(false),
+  transientMessages: booleanOption(false),
   metrics: option("off", path),
   onEvent: option(
     "stderr",

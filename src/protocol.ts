@@ -44,7 +44,7 @@ export interface ProtocolSink {
    */
   control(opcode: number, payload: Uint8Array): boolean;
   /** A whole data message (see {@linkcode MessageSink.message}). */
-  message(data: string | Uint8Array, borrowed: boolean, size: number): void;
+  message(data: string | Uint8Array, holding: number, size: number): void;
   /** A ping (answered already) or a pong arrived on an open connection; `payload` is valid during the call. */
   heard(opcode: number, payload: Uint8Array): void;
   /**
@@ -184,8 +184,8 @@ export class Protocol implements FrameHandler, MessageSink {
   }
 
   /** See {@linkcode MessageSink.message}. */
-  message(data: string | Uint8Array, borrowed: boolean, size: number): void {
-    this.#sink.message(data, borrowed, size);
+  message(data: string | Uint8Array, holding: number, size: number): void {
+    this.#sink.message(data, holding, size);
   }
 
   // --- Ping and pong ---------------------------------------------------------------------------
