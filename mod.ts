@@ -39,6 +39,7 @@ export type {
 export type {
   ConnectionInfo,
   FetchInfo,
+  HistoryOptions,
   PerMessageDeflateOptions,
   ProtocolSelector,
   ServeOptions,
@@ -50,7 +51,7 @@ export type {
   UpgradeResult,
 } from "./src/options.ts";
 export { CloseCode, ReadyState } from "./src/api.ts";
-export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
+export type { GapReason, MessageData, Recovery, SendOptions, SendStatus, TopicPosition } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
 export type { Backplane, BackplaneEvent, BackplaneStats } from "./src/pubsub/backplane.ts";

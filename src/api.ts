@@ -59,6 +59,29 @@ export interface SendOptions {
   compress?: boolean;
 }
 
+/** Where a message stands in its topic's history (see the `history` option). */
+export interface TopicPosition {
+  /** The history's epoch: a new one whenever the history was lost. */
+  readonly epoch: string;
+  /** The message's offset within the epoch, as a decimal string (1 for the first message). */
+  readonly offset: string;
+}
+
+/** Why a position could not be recovered from: it is malformed, of another epoch, beyond the latest, or too old. */
+export type GapReason = "malformed" | "epoch" | "future" | "too old";
+
+/** What a socket's recovery of a topic did (see `ServerWebSocket.recover`). */
+export interface Recovery {
+  /** Whether everything missed since the position was sent (false: the gap could not be filled). */
+  readonly recovered: boolean;
+  /** How many missed messages were sent. */
+  readonly replayed: number;
+  /** The topic's latest position now (what a client resumes from, when nothing else comes). */
+  readonly position: TopicPosition;
+  /** Why it was not recovered. */
+  readonly reason?: GapReason;
+}
+
 /**
  * What a `ServerWebSocket` asks of the connection behind it: the methods it forwards, with the
  * same meaning (see `ServerWebSocket`).
@@ -84,6 +107,8 @@ export interface SocketControl {
   unsubscribe(topic: string): void;
   /** Whether the socket subscribes to a topic. */
   isSubscribed(topic: string): boolean;
+  /** Subscribes to a topic, first sending what the socket missed of it since a position. */
+  recover(topic: string, since: TopicPosition | null): Promise<Recovery>;
   /** Publishes to a topic's other subscribers. */
   publish(topic: string, data: MessageData): number;
   /** Stops reading from the peer. */

@@ -5,7 +5,14 @@
  * @module
  */
 
-import { CloseCode, type MessageData, ReadyState, type SocketControl } from "./api.ts";
+import {
+  CloseCode,
+  type MessageData,
+  ReadyState,
+  type Recovery,
+  type SocketControl,
+  type TopicPosition,
+} from "./api.ts";
 import { closeFramePayload } from "./close.ts";
 import type { DeflateParams } from "./deflate/negotiate.ts";
 import { Opcode } from "./frame.ts";
@@ -289,6 +296,22 @@ export class Connection<T> extends Sender
   /** See {@linkcode ServerWebSocket.subscriptions}. */
   get subscriptions(): string[] {
     return this.#topics?.list() ?? [];
+  }
+
+  /** See {@linkcode ServerWebSocket.recover}. */
+  recover(topic: string, since: TopicPosition | null): Promise<Recovery> {
+    checkTopic(topic, "recover");
+    const pubsub = this.#ctx.pubsub;
+    try {
+      if (this.readyState !== ReadyState.OPEN) throw new TypeError("recover() needs an open socket");
+      // The missed messages go first, then the subscription: nothing published meanwhile is lost
+      // or doubled, as both happen in this turn.
+      const recovery = pubsub.recover(topic, since, this);
+      (this.#topics ??= new Subscriptions(pubsub, this)).add(topic);
+      return Promise.resolve(recovery);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** See {@linkcode ServerWebSocket.publish}. */

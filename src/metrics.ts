@@ -73,6 +73,8 @@ export interface ServerStats {
   pubsub: { publishes: number; deliveries: number };
   /** The backplane's own stats, or null without one. */
   backplane: BackplaneStats | null;
+  /** What the topics' history keeps now (topics, messages, bytes), or null without the `history` option. */
+  history: { topics: number; messages: number; bytes: number } | null;
 }
 
 /** Statuses shown at 0 before they happen: a series that appears only later is awkward to rate. */
@@ -143,6 +145,7 @@ export class Counters {
   snapshot(
     current: { open: number; http: number; httpBytes: number },
     backplane: BackplaneStats | null,
+    history: ServerStats["history"],
   ): ServerStats {
     return {
       startedAt: this.startedAt,
@@ -158,6 +161,7 @@ export class Counters {
       closeCodes: { sent: { ...this.closeCodesSent }, received: { ...this.closeCodesReceived } },
       pubsub: { publishes: this.publishes, deliveries: this.deliveries },
       backplane,
+      history,
     };
   }
 }
@@ -287,6 +291,21 @@ export function prometheusText(stats: ServerStats): string {
     "Published messages queued to subscribers of this process.",
     stats.pubsub.deliveries,
   );
+  if (stats.history !== null) {
+    metric("wisp_history_topics", "gauge", "Topics whose history keeps messages now.", stats.history.topics);
+    metric(
+      "wisp_history_messages",
+      "gauge",
+      "Messages the topics' history keeps now.",
+      stats.history.messages,
+    );
+    metric(
+      "wisp_history_bytes",
+      "gauge",
+      "Bytes the topics' history keeps now (payload, and 64 per message).",
+      stats.history.bytes,
+    );
+  }
   if (backplane !== null) {
     metric(
       "wisp_backplane_up",

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { MessageData, TopicPosition } from "./api.ts";
 import { describeValue } from "./describe_value.ts";
 import { printEvent, type ServerEvent } from "./events.ts";
 import {
@@ -247,6 +248,12 @@ export interface ServeOptions<T = undefined> {
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /**
+   * Keeps the last messages of every topic, with their positions, so that a client that comes
+   * back after a dropped connection gets what it missed: `ws.recover(topic, position)`. `true` for
+   * the defaults, or bounds (see {@linkcode HistoryOptions}). Default false.
+   */
+  history?: boolean | HistoryOptions;
+  /**
    * Serves `wss://` and `https://` with this certificate and key (PEM strings), offering ALPN
    * `http/1.1`. The TLS handshake counts toward `handshakeTimeout`. Default: plain TCP.
    */
@@ -281,6 +288,25 @@ export interface ServeOptions<T = undefined> {
   reportRefusals?: boolean;
 }
 
+/** Settings of the `history` option. */
+export interface HistoryOptions {
+  /** Messages each topic keeps. Default 100. */
+  maxMessages?: number;
+  /** Bytes each topic keeps (payload, and 64 per message). Default 1 MiB. */
+  maxBytes?: number;
+  /** Milliseconds a message is kept. Default 300 000 ms. */
+  maxAge?: number;
+  /** Bytes all topics keep together; past it the least recently published topics give way. Default 64 MiB. */
+  maxTotalBytes?: number;
+  /**
+   * What subscribers receive of a message published to a topic, given its position: by default
+   * the message as published. An app whose clients resume puts the position into the message here
+   * (its `epoch` and `offset` are what the client hands back to `ws.recover`). Runs once per
+   * publish (and once per process for messages from other processes); it must not publish.
+   */
+  envelope?: (data: string | Uint8Array, position: TopicPosition, topic: string) => MessageData;
+}
+
 /** Settings of the `perMessageDeflate` option. */
 export interface PerMessageDeflateOptions {
   /** Messages shorter than this many bytes are sent uncompressed. Default 1 KiB. */
@@ -313,6 +339,7 @@ export const OPTIONS = {
   fetch: option("426", optionalFunction<NonNullable<ServeOptions<unknown>["fetch"]>>),
   websocket: option("`{}`", handlers),
   perMessageDeflate: option("`false`", deflate),
+  history: option("`false`", history),
   tls: option("none", tls),
   backplane: option("none", backplane),
   maxPayloadLength: integerOption(16 * MiB, 1, MAX_BYTES, "bytes"),
@@ -355,6 +382,18 @@ export const DEFLATE_OPTIONS = {
   clientMaxWindowBits: integerOption(15, 8, 15),
 } satisfies { [K in keyof PerMessageDeflateOptions]-?: unknown };
 
+/** The settings of `history`, each declared once (see {@linkcode HistoryOptions}). */
+export const HISTORY_OPTIONS = {
+  maxMessages: integerOption(100, 1, 1e6),
+  maxBytes: integerOption(MiB, 1, MAX_BYTES, "bytes"),
+  maxAge: integerOption(300_000, 1, MAX_DELAY, "ms"),
+  maxTotalBytes: integerOption(64 * MiB, 1, 2 ** 53 - 1, "bytes"),
+  envelope: option(
+    "as published",
+    optionalFunction<NonNullable<HistoryOptions["envelope"]>>,
+  ),
+} satisfies { [K in keyof HistoryOptions]-?: unknown };
+
 /** Each option as its check in `OPTIONS` resolves it (see {@linkcode ResolvedOptions}). */
 export type ResolvedValues = Resolved<typeof OPTIONS>;
 
@@ -390,6 +429,19 @@ function deflate(value: unknown): Resolved<typeof DEFLATE_OPTIONS> | null {
     value === true ? {} : value,
     (name) => `option "perMessageDeflate.${name}"`,
     "perMessageDeflate",
+  );
+}
+
+function history(value: unknown): Resolved<typeof HISTORY_OPTIONS> | null {
+  if (value === undefined || value === false) return null;
+  if (value !== true && (typeof value !== "object" || value === null)) {
+    throw new TypeError(`option "history" must be true, false or an object, got ${describeValue(value)}`);
+  }
+  return resolveTable(
+    HISTORY_OPTIONS,
+    value === true ? {} : value,
+    (name) => `option "history.${name}"`,
+    "history",
   );
 }
 

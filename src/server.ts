@@ -202,7 +202,11 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T>, Acc
       http: this.#admission.pending.size,
       httpBytes: this.#admission.held,
     };
-    return this.counters.snapshot(current, this.options.backplane?.stats() ?? null);
+    return this.counters.snapshot(
+      current,
+      this.options.backplane?.stats() ?? null,
+      this.pubsub.historyStats(),
+    );
   }
 
   /** Hands `event` to the `onEvent` option; a hook that throws is itself reported on stderr. */

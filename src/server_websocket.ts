@@ -4,7 +4,15 @@
  * @module
  */
 
-import { CloseCode, type MessageData, type SendOptions, type SendStatus, type SocketControl } from "./api.ts";
+import {
+  CloseCode,
+  type MessageData,
+  type Recovery,
+  type SendOptions,
+  type SendStatus,
+  type SocketControl,
+  type TopicPosition,
+} from "./api.ts";
 
 /** What the handshake fixed about a socket: the values of its read-only properties. */
 export interface SocketFacts<T> {
@@ -145,6 +153,38 @@ export class ServerWebSocket<T = undefined> {
    */
   subscribe(topic: string): void {
     this.#connection.subscribe(topic);
+  }
+
+  /**
+   * Subscribes to `topic` (with the `history` option) and first sends what this socket's client
+   * missed of it since `since`, the position of the last message it got (from the `envelope`
+   * of the `history` option), in order and once each, before anything published later. Resolves
+   * with what it did: `recovered` false (and a `reason`) when the gap cannot be filled — a position
+   * that is malformed, of another epoch (the history was lost), beyond the latest, or older than
+   * what is kept — so the app can have its client reload; the socket is subscribed either way.
+   * `since` null joins without a gap, to learn the current `position`. Rejects with a `TypeError`
+   * without the `history` option or on a socket that is not open.
+   *
+   * @example Resuming where a client left off
+   * ```ts
+   * import { serve } from "../mod.ts";
+   * const server = serve({
+   *   port: 0,
+   *   history: { envelope: (data, at) => JSON.stringify({ ...at, data }) },
+   *   websocket: {
+   *     async open(ws) {
+   *       const url = new URL(ws.url);
+   *       const epoch = url.searchParams.get("epoch"), offset = url.searchParams.get("offset");
+   *       const { recovered } = await ws.recover("room", epoch && offset ? { epoch, offset } : null);
+   *       if (!recovered) ws.send(JSON.stringify({ reload: true }));
+   *     },
+   *   },
+   * });
+   * await server.close();
+   * ```
+   */
+  recover(topic: string, since: TopicPosition | null): Promise<Recovery> {
+    return this.#connection.recover(topic, since);
   }
 
   /** Stops receiving messages published to `topic`. */

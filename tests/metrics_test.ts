@@ -99,7 +99,7 @@ function refusedWith(port: number, path: string, headers: Record<string, string 
 }
 
 describe("prometheusText", () => {
-  const stats = new Counters().snapshot({ open: 0, http: 0, httpBytes: 0 }, null);
+  const stats = new Counters().snapshot({ open: 0, http: 0, httpBytes: 0 }, null, null);
 
   it("writes HELP and TYPE for every family, wisp_ names, counters ending in _total", () => {
     const text = prometheusText(stats);

@@ -4,10 +4,11 @@
  * @module
  */
 
-import { type MessageData, ReadyState, type SendStatus } from "../api.ts";
+import { type MessageData, ReadyState, type Recovery, type SendStatus, type TopicPosition } from "../api.ts";
 import { messageBytes, messageFrame, messageOpcode } from "../message.ts";
 import type { ResolvedValues } from "../options.ts";
 import type { Backplane, BackplaneEvent } from "./backplane.ts";
+import { Histories } from "./history.ts";
 
 /** What publishing needs of a subscriber. */
 export interface Subscriber {
@@ -15,6 +16,8 @@ export interface Subscriber {
   readonly readyState: number;
   /** The window bits a message of `length` bytes is compressed with for it, or 0 for none. */
   compressionBits(length: number): number;
+  /** Sends a message to this subscriber alone (a missed message, on recovery). */
+  send(data: MessageData): SendStatus;
   /**
    * Queues an encoded frame that other subscribers send too (so it must not change it);
    * `length` is the message's payload before compression, `data` the message as published.
@@ -29,8 +32,10 @@ export interface Subscriber {
  * every publish to the other processes, and brings theirs.
  */
 export class PubSub<S extends Subscriber> {
-  /** The server's resolved options: the compression level of publishes. */
-  readonly #settings: Readonly<Pick<ResolvedValues, "perMessageDeflate">>;
+  /** The server's resolved options: the compression level of publishes, the history's envelope. */
+  readonly #settings: Readonly<Pick<ResolvedValues, "perMessageDeflate" | "history">>;
+  /** The topics' history, with the `history` option. */
+  readonly #histories: Histories | null;
   readonly #topics = new Map<string, Set<S>>();
   readonly #backplane: Backplane | null;
 
@@ -40,13 +45,24 @@ export class PubSub<S extends Subscriber> {
    * to it.
    */
   constructor(
-    settings: Readonly<Pick<ResolvedValues, "perMessageDeflate">>,
+    settings: Readonly<Pick<ResolvedValues, "perMessageDeflate" | "history">>,
     backplane: Backplane | null,
     report: (event: BackplaneEvent) => void,
   ) {
     this.#settings = settings;
+    this.#histories = settings.history === null ? null : new Histories(settings.history);
     this.#backplane = backplane;
-    backplane?.attach((topic, data) => this.#deliver(topic, data, null), report);
+    backplane?.attach((topic, data) => {
+      try {
+        this.#deliver(topic, data, null);
+      } catch (error) {
+        // The history's envelope threw (app code): this message is lost here, the backplane goes on.
+        report({
+          type: "error",
+          message: `a message of topic ${JSON.stringify(topic)} could not be delivered: ${error}`,
+        });
+      }
+    }, report);
   }
 
   /** Adds `subscriber` to `topic`. */
@@ -66,7 +82,32 @@ export class PubSub<S extends Subscriber> {
     subscribers.delete(subscriber);
     if (subscribers.size > 0) return;
     this.#topics.delete(topic);
+    this.#histories?.idle(topic);
     this.#backplane?.unsubscribe(topic);
+  }
+
+  /** The kept messages and bytes of the history, or null without one. */
+  historyStats(): { topics: number; messages: number; bytes: number } | null {
+    return this.#histories?.stats() ?? null;
+  }
+
+  /**
+   * Sends `subscriber` what it missed of `topic` since `since` (nothing for null: it joins now),
+   * before any later publish; it must subscribe in the same turn. A `TypeError` without the
+   * `history` option.
+   */
+  recover(topic: string, since: TopicPosition | null, subscriber: S): Recovery {
+    const histories = this.#histories;
+    if (histories === null) throw new TypeError('recover() needs the "history" option of serve()');
+    let replayed = 0;
+    if (since !== null) {
+      const found = histories.since(topic, since);
+      if ("gap" in found) {
+        return { recovered: false, replayed, position: histories.position(topic), reason: found.gap };
+      }
+      for (const entry of found.entries) if (subscriber.send(entry.data) !== "dropped") replayed++;
+    }
+    return { recovered: true, replayed, position: histories.position(topic) };
   }
 
   /** How many subscribe to `topic` in this process. */
@@ -95,9 +136,22 @@ export class PubSub<S extends Subscriber> {
    * a kind all queue the same frame bytes.
    */
   #deliver(topic: string, data: MessageData, except: S | null): number {
+    const histories = this.#histories;
+    let payload: Uint8Array;
+    if (histories === null) {
+      payload = messageBytes(data, "publish");
+    } else {
+      // Kept whether or not this process has subscribers: a client may come back to recover it.
+      const position = histories.next(topic);
+      const envelope = this.#settings.history!.envelope;
+      if (envelope !== null) {
+        data = envelope(typeof data === "string" ? data : messageBytes(data, "publish"), position, topic);
+      }
+      payload = messageBytes(data, "publish");
+      histories.keep(topic, position, typeof data === "string" ? data : payload.slice(), payload.length);
+    }
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
-    const payload = messageBytes(data, "publish");
     const opcode = messageOpcode(data);
     // Frames by window bits; index 0 is the uncompressed frame.
     const frames: Uint8Array[] = [];
