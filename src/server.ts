@@ -19,7 +19,7 @@ import type { Transport, TransportListener } from "./runtime/types.ts";
 import type { HttpError, RequestHead } from "./handshake.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
 import { HandlerRunner } from "./handler_runner.ts";
-import { CloseCode, type MessageData } from "./api.ts";
+import { CloseCode, type MessageData, type TopicPosition } from "./api.ts";
 import { failureEvent, printEvent, type ServerEvent } from "./events.ts";
 import { Counters, type ServerStats } from "./metrics.ts";
 import type { BackplaneEvent } from "./pubsub/backplane.ts";
@@ -47,6 +47,11 @@ export interface Server<T = any> extends Upgrader<T> {
   publish(topic: string, data: MessageData): number;
   /** How many sockets of this process subscribe to `topic` (other processes' are not counted). */
   subscriberCount(topic: string): number;
+  /**
+   * The latest position of `topic`'s history (offset "0" before its first message): where a
+   * client that joins now will resume from. A `TypeError` without the `history` option.
+   */
+  position(topic: string): TopicPosition;
   /**
    * The counters since the server started (connections, handshakes by status, messages and
    * bytes each way, drops by reason, close codes, publishes) and the backplane's stats, as a
@@ -194,6 +199,10 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T>, Acc
 
   subscriberCount(topic: string): number {
     return this.pubsub.count(topic);
+  }
+
+  position(topic: string): TopicPosition {
+    return this.pubsub.position(topic);
   }
 
   stats(): ServerStats {

@@ -86,6 +86,13 @@ export class PubSub<S extends Subscriber> {
     this.#backplane?.unsubscribe(topic);
   }
 
+  /** The latest position of `topic`'s history; a `TypeError` without the `history` option. */
+  position(topic: string): TopicPosition {
+    checkTopic(topic, "position");
+    if (this.#histories === null) throw new TypeError('position() needs the "history" option of serve()');
+    return this.#histories.position(topic);
+  }
+
   /** The kept messages and bytes of the history, or null without one. */
   historyStats(): { topics: number; messages: number; bytes: number } | null {
     return this.#histories?.stats() ?? null;
