@@ -29,7 +29,13 @@ import {
 import { closeHttpServer, getOn, listenOnFreePort, readText } from "./helpers/attached.ts";
 import { until } from "./helpers/server.ts";
 import { testCertificate, tlsSkipReason } from "./helpers/tls.ts";
-import { attach, type AttachedServer, type AttachOptions, type WebSocketHandler } from "../mod.ts";
+import {
+  attach,
+  type AttachedServer,
+  type AttachOptions,
+  type ServerWebSocket,
+  type WebSocketHandler,
+} from "../mod.ts";
 
 const WAIT = 3000;
 const encoder = new TextEncoder();
@@ -124,6 +130,15 @@ describe("attach: two attachments and the app's own upgrade listener on one http
       assert.deepEqual([counts(chat), counts(shout)], before);
       assert.equal(client.ended, false);
       seen.get("/elsewhere")!.destroy(); // the app's decision
+    });
+  });
+
+  it("takes an upgrade on a connection that served the app's plain requests first", async () => {
+    await withClient(port, async (client) => {
+      assert.deepEqual(await getOn(client, "/first"), [200, "app page /first"]);
+      client.write(concat(encoder.encode(upgradeRequest("/shout")), frame(TEXT, "after a page")));
+      assert.equal((await client.readResponse(WAIT)).status, 101);
+      assert.equal(await readText(client), "AFTER A PAGE");
     });
   });
 
@@ -281,6 +296,86 @@ describe("attach: early frames and close()", () => {
     }
   });
 });
+
+describe("attach: flow control on the sockets taken from the server", () => {
+  let http: HttpServer;
+  let port: number;
+  let wisp: AttachedServer;
+  /** The socket that asked to be paused. */
+  let paused: ServerWebSocket | null = null;
+  /** How many MiB went out before send() said "queued"; -1 before it did. */
+  let queuedAfter = -1;
+  let binaries = 0;
+  before(async () => {
+    http = createServer(appPages);
+    wisp = attach(http, {
+      websocket: {
+        async message(ws, data) {
+          if (data === "pause") {
+            ws.pause();
+            paused = ws;
+            ws.send("paused");
+          } else if (data === "flood") {
+            // One MiB a turn (a turn's sends go out in one write), up to 64, until send() says "queued".
+            for (let sent = 1; sent <= 64; sent++) {
+              if (ws.send(new Uint8Array(1 << 20)) === "queued") return void (queuedAfter = sent);
+              await new Promise((resolve) => setTimeout(resolve, 1));
+            }
+          } else binaries++;
+        },
+        drain: (ws) => void ws.send("drained"),
+      },
+    });
+    port = await listenOnFreePort(http);
+  });
+  after(async () => {
+    await wisp.close();
+    await closeHttpServer(http);
+  });
+
+  it("backs send() up behind a client that does not read ('queued'), then drains", async () => {
+    const client = await open(port, "/");
+    try {
+      client.pause();
+      client.write(frame(TEXT, "flood"));
+      await until(() => queuedAfter > 0, 'send() to say "queued"');
+      client.resume();
+      const { skipped, text } = await readUntilText(client);
+      assert.deepEqual(
+        [skipped, text],
+        [queuedAfter, "drained"],
+        "every MiB sent arrives, then the drain's message",
+      );
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("pause() stops reading the socket, so the client's writes wait in TCP, and resume() reads them", async () => {
+    const client = await open(port, "/");
+    try {
+      client.write(frame(TEXT, "pause"));
+      assert.equal(await readText(client), "paused");
+      const mebibyte = frame(BINARY, new Uint8Array(1 << 20));
+      for (let i = 0; i < 32; i++) client.write(mebibyte);
+      await until(() => client.unsent > 8 << 20, "the client's writes to back up");
+      assert.equal(binaries, 0);
+      paused!.resume();
+      await until(() => binaries === 32, "every message once resumed");
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+/** Reads binary frames until a text one: how many came before it, and its text. */
+async function readUntilText(client: RawClient): Promise<{ skipped: number; text: string }> {
+  for (let skipped = 0; skipped <= 64; skipped++) {
+    const next = await client.readFrame(WAIT);
+    if (next.opcode === TEXT) return { skipped, text: new TextDecoder().decode(next.payload) };
+  }
+  throw new Error("no text frame after 64 binary ones");
+}
 
 describe("attach: options", () => {
   it("refuses the options of listening and plain HTTP, naming them (TypeError)", () => {
