@@ -25,12 +25,19 @@ async function startFastify(options: AttachOptions<Member>, seen: string[] = [])
   const wisp = attach(fastify.server, options);
   // fastify.close() waits for every connection of its server, Wisp's WebSockets too.
   fastify.addHook("preClose", () => wisp.close());
-  fastify.addHook("onRequest", async (request) => void seen.push(request.url));
-  fastify.get("/", async (_request, reply) => reply.type("text/plain").send("welcome"));
-  fastify.get<{ Params: { id: string } }>("/users/:id", async (request) => ({ id: request.params.id }));
+  fastify.addHook("onRequest", (request, _reply, done) => {
+    seen.push(request.url);
+    done();
+  });
+  fastify.get("/", (_request, reply) => reply.type("text/plain").send("welcome"));
+  fastify.get<{ Params: { id: string } }>(
+    "/users/:id",
+    (request, reply) => reply.send({ id: request.params.id }),
+  );
   fastify.post<{ Params: { room: string }; Body: { text: string } }>(
     "/rooms/:room/messages",
-    async (request) => ({ delivered: wisp.publish(request.params.room, String(request.body.text)) }),
+    (request, reply) =>
+      reply.send({ delivered: wisp.publish(request.params.room, String(request.body.text)) }),
   );
   await fastify.listen({ port: 0, host: "127.0.0.1" });
   return {
