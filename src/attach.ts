@@ -68,12 +68,19 @@ export interface AttachedServer<T = undefined> extends Server<T> {
 
 /**
  * Serves WebSockets on `httpServer`, an `http.Server` or `https.Server` the app made, sharing its
- * port; with `null`, on the upgrades the app hands to `handleUpgrade` itself. With a `path`, only
- * upgrade requests for it are taken, and every other upgrade is left to the server's other
- * `upgrade` listeners; without one, every WebSocket upgrade request. The server's other requests,
- * its keep-alive connections and its listening are the app's: `close()` closes Wisp's WebSockets
- * and stops listening for upgrades, not the server. Node only (Deno and Bun: see the README).
- * Throws a `TypeError`/`RangeError` naming a bad option, as `serve` does.
+ * port; with `null`, on the upgrades the app hands to `handleUpgrade` itself (its `port` is then 0).
+ * With a `path`, only upgrade requests for it are taken, and every other upgrade is left to the
+ * server's other `upgrade` listeners; without one, every WebSocket upgrade request. When all the
+ * server's `upgrade` listeners are Wisp's, what none takes is answered (404 for a WebSocket upgrade,
+ * 501 for another protocol), as Node no longer hands such requests to the app's routes. The server's
+ * other requests, its keep-alive connections and its listening are the app's: `close()` closes
+ * Wisp's WebSockets with 1001 and stops taking upgrades, and the server goes on serving (close Wisp
+ * before the server, whose `close()` waits for them). Works on Node (20+) and on the `node:http` of
+ * Deno and Bun (tested: Deno 2.9.6, Bun 1.4.5; older Bun releases, 1.2.21 and 1.3.10 among
+ * them, wrote nothing to upgrade sockets: oven-sh/bun#25156).
+ * Throws a `TypeError` naming an option of listening or plain HTTP (`port`, `hostname`,
+ * `reusePort`, `tls`, `fetch`, `metrics`), and a `TypeError`/`RangeError` naming a bad option, as
+ * `serve` does.
  *
  * @example Express and Wisp on one port
  * ```ts ignore
