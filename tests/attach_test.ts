@@ -426,19 +426,20 @@ describe("handleUpgrade from the app's own upgrade listener (noServer)", () => {
   const total = attach<{ user: string }>(null, { maxPendingHandshakes: 1, upgrade: hook, websocket });
   const perIp = attach<{ user: string }>(null, { maxPendingHandshakesPerIp: 1, upgrade: hook, websocket });
   const oneEach = attach<{ user: string }>(null, { maxConnectionsPerIp: 1, upgrade: hook, websocket });
+  const quick = attach<{ user: string }>(null, { handshakeTimeout: 200, upgrade: hook, websocket });
   before(async () => {
     http = createServer(appPages);
     // The app routes upgrades itself: /total/… to one server, /ip/… to another, the rest to `wisp`.
     http.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Uint8Array) => {
       const [, first] = (request.url ?? "").split("/");
-      const target = { total, ip: perIp, each: oneEach }[first] ?? wisp;
+      const target = { total, ip: perIp, each: oneEach, quick }[first] ?? wisp;
       target.handleUpgrade(request, socket, head);
     });
     port = await listenOnFreePort(http);
   });
   after(async () => {
     release();
-    await Promise.all([wisp, total, perIp, oneEach].map((server) => server.close()));
+    await Promise.all([wisp, total, perIp, oneEach, quick].map((server) => server.close()));
     await closeHttpServer(http);
   });
 
@@ -517,6 +518,12 @@ describe("handleUpgrade from the app's own upgrade listener (noServer)", () => {
       for (const client of waiting) client.destroy();
       held = new Promise<void>((resolve) => (release = resolve));
     }
+  });
+
+  it("answers 408 when the upgrade hook does not decide within handshakeTimeout", async () => {
+    const late = await refusal("/quick/slow");
+    assert.deepEqual([late.status, late.body], [408, "the request took too long\n"]);
+    assert.equal(quick.stats().drops.handshakeTimeout, 1);
   });
 
   it("holds maxConnectionsPerIp (429 naming it)", async () => {
