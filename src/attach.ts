@@ -7,15 +7,26 @@
  */
 
 import { type HttpError, isUpgradeRequest, type RequestHead, requestHead } from "./handshake.ts";
+import { requestFraming } from "./http/body.ts";
 import { resolveOptions, type ServeOptions } from "./options.ts";
 import { adoptUpgradeSocket } from "./runtime/node.ts";
 import { type Acceptor, type Server, startServer } from "./server.ts";
 
-/** The options of `serve` that an attached server does not have: the app's server listens and answers HTTP. */
-const NOT_ATTACHED = ["port", "hostname", "reusePort", "tls", "fetch", "metrics"] as const;
-
 /** Options of {@linkcode attach}: those of `serve`, but listening and plain HTTP (the app's server does those). */
-export type AttachOptions<T = undefined> = Omit<ServeOptions<T>, (typeof NOT_ATTACHED)[number]>;
+export type AttachOptions<T = undefined> = Omit<
+  ServeOptions<T>,
+  "port" | "hostname" | "reusePort" | "tls" | "fetch" | "metrics"
+>;
+
+/** The options of `serve` that an attached server does not have, refused by name. */
+const NOT_ATTACHED: readonly Exclude<keyof ServeOptions, keyof AttachOptions>[] = [
+  "port",
+  "hostname",
+  "reusePort",
+  "tls",
+  "fetch",
+  "metrics",
+];
 
 /** The request an `http.Server`'s `upgrade` event brings (`IncomingMessage`), as Wisp reads it. */
 export interface UpgradeRequestMessage {
@@ -38,6 +49,8 @@ export interface HttpServerLike {
   on(event: "upgrade", listener: UpgradeListener): unknown;
   /** Removes it. */
   off(event: "upgrade", listener: UpgradeListener): unknown;
+  /** The `upgrade` listeners, in the order they are called. */
+  listeners(event: "upgrade"): readonly unknown[];
   /** Where it listens (null before it does). */
   address(): { port: number; address: string } | string | null;
 }
@@ -55,12 +68,19 @@ export interface AttachedServer<T = undefined> extends Server<T> {
 
 /**
  * Serves WebSockets on `httpServer`, an `http.Server` or `https.Server` the app made, sharing its
- * port; with `null`, on the upgrades the app hands to `handleUpgrade` itself. With a `path`, only
- * upgrade requests for it are taken, and every other upgrade is left to the server's other
- * `upgrade` listeners; without one, every WebSocket upgrade request. The server's other requests,
- * its keep-alive connections and its listening are the app's: `close()` closes Wisp's WebSockets
- * and stops listening for upgrades, not the server. Node only (Deno and Bun: see the README).
- * Throws a `TypeError`/`RangeError` naming a bad option, as `serve` does.
+ * port; with `null`, on the upgrades the app hands to `handleUpgrade` itself (its `port` is then 0).
+ * With a `path`, only upgrade requests for it are taken, and every other upgrade is left to the
+ * server's other `upgrade` listeners; without one, every WebSocket upgrade request. When all the
+ * server's `upgrade` listeners are Wisp's, what none takes is answered (404 for a WebSocket upgrade,
+ * 501 for another protocol), as Node no longer hands such requests to the app's routes. The server's
+ * other requests, its keep-alive connections and its listening are the app's: `close()` closes
+ * Wisp's WebSockets with 1001 and stops taking upgrades, and the server goes on serving (close Wisp
+ * before the server, whose `close()` waits for them). Works on Node (20+) and on the `node:http` of
+ * Deno and Bun (tested: Deno 2.9.6, Bun 1.4.5; older Bun releases, 1.2.21 and 1.3.10 among
+ * them, wrote nothing to upgrade sockets: oven-sh/bun#25156).
+ * Throws a `TypeError` naming an option of listening or plain HTTP (`port`, `hostname`,
+ * `reusePort`, `tls`, `fetch`, `metrics`), and a `TypeError`/`RangeError` naming a bad option, as
+ * `serve` does.
  *
  * @example Express and Wisp on one port
  * ```ts ignore
@@ -89,17 +109,32 @@ export function attach<T = undefined>(
   const resolved = resolveOptions<T>(options);
   let acceptor: Acceptor | null = null;
   const take = (socket: object, head: Uint8Array, parsed: RequestHead | HttpError) => {
+    taken.add(socket);
     const transport = adoptUpgradeSocket(socket as Parameters<typeof adoptUpgradeSocket>[0]);
-    acceptor!.takeUpgrade(transport, parsed, head, (socket as { encrypted?: boolean }).encrypted === true);
+    // A plain view: handlers never see Node's Buffer, whose slice() would share the bytes.
+    const early = new Uint8Array(head.buffer, head.byteOffset, head.byteLength);
+    acceptor!.takeUpgrade(transport, parsed, early, (socket as { encrypted?: boolean }).encrypted === true);
   };
+  const readHead = (request: UpgradeRequestMessage) => upgradeHead(request, resolved.maxBodySize);
   const handleUpgrade = (request: UpgradeRequestMessage, socket: object, head: Uint8Array) =>
     take(socket, head, readHead(request));
   const listener: UpgradeListener = (request, socket, head) => {
-    if (resolved.path !== null && pathOf(request.url) !== resolved.path) return; // another listener's
+    if (taken.has(socket)) return; // another attachment's
     const parsed = readHead(request);
-    if (!("status" in parsed) && !isUpgradeRequest(parsed.headers)) return; // no WebSocket upgrade
-    take(socket, head, parsed);
+    const websocket = "status" in parsed || isUpgradeRequest(parsed.headers);
+    if (websocket && (resolved.path === null || pathOf(request.url) === resolved.path)) {
+      return take(socket, head, parsed);
+    }
+    // Left to the server's other listeners; when there are none but Wisp's, the last one answers
+    // (else the socket would hang: Node gives every upgrade to the listeners once there is one).
+    const all = httpServer!.listeners("upgrade");
+    if (
+      all[all.length - 1] !== listener ||
+      !all.every((other) => typeof other === "function" && wispListeners.has(other))
+    ) return;
+    take(socket, head, websocket ? parsed : OTHER_PROTOCOL); // off every path: checkUpgrade's 404
   };
+  wispListeners.add(listener);
   httpServer?.on("upgrade", listener);
   const address = () => {
     const bound = httpServer?.address();
@@ -114,21 +149,40 @@ export function attach<T = undefined>(
       get hostname() {
         return address().address;
       },
-      secure: typeof (httpServer as { setSecureContext?: unknown } | null)?.setSecureContext === "function",
+      // TLS servers (node:tls's, which node:https's extend) have ALPN protocols on every runtime;
+      // Bun's have no setSecureContext.
+      secure: httpServer !== null && "ALPNProtocols" in httpServer,
       close: () => void httpServer?.off("upgrade", listener),
     };
   });
   return Object.assign(server, { handleUpgrade });
 }
 
-/** The head of a request another server has read. */
-function readHead(request: UpgradeRequestMessage): RequestHead | HttpError {
-  return requestHead(
+/** The `upgrade` listeners that {@linkcode attach} added, on any server. */
+const wispListeners = new WeakSet<object>();
+/** The sockets that an attached server took, so that another one attached to the same server leaves them. */
+const taken = new WeakSet<object>();
+
+/** The answer to an upgrade to another protocol that no listener of the server takes. */
+const OTHER_PROTOCOL: HttpError = { status: 501, message: "this server upgrades only to WebSocket" };
+
+/**
+ * The head of an upgrade request another server has read. One with a body is refused (400), as
+ * `serve` refuses it: its bytes would be read as frames.
+ */
+function upgradeHead(request: UpgradeRequestMessage, maxBodySize: number): RequestHead | HttpError {
+  const head = requestHead(
     request.method ?? "GET",
     request.url ?? "/",
     request.httpVersionMinor,
     request.rawHeaders,
   );
+  if ("status" in head || !isUpgradeRequest(head.headers)) return head;
+  const framing = requestFraming(head, maxBodySize);
+  if ("status" in framing || framing.chunked || framing.length > 0) {
+    return { status: 400, message: "a WebSocket upgrade request may not have a body" };
+  }
+  return head;
 }
 
 /** The path of a request target (`/chat` of `/chat?room=1`). */
