@@ -7,32 +7,15 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, Socket } from "node:net";
+import { createServer } from "node:net";
 import { BINARY, frame, RawClient, TEXT } from "./helpers/raw_client.ts";
-import { RedisServer, redisSkipReason, startWisp, type WispProcess } from "./helpers/redis.ts";
+import { redisCommand, RedisServer, redisSkipReason, startWisp, type WispProcess } from "./helpers/redis.ts";
 import { delay, freePort, until } from "./helpers/server.ts";
-import { encodeCommand, RespReader, type RespValue } from "../src/pubsub/resp.ts";
 import { redisBackplane, serve } from "../mod.ts";
 
 const skip = redisSkipReason;
 const WAIT = 5000;
 const decoder = new TextDecoder();
-
-/** Sends one command to Redis on a connection of its own and returns the reply. */
-function redisCommand(port: number, parts: string[]): Promise<RespValue> {
-  return new Promise((resolve, reject) => {
-    const socket = new Socket();
-    const reader = new RespReader({ maxBulkLength: 1 << 20, maxElements: 1 << 16, maxDepth: 4 });
-    socket.on("data", (chunk: Uint8Array) => {
-      const [reply] = reader.push(new Uint8Array(chunk));
-      if (reply === undefined) return;
-      socket.destroy();
-      resolve(reply);
-    });
-    socket.once("error", reject);
-    socket.connect(port, "127.0.0.1", () => socket.write(encodeCommand(parts)));
-  });
-}
 
 /** The Redis channels that have subscribers, as text, sorted. */
 async function channels(redis: RedisServer, sharded = false): Promise<string[]> {
@@ -191,7 +174,10 @@ describe("backplane: sharded pub/sub (SSUBSCRIBE/SPUBLISH)", { skip }, () => {
   let bun: WispProcess;
   before(async () => {
     redis = await RedisServer.start();
-    [deno, bun] = await Promise.all([startWisp("deno", redis.url, true), startWisp("bun", redis.url, true)]);
+    [deno, bun] = await Promise.all([
+      startWisp("deno", redis.url, "sharded"),
+      startWisp("bun", redis.url, "sharded"),
+    ]);
   });
   after(async () => {
     await Promise.all([deno?.stop(), bun?.stop()]);
