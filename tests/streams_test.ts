@@ -9,16 +9,15 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, Socket } from "node:net";
-import { frame, RawClient, TEXT } from "./helpers/raw_client.ts";
 import {
+  fixtureStats,
   PERSISTENT,
   redisCommand,
   RedisProxy,
   RedisServer,
   redisSkipReason,
   replyText,
-  startWisp,
-  type WispProcess,
+  twoProcesses,
 } from "./helpers/redis.ts";
 import { freePort, until } from "./helpers/server.ts";
 import { type Backplane, type BackplaneEvent, redisBackplane, type RedisBackplaneOptions } from "../mod.ts";
@@ -29,6 +28,8 @@ import { RespReader, type RespValue } from "../src/pubsub/resp.ts";
 
 const skip = redisSkipReason;
 const WAIT = 5000;
+/** Tests that start processes and restart Redis take longer than a runner's default timeout. */
+const SLOW = { timeout: 30_000 };
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -326,67 +327,78 @@ describe(
   "streams backplane: Deno and Bun processes through a Redis restart and lost connections",
   { skip },
   () => {
-    it("Redis SIGKILLed mid-stream, restarted on its data (appendonly, fsync always): all arrive once, in order", async () => {
-      const redis = await RedisServer.start(PERSISTENT);
-      try {
-        await twoProcesses(redis.url, async (send, processes, subscribers) => {
-          await send(0, 30);
-          // Publishes in flight when Redis dies: written to it while it is frozen, so it never takes them.
-          redis.freeze();
-          await send(30, 50, 0);
-          await until(
-            () => subscribers[0].includes("deno 49") && subscribers[1].includes("bun 49"),
-            "local delivery of the last one (so both processes have written it to Redis)",
-            WAIT,
-          );
-          await redis.kill();
-          await until(
-            async () => (await Promise.all(processes.map(stats))).every((s) => s.state !== "connected"),
-            "both processes to notice",
-            WAIT,
-          );
-          await send(50, 100); // published while Redis is down
-          await redis.restart();
-          await send(100, 140);
-        });
-      } finally {
-        await redis.stop();
-      }
-    });
+    it(
+      "Redis SIGKILLed mid-stream, restarted on its data (appendonly, fsync always): all arrive once, in order",
+      SLOW,
+      async () => {
+        const redis = await RedisServer.start(PERSISTENT);
+        try {
+          await twoProcesses(redis.url, async (send, processes, subscribers) => {
+            await send(0, 30);
+            // Publishes in flight when Redis dies: written to it while it is frozen, so it never takes them.
+            redis.freeze();
+            await send(30, 50, 0);
+            await until(
+              () => subscribers[0].includes("deno 49") && subscribers[1].includes("bun 49"),
+              "local delivery of the last one (so both processes have written it to Redis)",
+              WAIT,
+            );
+            await redis.kill();
+            await until(
+              async () =>
+                (await Promise.all(processes.map(fixtureStats))).every((s) => s.state !== "connected"),
+              "both processes to notice",
+              WAIT,
+            );
+            await send(50, 100); // published while Redis is down
+            await redis.restart();
+            await send(100, 140);
+          });
+        } finally {
+          await redis.stop();
+        }
+      },
+    );
 
-    it("connections lost after Redis took publishes but before they were acknowledged: copies skipped", async () => {
-      const redis = await RedisServer.start();
-      const proxy = await RedisProxy.start(redis.port);
-      try {
-        await twoProcesses(proxy.url, async (send, processes) => {
-          await send(0, 30);
-          proxy.holdReplies();
-          await send(30, 70, 0);
-          await until(
-            async () => {
-              const texts = await streamTexts(redis.port, "outage");
-              return texts.includes("deno 69") && texts.includes("bun 69");
-            },
-            "Redis to take every publish",
-            WAIT,
-          );
-          const before = await Promise.all(processes.map(stats));
-          proxy.cut();
-          await until(
-            async () =>
-              (await Promise.all(processes.map(stats))).every((s, i) => s.reconnects > before[i].reconnects),
-            "both processes to reconnect",
-            10_000,
-          );
-          await send(70, 100);
-          const copies = (await streamTexts(redis.port, "outage")).filter((text) => text === "deno 50");
-          assert.equal(copies.length, 2, "the unacknowledged publish reached Redis twice");
-        });
-      } finally {
-        proxy.close();
-        await redis.stop();
-      }
-    });
+    it(
+      "connections lost after Redis took publishes but before they were acknowledged: copies skipped",
+      SLOW,
+      async () => {
+        const redis = await RedisServer.start();
+        const proxy = await RedisProxy.start(redis.port);
+        try {
+          await twoProcesses(proxy.url, async (send, processes) => {
+            await send(0, 30);
+            proxy.holdReplies();
+            await send(30, 70, 0);
+            await until(
+              async () => {
+                const texts = await streamTexts(redis.port, "outage");
+                return texts.includes("deno 69") && texts.includes("bun 69");
+              },
+              "Redis to take every publish",
+              WAIT,
+            );
+            const before = await Promise.all(processes.map(fixtureStats));
+            proxy.cut();
+            await until(
+              async () =>
+                (await Promise.all(processes.map(fixtureStats))).every((s, i) =>
+                  s.reconnects > before[i].reconnects
+                ),
+              "both processes to reconnect",
+              10_000,
+            );
+            await send(70, 100);
+            const copies = (await streamTexts(redis.port, "outage")).filter((text) => text === "deno 50");
+            assert.equal(copies.length, 2, "the unacknowledged publish reached Redis twice");
+          });
+        } finally {
+          proxy.close();
+          await redis.stop();
+        }
+      },
+    );
   },
 );
 
@@ -395,87 +407,6 @@ async function streamTexts(port: number, topic: string): Promise<string[]> {
   const keys = topicKeys(encoder.encode("wisp:"), 16, topic);
   const entries = await redisCommand(port, ["XRANGE", keys.stream, "-", "+"]) as RespValue[][];
   return entries.map((entry) => openEntry(entry[1])?.data).filter((data) => typeof data === "string");
-}
-
-/** The backplane stats a fixture process serves at `GET /stats`. */
-async function stats(process: WispProcess): Promise<{ state: string; reconnects: number; dropped: number }> {
-  return await (await fetch(`http://127.0.0.1:${process.port}/stats`)).json();
-}
-
-/** Every text message a client receives, as it comes, until it is destroyed. */
-function received(client: RawClient): string[] {
-  const texts: string[] = [];
-  (async () => {
-    while (true) {
-      const message = await client.readFrame(60_000).catch(() => null);
-      if (message === null) return;
-      texts.push(decoder.decode(message.payload));
-    }
-  })();
-  return texts;
-}
-
-/**
- * A Deno and a Bun process in streams mode on the Redis at `url`, a publisher and a subscriber on
- * each, one topic; `script` sends numbered messages from both publishers (`send(from, to)`, one
- * pair every `everyMs`) around what it does to Redis. Then each subscriber must have each
- * publisher's messages exactly once, in order.
- */
-async function twoProcesses(
-  url: string,
-  script: (
-    send: (from: number, to: number, everyMs?: number) => Promise<void>,
-    processes: WispProcess[],
-    subscribers: string[][],
-  ) => Promise<void>,
-): Promise<void> {
-  const processes = await Promise.all([startWisp("deno", url, "streams"), startWisp("bun", url, "streams")]);
-  const clients: RawClient[] = [];
-  try {
-    for (const wisp of processes) {
-      clients.push(
-        await RawClient.open(wisp.port, "/?topic=outage"),
-        await RawClient.open(wisp.port, "/?topic=outage"),
-      );
-    }
-    const [denoPublisher, denoSubscriber, bunPublisher, bunSubscriber] = clients;
-    const publishers = [denoPublisher, bunPublisher], names = ["deno", "bun"];
-    const subscribers = [received(denoSubscriber), received(bunSubscriber)];
-    // Each process reads the topic once a probe from the other has come through.
-    await until(
-      () => {
-        if (subscribers.every((texts, i) => texts.includes(`probe ${names[1 - i]}`))) return true;
-        publishers.forEach((client, i) => client.write(frame(TEXT, `probe ${names[i]}`)));
-        return false;
-      },
-      "both processes to read the topic",
-      WAIT,
-    );
-    let sent = 0;
-    const send = async (from: number, to: number, everyMs = 5) => {
-      for (let i = from; i < to; i++) {
-        publishers.forEach((client, p) => client.write(frame(TEXT, `${names[p]} ${i}`)));
-        sent = i + 1;
-        if (everyMs > 0) await new Promise((resolve) => setTimeout(resolve, everyMs));
-      }
-    };
-    await script(send, processes, subscribers);
-    const expected = (name: string) => Array.from({ length: sent }, (_, i) => `${name} ${i}`);
-    const of = (texts: string[], name: string) => texts.filter((text) => text.startsWith(`${name} `));
-    await until(
-      () => subscribers.every((texts) => names.every((name) => of(texts, name).length >= sent)),
-      "every message at both subscribers",
-      20_000,
-    ).catch(() => {}); // the assertions below say what is missing
-    for (const [i, texts] of subscribers.entries()) {
-      for (const name of names) {
-        assert.deepEqual(of(texts, name), expected(name), `${name}'s messages at the ${names[i]} subscriber`);
-      }
-    }
-  } finally {
-    for (const client of clients) client.destroy();
-    await Promise.all(processes.map((wisp) => wisp.stop()));
-  }
 }
 
 describe("streams backplane: a Redis that answers garbage", { skip }, () => {

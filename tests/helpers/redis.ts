@@ -12,7 +12,9 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { encodeCommand, RespReader, type RespValue } from "../../src/pubsub/resp.ts";
+import assert from "node:assert/strict";
 import { type CliServer, startListening } from "./cli.ts";
+import { frame, RawClient, TEXT } from "./raw_client.ts";
 import { delay, freePort, until } from "./server.ts";
 
 /** Why `program --version` cannot run here, or `false` when it can. */
@@ -341,4 +343,87 @@ export function startWisp(
   const urls = typeof redis === "string" ? redis : redis.join(",");
   const script = [FIXTURE, urls, mode];
   return startListening(BIN + runtime, runtime === "deno" ? ["run", "-A", ...script] : ["run", ...script]);
+}
+
+/** The backplane stats a fixture process serves at `GET /stats`. */
+export async function fixtureStats(
+  process: WispProcess,
+): Promise<{ state: string; reconnects: number; dropped: number }> {
+  return await (await fetch(`http://127.0.0.1:${process.port}/stats`)).json();
+}
+
+/** Every text message a client receives, as it comes, until it is destroyed. */
+export function received(client: RawClient): string[] {
+  const texts: string[] = [];
+  (async () => {
+    while (true) {
+      const message = await client.readFrame(60_000).catch(() => null);
+      if (message === null) return;
+      texts.push(new TextDecoder().decode(message.payload));
+    }
+  })();
+  return texts;
+}
+
+/**
+ * A Deno and a Bun process in streams mode on the Redis at `url` (or a cluster's), a publisher and
+ * a subscriber on each, of the topic `outage`; `script` sends numbered messages from both publishers (`send(from, to)`, one
+ * pair every `everyMs`) around what it does to Redis. Then each subscriber must have each
+ * publisher's messages exactly once, in order.
+ */
+export async function twoProcesses(
+  url: string | readonly string[],
+  script: (
+    send: (from: number, to: number, everyMs?: number) => Promise<void>,
+    processes: WispProcess[],
+    subscribers: string[][],
+  ) => Promise<void>,
+): Promise<void> {
+  const processes = await Promise.all([startWisp("deno", url, "streams"), startWisp("bun", url, "streams")]);
+  const clients: RawClient[] = [];
+  try {
+    for (const wisp of processes) {
+      clients.push(
+        await RawClient.open(wisp.port, "/?topic=outage"),
+        await RawClient.open(wisp.port, "/?topic=outage"),
+      );
+    }
+    const [denoPublisher, denoSubscriber, bunPublisher, bunSubscriber] = clients;
+    const publishers = [denoPublisher, bunPublisher], names = ["deno", "bun"];
+    const subscribers = [received(denoSubscriber), received(bunSubscriber)];
+    // Each process reads the topic once a probe from the other has come through.
+    await until(
+      () => {
+        if (subscribers.every((texts, i) => texts.includes(`probe ${names[1 - i]}`))) return true;
+        publishers.forEach((client, i) => client.write(frame(TEXT, `probe ${names[i]}`)));
+        return false;
+      },
+      "both processes to read the topic",
+      5000,
+    );
+    let sent = 0;
+    const send = async (from: number, to: number, everyMs = 5) => {
+      for (let i = from; i < to; i++) {
+        publishers.forEach((client, p) => client.write(frame(TEXT, `${names[p]} ${i}`)));
+        sent = i + 1;
+        if (everyMs > 0) await new Promise((resolve) => setTimeout(resolve, everyMs));
+      }
+    };
+    await script(send, processes, subscribers);
+    const expected = (name: string) => Array.from({ length: sent }, (_, i) => `${name} ${i}`);
+    const of = (texts: string[], name: string) => texts.filter((text) => text.startsWith(`${name} `));
+    await until(
+      () => subscribers.every((texts) => names.every((name) => of(texts, name).length >= sent)),
+      "every message at both subscribers",
+      20_000,
+    ).catch(() => {}); // the assertions below say what is missing
+    for (const [i, texts] of subscribers.entries()) {
+      for (const name of names) {
+        assert.deepEqual(of(texts, name), expected(name), `${name}'s messages at the ${names[i]} subscriber`);
+      }
+    }
+  } finally {
+    for (const client of clients) client.destroy();
+    await Promise.all(processes.map((wisp) => wisp.stop()));
+  }
 }
