@@ -117,7 +117,7 @@ describe("backplane: two processes on one Redis (Deno and Bun)", { skip }, () =>
 
   it("subscribes to a topic's channel only while the process has subscribers of it", async () => {
     const client = await RawClient.open(bun.port, "/?topic=passing");
-    await waitForChannel(redis, "wisp:passing");
+    await waitForChannel(redis, "wisp:passing", false, 1);
     client.destroy();
     await until(async () => !(await channels(redis)).includes("wisp:passing"), "the channel to go", WAIT);
   });
@@ -323,11 +323,22 @@ describe("backplane: a Redis that answers garbage, refuses us or is not there", 
   });
 });
 
-/** Waits until Redis has a subscriber on `channel`. */
-async function waitForChannel(redis: RedisServer, channel: string, sharded = false): Promise<void> {
+/**
+ * Waits until Redis has `subscribers` connections subscribed to `channel` (by default one of each
+ * of the two processes: a message published before both listen would be lost, pub/sub keeps nothing).
+ */
+async function waitForChannel(
+  redis: RedisServer,
+  channel: string,
+  sharded = false,
+  subscribers = 2,
+): Promise<void> {
   await until(
-    async () => (await channels(redis, sharded)).includes(channel),
-    `a subscriber on ${channel}`,
+    async () => {
+      const reply = await redisCommand(redis.port, ["PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", channel]);
+      return Array.isArray(reply) && reply[1] === subscribers;
+    },
+    `${subscribers} subscribers on ${channel}`,
     WAIT,
   );
 }
