@@ -27,6 +27,8 @@ export interface CliOptions {
   workers: number;
   /** `--redis`: the Redis backplane's URL, or null for none. */
   redis: string | null;
+  /** `--redis-mode`: Redis pub/sub (`"classic"`, unless given) or Redis Streams (`"streams"`). */
+  redisMode: "classic" | "streams";
   /** `--metrics`: the path of the Prometheus metrics (`/metrics` unless given), or null for none. */
   metrics: string | null;
   /** `--help`: print the usage and exit. */
@@ -35,7 +37,8 @@ export interface CliOptions {
 
 /** The `--help` text. */
 export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert FILE --key FILE]
-            [--workers N|auto] [--redis URL] [--metrics[=PATH]] [--help]
+            [--workers N|auto] [--redis URL [--redis-mode classic|streams]]
+            [--metrics[=PATH]] [--help]
 
   --port N          port to listen on (default 3368)
   --hostname HOST   address to listen on (default 127.0.0.1)
@@ -47,6 +50,8 @@ export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert 
                     that dies is restarted, and SIGINT/SIGTERM stops them all gracefully
   --redis URL       carry topics across processes through Redis (redis://host:port); the
                     chat demo needs it with more than one worker
+  --redis-mode M    classic (default): Redis pub/sub, which keeps nothing; streams: Redis
+                    Streams, so that nothing Redis kept is lost across its restarts
   --metrics[=PATH]  serve the counters in the Prometheus text format at PATH (default
                     /metrics) on the same port; with --workers, each scrape reaches one worker
   --help            show this help
@@ -62,9 +67,11 @@ export function parseArgs(args: readonly string[]): CliOptions {
     key: null,
     workers: 0,
     redis: null,
+    redisMode: "classic",
     metrics: null,
     help: false,
   };
+  let modeGiven = false;
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -92,6 +99,13 @@ export function parseArgs(args: readonly string[]): CliOptions {
       options.workers = count;
     } else if (flag === "--redis") {
       options.redis = value();
+    } else if (flag === "--redis-mode") {
+      const mode = value();
+      if (mode !== "classic" && mode !== "streams") {
+        throw new TypeError(`--redis-mode must be classic or streams, got "${mode}"`);
+      }
+      options.redisMode = mode;
+      modeGiven = true;
     } else if (flag === "--metrics") {
       const path = inline ?? "/metrics";
       if (!path.startsWith("/")) {
@@ -106,6 +120,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
       throw new TypeError(`unknown argument "${args[i]}"`);
     }
   }
+  if (modeGiven && options.redis === null) throw new TypeError("--redis-mode needs --redis URL");
   if ((options.cert === null) !== (options.key === null)) {
     throw new TypeError("--cert and --key go together: give both files, or neither");
   }
@@ -136,7 +151,9 @@ async function startServer(options: CliOptions): Promise<Server> {
     const [cert, key] = await Promise.all([readTextFile(options.cert), readTextFile(options.key)]);
     shared.tls = { cert, key };
   }
-  if (options.redis !== null) shared.backplane = redisBackplane({ url: options.redis });
+  if (options.redis !== null) {
+    shared.backplane = redisBackplane({ url: options.redis, mode: options.redisMode });
+  }
   if (!options.echo) return startChatServer(shared);
   return serve({
     ...shared,
