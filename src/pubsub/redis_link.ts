@@ -94,8 +94,9 @@ export interface LinkOwner {
   failed(why: string): void;
 }
 
-/** First wait before reconnecting, and the longest (it doubles in between, with some jitter). */
+/** First wait before reconnecting (it doubles from there, with some jitter). */
 export const FIRST_RETRY_MS = 100;
+/** The longest wait before reconnecting. */
 export const LAST_RETRY_MS = 5_000;
 
 /** The command sent on every new connection: its reply shows that Redis is there and serves us. */
@@ -110,7 +111,7 @@ const ignore = (): void => {};
  * commands (`AUTH`, then `PING`): a server that accepts and then refuses or drops it (Redis at
  * `maxclients`, say) keeps the backoff growing.
  */
-export class RedisLink implements TransportEvents {
+export class RedisLink {
   readonly #settings: LinkSettings;
   readonly #options: LinkOptions;
   readonly #owner: LinkOwner;
@@ -140,6 +141,12 @@ export class RedisLink implements TransportEvents {
   /** Whether it had been up since it last reported a loss (so each loss is told once). */
   #wasUp = true;
   #connections = 0;
+  /** What the runtime's connection tells the link. */
+  readonly #events: TransportEvents = {
+    data: (chunk) => this.#data(chunk),
+    drain: () => {},
+    close: () => this.#close(),
+  };
 
   /** A link for `owner`; it connects once `open` is called. */
   constructor(settings: LinkSettings, options: LinkOptions, owner: LinkOwner) {
@@ -175,7 +182,7 @@ export class RedisLink implements TransportEvents {
     const { username, password, pingInterval } = this.#settings;
     let transport: Transport;
     try {
-      transport = await runtimeConnect()(address, this);
+      transport = await runtimeConnect()(address, this.#events);
     } catch (error) {
       return this.#retry(`cannot connect to ${addressText(address)} (${(error as Error).message})`, false);
     }
@@ -224,7 +231,8 @@ export class RedisLink implements TransportEvents {
     this.#transport?.destroy();
   }
 
-  data(chunk: Uint8Array): boolean {
+  /** Bytes from Redis: replies, each to whoever waits for it. */
+  #data(chunk: Uint8Array): boolean {
     this.#heard = true;
     let replies: RespValue[];
     try {
@@ -255,9 +263,8 @@ export class RedisLink implements TransportEvents {
     return false;
   }
 
-  drain(): void {}
-
-  close(): void {
+  /** The connection is gone: the owner hears of it, and the link tries again after the backoff. */
+  #close(): void {
     const wasUp = this.#up;
     this.#transport = null;
     this.#address = null;

@@ -67,16 +67,25 @@ export interface RedisBackplaneOptions {
 export interface RedisSettings {
   /** Where to connect first (the one server, or seeds of a cluster). */
   seeds: Address[];
+  /** The user for `AUTH` (empty for the default user). */
   username: string;
+  /** The password for `AUTH` (empty for none). */
   password: string;
+  /** The `mode` option. */
   mode: "classic" | "streams";
-  /** The prefix as UTF-8. */
+  /** The `channelPrefix` option as UTF-8. */
   prefix: Uint8Array;
+  /** The `sharded` option. */
   sharded: boolean;
+  /** The `maxBufferedBytes` option. */
   maxBufferedBytes: number;
+  /** The `pingInterval` option. */
   pingInterval: number;
+  /** The `maxLen` option. */
   maxLen: number;
+  /** The `streamTtl` option. */
   streamTtl: number;
+  /** The `streamSlots` option. */
   streamSlots: number;
   /** The `onEvent` option, or null to tell the server instead. */
   onEvent: ((event: BackplaneEvent) => void) | null;
