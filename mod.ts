@@ -43,7 +43,15 @@ export type { MessageData, SendOptions, SendStatus } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
 export { CloseCode } from "./src/close.ts";
-export type { Backplane, BackplaneEvent, BackplaneStats } from "./src/pubsub/backplane.ts";
+export type {
+  Backplane,
+  BackplaneEvent,
+  BackplaneStats,
+  HistoryEntry,
+  HistoryPage,
+  TopicPosition,
+} from "./src/pubsub/backplane.ts";
+export { compareOffsets, isOffset } from "./src/pubsub/offset.ts";
 export { redisBackplane } from "./src/pubsub/redis.ts";
 export type { RedisBackplaneOptions } from "./src/pubsub/redis.ts";
 export { metricsResponse, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./src/metrics.ts";
