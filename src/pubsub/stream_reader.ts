@@ -21,6 +21,8 @@ export class Subscription {
   cursor: string | null = null;
   /** Whether the cursor was checked against the stream on the reader's current connection. */
   checked = false;
+  /** Whether where its stream ends is still being asked for (it is read only once that is known). */
+  starting = true;
   /** Second copies of messages sent again, to skip. */
   readonly resent = new ResendFilter();
 
@@ -117,9 +119,12 @@ export class StreamReader {
     return this.#link.address;
   }
 
-  /** Reads `subscription` from now on (from where its stream ends now, or on from its cursor). */
+  /**
+   * Reads `subscription` on from its cursor (a cursor just read from Redis needs no check), or
+   * from where its stream ends now when it has none.
+   */
   add(subscription: Subscription): void {
-    subscription.checked = false;
+    subscription.checked = subscription.cursor !== null;
     this.#subscriptions.set(subscription.keys.name, subscription);
     this.#changed();
   }

@@ -124,7 +124,15 @@ export class StreamsBackplane implements Backplane {
     if (this.#subscriptions.has(topic)) return;
     const subscription = new Subscription(topic, this.#keys(topic));
     this.#subscriptions.set(topic, subscription);
-    this.#place(subscription);
+    // Reading starts where the stream ends now, asked on the connection that `position` uses too:
+    // a position taken after this subscribe is never before the first entry read.
+    const start = (offset: string | null) => {
+      subscription.starting = false;
+      if (this.#subscriptions.get(topic) !== subscription) return;
+      subscription.cursor ??= offset;
+      this.#place(subscription);
+    };
+    this.position(topic).then((position) => start(position.offset), () => start(null));
   }
 
   unsubscribe(topic: string): void {
@@ -300,7 +308,7 @@ export class StreamsBackplane implements Backplane {
 
   /** Hands `subscription` to the reader of its unit (once the map is known). */
   #place(subscription: Subscription): void {
-    if (!this.#topology.known || this.#closed) return;
+    if (!this.#topology.known || this.#closed || subscription.starting) return;
     const unit = this.#unitOf(subscription);
     const at = this.#units.get(subscription);
     if (at === unit) return;
