@@ -128,6 +128,39 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     assert.equal(a.got.length, 0);
   });
 
+  it("delivers every entry after a position taken once subscribed, while another process appends", async () => {
+    const a = make({ pingInterval: 60_000 }), b = make();
+    a.backplane.subscribe("busy"); // a read blocked on another topic, to be interrupted for this one
+    await reading(b.backplane, a, "busy");
+    const appended: string[] = [];
+    let appending = true;
+    const appender = (async () => {
+      while (appending) {
+        const batch = Array.from(
+          { length: 20 },
+          (_, i) => b.backplane.append!("joined", `j${appended.length + i}`),
+        );
+        appended.push(...await Promise.all(batch));
+      }
+    })();
+    await until(() => appended.length >= 20, "appends before the subscription", WAIT);
+    a.backplane.subscribe("joined");
+    const start = await a.backplane.position!("joined");
+    await until(() => appended.length >= 2000, "appends after it", WAIT);
+    appending = false;
+    await appender;
+    const after = appended.filter((offset) => compareOffsets(offset, start.offset) > 0);
+    await until(
+      () => messages(a).filter((m) => m.topic === "joined").length >= after.length,
+      "them all",
+      WAIT,
+    );
+    const got = messages(a).filter((message) =>
+      message.topic === "joined" && compareOffsets(message.offset!, start.offset) > 0
+    );
+    assert.deepEqual(got.map((message) => message.offset), after);
+  });
+
   it("position: a topic without entries is at 0-0 of an epoch that its first entry keeps", async () => {
     const { backplane } = make();
     const empty = await backplane.position!("fresh topic");
