@@ -116,12 +116,13 @@ export class ClassicBackplane implements Backplane {
     return this.#counters.stats(state, reconnects, this.#router.bufferedBytes);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
+    await this.#router.settle();
     this.#router.close();
     for (const link of this.#subscribers.values()) link.shutdown();
     this.#subscribers.clear();
-    return Promise.resolve();
   }
 
   /** The Redis channel of `topic`: the prefix, then the topic's UTF-8. */

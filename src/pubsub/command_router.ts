@@ -83,6 +83,9 @@ const TRANSIENT = /^(TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|BUSY|NOSCRIPT|READO
 /** The longest pause before commands refused for a while go again (it doubles from the first). */
 const LAST_PAUSE_MS = 2_000;
 
+/** How long `settle` waits at most. */
+const SETTLE_MS = 1_000;
+
 const ASKING = encodeCommand(["ASKING"]);
 const CLUSTER_SHARDS = encodeCommand(["CLUSTER", "SHARDS"]);
 const CLUSTER_SLOTS = encodeCommand(["CLUSTER", "SLOTS"]);
@@ -205,10 +208,19 @@ export class CommandRouter {
     return this.#nodes.get(name)?.link.connected ?? false;
   }
 
-  /** Resolves once no command is held (every one answered or dropped). */
-  drained(): Promise<void> {
-    if (this.#bytes === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drainedWaiters.push(resolve));
+  /**
+   * Waits, when every node is connected, until every command held is answered (or dropped), but
+   * at most a second: what was sent last before closing (a chat's "left", say) gets its chance.
+   */
+  async settle(): Promise<void> {
+    if (!this.connected || this.#bytes === 0) return;
+    const clock = this.#settings.clock;
+    let timer: unknown;
+    await new Promise<void>((resolve) => {
+      this.#drainedWaiters.push(resolve);
+      timer = clock.setTimeout(resolve, SETTLE_MS);
+    });
+    clock.clearTimeout(timer);
   }
 
   /** Stops: every link closes, and every command held is dropped. */

@@ -37,8 +37,6 @@ const REPLY_LIMITS = { maxBulkLength: 64 * 1024 * 1024, maxElements: 1 << 20, ma
 const COMMAND_OVERHEAD = 128;
 /** The most entries one `read` may ask for. */
 const MAX_READ = 10_000;
-/** How long `close` waits for what was sent to be acknowledged, when Redis is there to do it. */
-const CLOSE_GRACE_MS = 1_000;
 /** The unit of a standalone Redis: one reader for every topic. */
 const ALL = -1;
 
@@ -208,16 +206,7 @@ export class StreamsBackplane implements Backplane {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // What was published last (a chat's "left", say) is given a moment to be acknowledged.
-    if (this.#router.connected && this.#router.bufferedBytes > 0) {
-      const clock = this.#settings.clock;
-      let timer: unknown;
-      await Promise.race([
-        this.#router.drained(),
-        new Promise<void>((resolve) => timer = clock.setTimeout(resolve, CLOSE_GRACE_MS)),
-      ]);
-      clock.clearTimeout(timer);
-    }
+    await this.#router.settle();
     this.#router.close();
     for (const reader of this.#readers.values()) reader.shutdown();
     this.#readers.clear();
