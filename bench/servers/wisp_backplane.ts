@@ -2,19 +2,22 @@
 // program on Deno and Bun. /fanout subscribes to topic "bench"; a message sent on /publish goes
 // to it with server.publish, so every subscriber gets it, here and (with a Redis URL) in every
 // other process on that Redis. GET /stats answers this process's subscriber count and the
-// backplane's counters as JSON, so the driver can tell drops and errors from slowness.
-// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL]
-//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL]
+// backplane's counters as JSON, so the driver can tell drops and errors from slowness. MODE is
+// the backplane's mode: classic (Redis pub/sub, the default) or streams (Redis Streams).
+// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE]]
+//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE]]
 import process from "node:process";
 import { redisBackplane, serve, type Server } from "../../mod.ts";
 
 const port = Number(process.argv[2]);
 const redisUrl = process.argv[3];
+const mode = process.argv[4] === "streams" ? "streams" : "classic";
 // Every backplane event goes to the log with a timestamp: a reconnect or a refused publish
 // during a run is exactly what the benchmark should surface.
 const backplane = redisUrl
   ? redisBackplane({
     url: redisUrl,
+    mode,
     onEvent: (event) => console.log(`${new Date().toISOString()} backplane ${event.type}: ${event.message}`),
   })
   : undefined;
