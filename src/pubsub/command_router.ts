@@ -203,11 +203,6 @@ export class CommandRouter {
     this.refresh();
   }
 
-  /** Whether a link to `name` is up, for a reader that needs the same server. */
-  isConnected(name: string): boolean {
-    return this.#nodes.get(name)?.link.connected ?? false;
-  }
-
   /**
    * Waits, when every node is connected, until every command held is answered (or dropped), but
    * at most a second: what was sent last before closing (a chat's "left", say) gets its chance.

@@ -19,11 +19,6 @@ export class Fifo<T> {
     this.#items.push(item);
   }
 
-  /** The front item, without taking it, or undefined when empty. */
-  peek(): T | undefined {
-    return this.#items[this.#head];
-  }
-
   /** Takes the front item, or undefined when empty. */
   shift(): T | undefined {
     if (this.#head === this.#items.length) return undefined;

@@ -97,7 +97,7 @@ export interface LinkOwner {
 /** First wait before reconnecting (it doubles from there, with some jitter). */
 export const FIRST_RETRY_MS = 100;
 /** The longest wait before reconnecting. */
-export const LAST_RETRY_MS = 5_000;
+const LAST_RETRY_MS = 5_000;
 
 /** The command sent on every new connection: its reply shows that Redis is there and serves us. */
 const PING = encodeCommand(["PING"]);
@@ -169,11 +169,6 @@ export class RedisLink {
   /** How many times it connected again after losing a connection. */
   get reconnects(): number {
     return Math.max(0, this.#connections - 1);
-  }
-
-  /** Bytes written and not yet taken by the operating system. */
-  get pending(): number {
-    return this.#transport?.pending ?? 0;
   }
 
   /** Connects, and keeps connecting until shut down. */
