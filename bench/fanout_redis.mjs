@@ -1,7 +1,8 @@
 // Cross-process fan-out benchmark ("Scale out", point 5): Wisp's Redis backplane on Deno and on
-// Bun against Socket.IO with @socket.io/redis-adapter on Node, each as two server processes A
-// and B on one redis-server; plus one-process references, and the echo server with --workers 1
-// and 2. See bench/README.md ("Cross-process fan-out").
+// Bun, in classic mode (pub/sub) and streams mode, against Socket.IO on Node with
+// @socket.io/redis-adapter and with @socket.io/redis-streams-adapter, each as two server
+// processes A and B on one redis-server; plus one-process references, and the echo server with
+// --workers 1 and 2. See bench/README.md ("Cross-process fan-out").
 // Usage: node bench/fanout_redis.mjs [--seconds N] [--subscribers N] [--rounds N]
 //          [--publishers N] [--inflight N] [--systems ids] [--no-workers]
 import { execFileSync, spawn } from "node:child_process";
@@ -35,7 +36,7 @@ const USAGE = `usage: node bench/fanout_redis.mjs [--seconds N] [--subscribers N
   --publishers N   publishing connections, all on A (default 4)
   --inflight N     messages in flight at most, over all publishers (default 64)
   --systems ids    comma-separated subset of: wisp-deno,wisp-bun,wisp-deno-relay,wisp-bun-relay,sio,
-                   wisp-deno-1,wisp-bun-1,sio-1
+                   wisp-deno-streams,wisp-bun-streams,sio-streams,wisp-deno-1,wisp-bun-1,sio-1
   --retries N      runs again (up to N times) a run during which other processes took more than
                    15% of a core, keeping the quietest try (default 1)
   --no-workers     leave out the echo --workers 1 vs 2 part`;
@@ -470,14 +471,80 @@ function wispPayload(id, pub, seq, stamp) {
 // Socket.IO's: 32 characters of text (binary would make Socket.IO send two frames a message).
 const sioPayload = (id, pub, seq, stamp) => `${id},${pub},${seq},${stamp.toFixed(3)},`.padEnd(32, "x");
 
+// `base`: the Socket.IO system a Wisp row is compared with; `classic`: the Wisp system in classic
+// mode that a streams row is compared with too. `streams`: Redis Streams (Wisp's streams mode,
+// Socket.IO's redis-streams-adapter) instead of pub/sub.
 const SYSTEMS = [
-  { id: "wisp-deno", label: "Wisp/Deno + Redis backplane", wisp: true, runtime: "deno", redis: true },
-  { id: "wisp-bun", label: "Wisp/Bun + Redis backplane", wisp: true, runtime: "bun", redis: true },
-  { id: "wisp-deno-relay", label: "Wisp/Deno + worker relay", wisp: true, runtime: "deno", relay: true },
-  { id: "wisp-bun-relay", label: "Wisp/Bun + worker relay", wisp: true, runtime: "bun", relay: true },
+  {
+    id: "wisp-deno",
+    label: "Wisp/Deno + Redis backplane",
+    wisp: true,
+    runtime: "deno",
+    redis: true,
+    base: "sio",
+  },
+  {
+    id: "wisp-bun",
+    label: "Wisp/Bun + Redis backplane",
+    wisp: true,
+    runtime: "bun",
+    redis: true,
+    base: "sio",
+  },
+  {
+    id: "wisp-deno-relay",
+    label: "Wisp/Deno + worker relay",
+    wisp: true,
+    runtime: "deno",
+    relay: true,
+    base: "sio",
+  },
+  { id: "wisp-bun-relay", label: "Wisp/Bun + worker relay", wisp: true, runtime: "bun", relay: true, base: "sio" },
   { id: "sio", label: "Socket.IO/Node + redis-adapter", wisp: false, runtime: "node", redis: true },
-  { id: "wisp-deno-1", label: "Wisp/Deno, one process", wisp: true, runtime: "deno", redis: false },
-  { id: "wisp-bun-1", label: "Wisp/Bun, one process", wisp: true, runtime: "bun", redis: false },
+  {
+    id: "wisp-deno-streams",
+    label: "Wisp/Deno + Redis backplane, streams mode",
+    wisp: true,
+    runtime: "deno",
+    redis: true,
+    streams: true,
+    base: "sio-streams",
+    classic: "wisp-deno",
+  },
+  {
+    id: "wisp-bun-streams",
+    label: "Wisp/Bun + Redis backplane, streams mode",
+    wisp: true,
+    runtime: "bun",
+    redis: true,
+    streams: true,
+    base: "sio-streams",
+    classic: "wisp-bun",
+  },
+  {
+    id: "sio-streams",
+    label: "Socket.IO/Node + redis-streams-adapter",
+    wisp: false,
+    runtime: "node",
+    redis: true,
+    streams: true,
+  },
+  {
+    id: "wisp-deno-1",
+    label: "Wisp/Deno, one process",
+    wisp: true,
+    runtime: "deno",
+    redis: false,
+    base: "sio-1",
+  },
+  {
+    id: "wisp-bun-1",
+    label: "Wisp/Bun, one process",
+    wisp: true,
+    runtime: "bun",
+    redis: false,
+    base: "sio-1",
+  },
   { id: "sio-1", label: "Socket.IO/Node, one process", wisp: false, runtime: "node", redis: false },
 ];
 
@@ -485,7 +552,11 @@ const SYSTEMS = [
 const twoProcesses = (system) => system.redis || system.relay;
 
 function serverArgv(system, port, redisUrl, relayTarget) {
-  const extra = system.redis ? [redisUrl] : system.relay ? [relayTarget] : [];
+  const extra = system.redis
+    ? [redisUrl, ...(system.streams ? ["streams"] : [])]
+    : system.relay
+    ? [relayTarget]
+    : [];
   if (!system.wisp) return [process.execPath, "bench/servers/socketio_redis.mjs", String(port), ...extra];
   const script = ["bench/servers/wisp_backplane.ts", String(port), ...extra];
   return system.runtime === "deno" ? [DENO, "run", "-A", ...script] : [BUN, "run", ...script];
@@ -805,13 +876,19 @@ function fanoutReport(systems, runs) {
       "Wisp ÷ Socket.IO deliveries/s",
       "Wisp ÷ Socket.IO p99",
       "goal ≥ 3× at ≤ p99",
+      "streams ÷ classic mode: deliveries/s, p99",
     ],
     systems.map((s) => {
-      const base = twoProcesses(s) ? "sio" : "sio-1";
+      const base = s.base;
       const rate = med(s.id, "deliveries_per_s"), p99 = med(s.id, "p99_ms");
       const compare = s.wisp && has(base);
       const ratio = compare ? rate / med(base, "deliveries_per_s") : NaN;
       const p99Ratio = compare ? p99 / med(base, "p99_ms") : NaN;
+      const classic = s.classic !== undefined && has(s.classic)
+        ? `${(rate / med(s.classic, "deliveries_per_s")).toFixed(2)}×, ${
+          (p99 / med(s.classic, "p99_ms")).toFixed(2)
+        }×`
+        : "";
       const n = ok(s.id).length, all = runs.filter((r) => r.system === s.id).length;
       return [
         s.label + (n < all ? ` (${n}/${all} ok)` : ""),
@@ -826,6 +903,7 @@ function fanoutReport(systems, runs) {
         compare ? `${ratio.toFixed(2)}×` : "",
         compare ? `${p99Ratio.toFixed(2)}×` : "",
         compare && s.redis ? (ratio >= 3 && p99Ratio <= 1 ? "yes" : "no") : "",
+        classic,
       ];
     }),
   );
@@ -1011,9 +1089,9 @@ Command: \`${command}\`
 - Machine: ${os.cpus().length} cores (${cpu}), Linux ${os.release()}
 - Versions: ${firstLine(DENO, ["--version"])}; bun ${firstLine(BUN, ["--version"])}; node ${process.version};
   ${firstLine("redis-server", ["--version"])}; socket.io ${version("socket.io")}, @socket.io/redis-adapter
-  ${version("@socket.io/redis-adapter")}, redis ${version("redis")}, socket.io-client ${
-    version("socket.io-client")
-  }
+  ${version("@socket.io/redis-adapter")}, @socket.io/redis-streams-adapter ${
+    version("@socket.io/redis-streams-adapter")
+  }, redis ${version("redis")}, socket.io-client ${version("socket.io-client")}
 - ${
     haveTaskset
       ? `Servers and redis-server pinned to core ${SERVER_CORE}, this generator (Node) to core ${GEN_CORE}`

@@ -30,6 +30,8 @@ export interface CliOptions {
   workers: number;
   /** `--redis`: the Redis backplane's URL, or null for none. */
   redis: string | null;
+  /** `--redis-mode`: Redis pub/sub (`"classic"`, unless given) or Redis Streams (`"streams"`). */
+  redisMode: "classic" | "streams";
   /** `--metrics`: the path of the Prometheus metrics (`/metrics` unless given), or null for none. */
   metrics: string | null;
   /** `--help`: print the usage and exit. */
@@ -38,7 +40,8 @@ export interface CliOptions {
 
 /** The `--help` text. */
 export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert FILE --key FILE]
-            [--workers N|auto] [--redis URL] [--metrics[=PATH]] [--help]
+            [--workers N|auto] [--redis URL [--redis-mode classic|streams]]
+            [--metrics[=PATH]] [--help]
 
   --port N          port to listen on (default 3368)
   --hostname HOST   address to listen on (default 127.0.0.1)
@@ -51,6 +54,8 @@ export const USAGE = `Usage: wisp [--port N] [--hostname HOST] [--echo] [--cert 
                     the supervisor relays the chat's topics between them
   --redis URL       carry topics across processes through Redis (redis://host:port), in
                     place of the supervisor's relay
+  --redis-mode M    classic (default): Redis pub/sub, which keeps nothing; streams: Redis
+                    Streams, so that nothing Redis kept is lost across its restarts
   --metrics[=PATH]  serve the counters in the Prometheus text format at PATH (default
                     /metrics) on the same port; with --workers, each scrape reaches one worker
   --help            show this help
@@ -66,9 +71,11 @@ export function parseArgs(args: readonly string[]): CliOptions {
     key: null,
     workers: 0,
     redis: null,
+    redisMode: "classic",
     metrics: null,
     help: false,
   };
+  let modeGiven = false;
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -96,6 +103,13 @@ export function parseArgs(args: readonly string[]): CliOptions {
       options.workers = count;
     } else if (flag === "--redis") {
       options.redis = value();
+    } else if (flag === "--redis-mode") {
+      const mode = value();
+      if (mode !== "classic" && mode !== "streams") {
+        throw new TypeError(`--redis-mode must be classic or streams, got "${mode}"`);
+      }
+      options.redisMode = mode;
+      modeGiven = true;
     } else if (flag === "--metrics") {
       const path = inline ?? "/metrics";
       if (!path.startsWith("/")) {
@@ -110,6 +124,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
       throw new TypeError(`unknown argument "${args[i]}"`);
     }
   }
+  if (modeGiven && options.redis === null) throw new TypeError("--redis-mode needs --redis URL");
   if ((options.cert === null) !== (options.key === null)) {
     throw new TypeError("--cert and --key go together: give both files, or neither");
   }
@@ -126,7 +141,7 @@ const WORKER = Number(env.WISP_WORKER ?? "0");
  * supervisor's relay for a worker it told where that is, else none.
  */
 function backplane(options: CliOptions): Backplane | undefined {
-  if (options.redis !== null) return redisBackplane({ url: options.redis });
+  if (options.redis !== null) return redisBackplane({ url: options.redis, mode: options.redisMode });
   if (WORKER === 0 || env.WISP_RELAY === undefined) return undefined;
   return workerRelayBackplane({
     port: Number(env.WISP_RELAY),

@@ -20,6 +20,7 @@ describe("parseArgs", () => {
     key: null,
     workers: 0,
     redis: null,
+    redisMode: "classic",
     metrics: null,
     help: false,
   };
@@ -79,6 +80,20 @@ describe("parseArgs", () => {
     });
     // The chat demo on several workers needs no Redis: the supervisor relays its topics.
     assert.equal(parseArgs(["--workers", "2"]).workers, 2);
+  });
+
+  it("reads --redis-mode classic or streams, which needs --redis", () => {
+    assert.equal(parseArgs(["--redis", "redis://r:1"]).redisMode, "classic");
+    assert.equal(parseArgs(["--redis", "redis://r:1", "--redis-mode", "streams"]).redisMode, "streams");
+    assert.equal(parseArgs(["--redis-mode=classic", "--redis", "redis://r:1"]).redisMode, "classic");
+    assert.throws(() => parseArgs(["--redis", "redis://r:1", "--redis-mode", "kafka"]), {
+      name: "TypeError",
+      message: /--redis-mode must be classic or streams, got "kafka"/,
+    });
+    assert.throws(() => parseArgs(["--redis-mode", "streams"]), {
+      name: "TypeError",
+      message: /--redis-mode needs --redis URL/,
+    });
   });
 
   it("reads --metrics as /metrics, or the path after an equals sign, which must start with /", () => {

@@ -2,20 +2,31 @@
 // baseline the issue compares Wisp's Redis backplane with. A client connecting with
 // ?role=sub joins room "bench"; an event "p" from a client with ?role=pub is emitted to the
 // room with io.to(), so with a Redis URL it also crosses to every other process through
-// @socket.io/redis-adapter. GET /stats answers the room's local size and the Redis clients'
-// error count as JSON.
-// Usage: node bench/servers/socketio_redis.mjs PORT [REDIS_URL]
+// @socket.io/redis-adapter (pub/sub), or @socket.io/redis-streams-adapter when ADAPTER is
+// "streams". GET /stats answers the room's local size and the Redis clients' error count as JSON.
+// Usage: node bench/servers/socketio_redis.mjs PORT [REDIS_URL [ADAPTER]]
 import { createServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 import { Server } from "socket.io";
 
 const port = Number(process.argv[2]);
 const redisUrl = process.argv[3];
+const streams = process.argv[4] === "streams";
 let redisErrors = 0;
 
 let adapter;
-if (redisUrl) {
+if (redisUrl && streams) {
+  // One client: the adapter reads the stream with XREAD on a connection it duplicates itself.
+  const client = createClient({ url: redisUrl });
+  client.on("error", (error) => {
+    redisErrors++;
+    console.log(`${new Date().toISOString()} redis error: ${error.message}`);
+  });
+  await client.connect();
+  adapter = createStreamsAdapter(client);
+} else if (redisUrl) {
   const pub = createClient({ url: redisUrl });
   const sub = pub.duplicate();
   for (const client of [pub, sub]) {

@@ -1,17 +1,19 @@
 // Wisp's server for the cross-process fan-out benchmark (bench/fanout_redis.mjs), the same
 // program on Deno and Bun. /fanout subscribes to topic "bench"; a message sent on /publish goes
 // to it with server.publish, so every subscriber gets it, here and (with a Redis URL) in every
-// other process on that Redis, or on that relay for relay:PORT:TOKEN (as a --workers worker
-// on its supervisor's relay, bench/servers/wisp_relay.ts). GET /stats answers this process's subscriber count and the
-// backplane's counters as JSON, so the driver can tell drops and errors from slowness.
-// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL | relay:PORT:TOKEN]
-//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL | relay:PORT:TOKEN]
+// other process on that Redis (MODE: classic, the default, or streams), or on that relay for
+// relay:PORT:TOKEN (as a --workers worker on its supervisor's relay, bench/servers/wisp_relay.ts).
+// GET /stats answers this process's subscriber count and the backplane's counters as JSON, so the
+// driver can tell drops and errors from slowness.
+// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN]
+//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN]
 import process from "node:process";
 import { redisBackplane, serve, type Server } from "../../mod.ts";
 import { workerRelayBackplane } from "../../src/pubsub/worker_relay.ts";
 
 const port = Number(process.argv[2]);
 const target = process.argv[3];
+const mode = process.argv[4] === "streams" ? "streams" : "classic";
 // Every backplane event goes to the log with a timestamp: a reconnect or a refused publish
 // during a run is exactly what the benchmark should surface.
 const onEvent = (event: { type: string; message: string }) =>
@@ -20,7 +22,7 @@ const relay = /^relay:(\d+):(\w+)$/.exec(target ?? "");
 const backplane = relay
   ? workerRelayBackplane({ port: Number(relay[1]), token: relay[2], onEvent })
   : target
-  ? redisBackplane({ url: target, onEvent })
+  ? redisBackplane({ url: target, mode, onEvent })
   : undefined;
 
 const server: Server = serve<{ path: string }>({

@@ -4,6 +4,10 @@
  * @module
  */
 
+import type { TopicPosition } from "../api.ts";
+
+export type { TopicPosition };
+
 /** A backplane's state and counters, as `server.stats()` reports them. */
 export interface BackplaneStats {
   /** `"connected"`, `"connecting"` (also while it waits to reconnect) or `"closed"`. */
@@ -20,6 +24,11 @@ export interface BackplaneStats {
   errors: number;
   /** The last of those errors, or `""`. */
   lastError: string;
+  /**
+   * Bytes of publishes (and other commands) held for the backplane: waiting for it to connect,
+   * or sent and not yet acknowledged. At most the backplane's limit (`maxBufferedBytes`).
+   */
+  bufferedBytes?: number;
 }
 
 /** Something that happened to a backplane's connection. */
@@ -30,18 +39,47 @@ export interface BackplaneEvent {
   message: string;
 }
 
+/** One message of a topic's history. */
+export interface HistoryEntry {
+  /** Its offset. */
+  offset: string;
+  /** The message: text stays text, bytes stay bytes. */
+  data: string | Uint8Array;
+}
+
+/** Whether a position's history can be read on from there, and the entries that follow it. */
+export interface HistoryPage {
+  /** The topic's epoch now. */
+  epoch: string;
+  /** The offset of the topic's last entry now (`"0-0"` when it has none). */
+  last: string;
+  /**
+   * `"ok"` when `entries` follow the position asked for without a gap; otherwise why nothing can
+   * follow it: `"epoch"` (the position belongs to another epoch: the history it came from was
+   * lost), `"trimmed"` (entries after it are no longer kept), `"future"` (its offset is past the
+   * last entry, so it came from no history of this topic).
+   */
+  status: "ok" | "epoch" | "trimmed" | "future";
+  /** The entries after the position, oldest first, at most as many as asked for; none unless `"ok"`. */
+  entries: HistoryEntry[];
+}
+
 /**
  * Carries publishes between server processes (the `backplane` option of `serve`). The server
  * delivers to its own subscribers first and at once; the backplane takes the message to the
  * others, and hands messages published elsewhere to `deliver`.
+ *
+ * A backplane that keeps each topic's history (the Redis backplane in streams mode) also has
+ * `append`, `read` and `position`, and hands `deliver` each message's offset.
  */
 export interface Backplane {
   /**
    * Called once by the server that uses it, before anything else: messages from elsewhere go to
-   * `deliver`, and what happens to the backplane may go to `report` (the server's `onEvent`).
+   * `deliver` (with their offset, from a backplane that keeps history), and what happens to the
+   * backplane may go to `report` (the server's `onEvent`).
    */
   attach(
-    deliver: (topic: string, data: string | Uint8Array) => void,
+    deliver: (topic: string, data: string | Uint8Array, offset?: string) => void,
     report: (event: BackplaneEvent) => void,
   ): void;
   /** The process has its first subscriber of `topic`: its messages are wanted from now on. */
@@ -50,6 +88,21 @@ export interface Backplane {
   unsubscribe(topic: string): void;
   /** A message published in this process (and already delivered here), for the other processes. */
   publish(topic: string, data: string | Uint8Array): void;
+  /**
+   * Like `publish`, for a caller that needs the message's offset before it delivers the message
+   * to its own subscribers (it delivers it itself, so the backplane never hands it back to this
+   * process). Resolves once the history has it; rejects when it cannot be sent (the limit of
+   * bytes waiting is reached, or the backplane is closed).
+   */
+  append?(topic: string, data: string | Uint8Array): Promise<string>;
+  /**
+   * The entries of `topic` after `since`, oldest first, at most `limit` of them, or why the gap
+   * after `since` cannot be filled. Throws a `TypeError` or `RangeError` for a position or limit
+   * that is malformed.
+   */
+  read?(topic: string, since: TopicPosition, limit: number): Promise<HistoryPage>;
+  /** Where `topic`'s history stands now: its epoch and its last offset (for a client that joins now). */
+  position?(topic: string): Promise<TopicPosition>;
   /** Its state and counters. */
   stats(): BackplaneStats;
   /** Stops carrying messages (the server's `close` calls it). */
