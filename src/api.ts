@@ -63,7 +63,10 @@ export interface SendOptions {
 export interface TopicPosition {
   /** The history's epoch: a new one whenever the history was lost. */
   readonly epoch: string;
-  /** The message's offset within the epoch, as a decimal string (1 for the first message). */
+  /**
+   * The message's offset within the epoch, ordered: in a process's own history a decimal count
+   * ("1" for the first message), in a Redis stream (streams mode) the entry's id, "ms-seq".
+   */
   readonly offset: string;
 }
 

@@ -304,11 +304,10 @@ export class Connection<T> extends Sender
     const pubsub = this.#ctx.pubsub;
     try {
       if (this.readyState !== ReadyState.OPEN) throw new TypeError("recover() needs an open socket");
-      // The missed messages go first, then the subscription: nothing published meanwhile is lost
-      // or doubled, as both happen in this turn.
-      const recovery = pubsub.recover(topic, since, this);
+      // Subscribed first: what is published while the missed messages go out waits for them (or,
+      // from this process's own history, cannot come between, as both happen in this turn).
       (this.#topics ??= new Subscriptions(pubsub, this)).add(topic);
-      return Promise.resolve(recovery);
+      return pubsub.recover(topic, since, this);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -48,10 +48,11 @@ export interface Server<T = any> extends Upgrader<T> {
   /** How many sockets of this process subscribe to `topic` (other processes' are not counted). */
   subscriberCount(topic: string): number;
   /**
-   * The latest position of `topic`'s history (offset "0" before its first message): where a
-   * client that joins now will resume from. A `TypeError` without the `history` option.
+   * The latest position of `topic`'s history (offset "0" before its first message, "0-0" in a
+   * Redis stream): where a client that joins now will resume from. A `TypeError` without the
+   * `history` option.
    */
-  position(topic: string): TopicPosition;
+  position(topic: string): Promise<TopicPosition>;
   /**
    * The counters since the server started (connections, handshakes by status, messages and
    * bytes each way, drops by reason, close codes, publishes) and the backplane's stats, as a
@@ -201,7 +202,7 @@ class WispServer<T> implements Server<T>, HttpHost<T>, ConnectionContext<T>, Acc
     return this.pubsub.count(topic);
   }
 
-  position(topic: string): TopicPosition {
+  position(topic: string): Promise<TopicPosition> {
     return this.pubsub.position(topic);
   }
 

@@ -189,8 +189,8 @@ describe("ws.recover", () => {
     stayer.destroy();
   });
 
-  it("tells the latest position of a topic: eight messages published above", () => {
-    assert.deepEqual(server.position("room"), { epoch: recoveries[0].position.epoch, offset: "8" });
+  it("tells the latest position of a topic: eight messages published above", async () => {
+    assert.deepEqual(await server.position("room"), { epoch: recoveries[0].position.epoch, offset: "8" });
   });
 
   it("counts what the history keeps in stats() and the metrics", () => {
@@ -212,7 +212,7 @@ describe("ws.recover", () => {
       await until(() => errors.length === 1, "the rejection");
       assert.ok(errors[0] instanceof TypeError);
       assert.match(String(errors[0]), /needs the "history" option/);
-      assert.throws(() => plain.position("room"), {
+      await assert.rejects(plain.position("room"), {
         name: "TypeError",
         message: /needs the "history" option/,
       });

@@ -38,6 +38,8 @@ interface Delivered {
   topic: string;
   data: string | Uint8Array;
   offset: string | undefined;
+  /** The epoch told with it. */
+  epoch: string | undefined;
 }
 
 /** A streams backplane on `url`, attached as a server would, recording what it delivers and tells. */
@@ -50,7 +52,10 @@ function attached(url: string, options: RedisBackplaneOptions = {}) {
     onEvent: (event) => events.push(event),
     ...options,
   });
-  backplane.attach((topic, data, offset) => got.push({ topic, data, offset }), () => {});
+  backplane.attach(
+    (topic, data, at) => got.push({ topic, data, offset: at?.offset, epoch: at?.epoch }),
+    () => {},
+  );
   return { backplane, got, events };
 }
 
@@ -116,8 +121,9 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     a.backplane.subscribe("appended");
     b.backplane.subscribe("appended");
     await reading(a.backplane, b, "appended");
-    const offsets = [];
-    for (let i = 0; i < 5; i++) offsets.push(await a.backplane.append!("appended", `a${i}`));
+    const appended = [];
+    for (let i = 0; i < 5; i++) appended.push(await a.backplane.append!("appended", `a${i}`));
+    const offsets = appended.map((at) => at.offset);
     await until(() => messages(b).length >= 5, "the appended messages", WAIT);
     assert.deepEqual(
       messages(b).map((message) => [message.data, message.offset]),
@@ -125,6 +131,9 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     );
     const position = await a.backplane.position!("appended");
     assert.equal(position.offset, offsets[4]);
+    // The epoch: the same in every append's answer, in the position, and told with every delivery.
+    assert.deepEqual([...new Set(appended.map((at) => at.epoch))], [position.epoch]);
+    assert.deepEqual([...new Set(messages(b).map((message) => message.epoch))], [position.epoch]);
     assert.equal(a.got.length, 0);
   });
 
@@ -138,7 +147,7 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
       while (appending) {
         const batch = Array.from(
           { length: 20 },
-          (_, i) => b.backplane.append!("joined", `j${appended.length + i}`),
+          (_, i) => b.backplane.append!("joined", `j${appended.length + i}`).then((at) => at.offset),
         );
         appended.push(...await Promise.all(batch));
       }
@@ -166,7 +175,7 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     const empty = await backplane.position!("fresh topic");
     assert.equal(empty.offset, "0-0");
     assert.deepEqual(await backplane.position!("fresh topic"), empty, "asking again changes nothing");
-    const offset = await backplane.append!("fresh topic", "first");
+    const { offset } = await backplane.append!("fresh topic", "first");
     assert.deepEqual(await backplane.position!("fresh topic"), { epoch: empty.epoch, offset });
     const page = await backplane.read!("fresh topic", empty, 10);
     assert.deepEqual(page, {
@@ -182,7 +191,7 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     const start = await backplane.position!("history");
     const offsets = [];
     for (let i = 0; i < 20; i++) {
-      offsets.push(await backplane.append!("history", i % 2 ? `h${i}` : encoder.encode(`b${i}`)));
+      offsets.push((await backplane.append!("history", i % 2 ? `h${i}` : encoder.encode(`b${i}`))).offset);
     }
     const page = await backplane.read!("history", { epoch: start.epoch, offset: offsets[14] }, 3);
     assert.equal(page.status, "ok");
@@ -238,7 +247,7 @@ describe("streams backplane: backplanes of two processes on one Redis", { skip }
     const { backplane } = make({ maxLen: 10 });
     const start = await backplane.position!("trimmed");
     const offsets = [];
-    for (let i = 0; i < 250; i++) offsets.push(await backplane.append!("trimmed", `t${i}`));
+    for (let i = 0; i < 250; i++) offsets.push((await backplane.append!("trimmed", `t${i}`)).offset);
     const length = await redisCommand(redis.port, [
       "XLEN",
       topicKeys(encoder.encode("wisp:"), 16, "trimmed").stream,

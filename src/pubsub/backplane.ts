@@ -70,16 +70,16 @@ export interface HistoryPage {
  * others, and hands messages published elsewhere to `deliver`.
  *
  * A backplane that keeps each topic's history (the Redis backplane in streams mode) also has
- * `append`, `read` and `position`, and hands `deliver` each message's offset.
+ * `append`, `read` and `position`, and hands `deliver` each message's position.
  */
 export interface Backplane {
   /**
    * Called once by the server that uses it, before anything else: messages from elsewhere go to
-   * `deliver` (with their offset, from a backplane that keeps history), and what happens to the
+   * `deliver` (with their position, from a backplane that keeps history), and what happens to the
    * backplane may go to `report` (the server's `onEvent`).
    */
   attach(
-    deliver: (topic: string, data: string | Uint8Array, offset?: string) => void,
+    deliver: (topic: string, data: string | Uint8Array, position?: TopicPosition) => void,
     report: (event: BackplaneEvent) => void,
   ): void;
   /** The process has its first subscriber of `topic`: its messages are wanted from now on. */
@@ -89,12 +89,12 @@ export interface Backplane {
   /** A message published in this process (and already delivered here), for the other processes. */
   publish(topic: string, data: string | Uint8Array): void;
   /**
-   * Like `publish`, for a caller that needs the message's offset before it delivers the message
+   * Like `publish`, for a caller that needs the message's position before it delivers the message
    * to its own subscribers (it delivers it itself, so the backplane never hands it back to this
    * process). Resolves once the history has it; rejects when it cannot be sent (the limit of
    * bytes waiting is reached, or the backplane is closed).
    */
-  append?(topic: string, data: string | Uint8Array): Promise<string>;
+  append?(topic: string, data: string | Uint8Array): Promise<TopicPosition>;
   /**
    * The entries of `topic` after `since`, oldest first, at most `limit` of them, or why the gap
    * after `since` cannot be filled. Throws a `TypeError` or `RangeError` for a position or limit

@@ -9,6 +9,7 @@ import { messageBytes, messageFrame, messageOpcode } from "../message.ts";
 import type { ResolvedValues } from "../options.ts";
 import type { Backplane, BackplaneEvent } from "./backplane.ts";
 import { Histories } from "./history.ts";
+import { CatchUps, keepsHistory, type StreamHistory } from "./stream_recovery.ts";
 
 /** What publishing needs of a subscriber. */
 export interface Subscriber {
@@ -34,10 +35,15 @@ export interface Subscriber {
 export class PubSub<S extends Subscriber> {
   /** The server's resolved options: the compression level of publishes, the history's envelope. */
   readonly #settings: Readonly<Pick<ResolvedValues, "perMessageDeflate" | "history">>;
-  /** The topics' history, with the `history` option. */
+  /** The topics' history in this process, with the `history` option and no backplane that keeps one. */
   readonly #histories: Histories | null;
+  /** With the `history` option, a backplane that keeps each topic's history in a stream (or null). */
+  readonly #streams: StreamHistory | null;
+  /** Subscribers recovering from the streams, and what waits for them meanwhile. */
+  readonly #catchUps = new CatchUps<S>();
   readonly #topics = new Map<string, Set<S>>();
   readonly #backplane: Backplane | null;
+  readonly #report: (event: BackplaneEvent) => void;
 
   /**
    * Topics whose messages are compressed as `settings` say for subscribers that agreed to it,
@@ -50,19 +56,26 @@ export class PubSub<S extends Subscriber> {
     report: (event: BackplaneEvent) => void,
   ) {
     this.#settings = settings;
-    this.#histories = settings.history === null ? null : new Histories(settings.history);
+    this.#streams = settings.history !== null && keepsHistory(backplane) ? backplane : null;
+    this.#histories = settings.history === null || this.#streams !== null
+      ? null
+      : new Histories(settings.history);
     this.#backplane = backplane;
-    backplane?.attach((topic, data) => {
-      try {
-        this.#deliver(topic, data, null);
-      } catch (error) {
-        // The history's envelope threw (app code): this message is lost here, the backplane goes on.
-        report({
-          type: "error",
-          message: `a message of topic ${JSON.stringify(topic)} could not be delivered: ${error}`,
-        });
-      }
-    }, report);
+    this.#report = report;
+    backplane?.attach((topic, data, at) => this.#deliverSafely(topic, data, null, at ?? null), report);
+  }
+
+  /** Delivers, telling a failure of the history's envelope (app code) to `report`: that message is lost here. */
+  #deliverSafely(topic: string, data: MessageData, except: S | null, at: TopicPosition | null): number {
+    try {
+      return this.#deliver(topic, data, except, at);
+    } catch (error) {
+      this.#report({
+        type: "error",
+        message: `a message of topic ${JSON.stringify(topic)} could not be delivered: ${error}`,
+      });
+      return 0;
+    }
   }
 
   /** Adds `subscriber` to `topic`. */
@@ -87,10 +100,13 @@ export class PubSub<S extends Subscriber> {
   }
 
   /** The latest position of `topic`'s history; a `TypeError` without the `history` option. */
-  position(topic: string): TopicPosition {
+  position(topic: string): Promise<TopicPosition> {
     checkTopic(topic, "position");
-    if (this.#histories === null) throw new TypeError('position() needs the "history" option of serve()');
-    return this.#histories.position(topic);
+    if (this.#streams !== null) return this.#streams.position(topic);
+    if (this.#histories === null) {
+      return Promise.reject(new TypeError('position() needs the "history" option of serve()'));
+    }
+    return Promise.resolve(this.#histories.position(topic));
   }
 
   /** The kept messages and bytes of the history, or null without one. */
@@ -100,10 +116,29 @@ export class PubSub<S extends Subscriber> {
 
   /**
    * Sends `subscriber` what it missed of `topic` since `since` (nothing for null: it joins now),
-   * before any later publish; it must subscribe in the same turn. A `TypeError` without the
-   * `history` option.
+   * before any later publish; it must be subscribed already (in this process's history, in the
+   * same turn). A `TypeError` without the `history` option.
    */
-  recover(topic: string, since: TopicPosition | null, subscriber: S): Recovery {
+  recover(topic: string, since: TopicPosition | null, subscriber: S): Promise<Recovery> {
+    const streams = this.#streams;
+    if (streams !== null) {
+      if (since === null) {
+        return streams.position(topic).then((position) => ({ recovered: true, replayed: 0, position }));
+      }
+      const envelope = this.#settings.history!.envelope;
+      return this.#catchUps.recover(
+        streams,
+        topic,
+        since,
+        subscriber,
+        envelope === null ? (data) => data : (data, at) => envelope(data, at, topic),
+      );
+    }
+    return Promise.resolve(this.#recoverHere(topic, since, subscriber));
+  }
+
+  /** {@linkcode PubSub.recover} from this process's own history. */
+  #recoverHere(topic: string, since: TopicPosition | null, subscriber: S): Recovery {
     const histories = this.#histories;
     if (histories === null) throw new TypeError('recover() needs the "history" option of serve()');
     let replayed = 0;
@@ -130,11 +165,25 @@ export class PubSub<S extends Subscriber> {
   publish(topic: string, data: MessageData, except: S | null): number {
     checkTopic(topic, "publish");
     const backplane = this.#backplane;
-    if (backplane === null) return this.#deliver(topic, data, except);
+    if (backplane === null) return this.#deliver(topic, data, except, null);
     // The backplane keeps what it is given, so bytes are copied: the caller may reuse its buffer.
     const carried = typeof data === "string" ? data : messageBytes(data, "publish").slice();
-    backplane.publish(topic, carried);
-    return this.#deliver(topic, carried, except);
+    const streams = this.#streams;
+    if (streams === null) {
+      backplane.publish(topic, carried);
+      return this.#deliver(topic, carried, except, null);
+    }
+    // The message's position comes from the stream: it is delivered here once the stream has it.
+    streams.append(topic, carried).then(
+      (at) => this.#deliverSafely(topic, carried, except, at),
+      (error) =>
+        this.#report({ type: "error", message: `a publish to ${JSON.stringify(topic)} was lost: ${error}` }),
+    );
+    let count = 0;
+    for (const subscriber of this.#topics.get(topic) ?? []) {
+      if (subscriber !== except && subscriber.readyState === ReadyState.OPEN) count++;
+    }
+    return count;
   }
 
   /**
@@ -142,29 +191,36 @@ export class PubSub<S extends Subscriber> {
    * once per kind of subscriber (uncompressed, or compressed with a given window): subscribers of
    * a kind all queue the same frame bytes.
    */
-  #deliver(topic: string, data: MessageData, except: S | null): number {
-    const histories = this.#histories;
+  #deliver(topic: string, data: MessageData, except: S | null, at: TopicPosition | null): number {
+    const history = this.#settings.history;
     let payload: Uint8Array;
-    if (histories === null) {
+    if (history === null) {
       payload = messageBytes(data, "publish");
     } else {
       // Kept whether or not this process has subscribers: a client may come back to recover it.
-      const position = histories.next(topic);
-      const envelope = this.#settings.history!.envelope;
+      const histories = this.#histories;
+      const position = at ?? histories!.next(topic);
+      const envelope = history.envelope;
       if (envelope !== null) {
         data = envelope(typeof data === "string" ? data : messageBytes(data, "publish"), position, topic);
       }
       payload = messageBytes(data, "publish");
-      histories.keep(topic, position, typeof data === "string" ? data : payload.slice(), payload.length);
+      if (histories !== null) {
+        histories.keep(topic, position, typeof data === "string" ? data : payload.slice(), payload.length);
+      }
+      at = position;
     }
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
+    const catchUps = this.#catchUps.active ? this.#catchUps : null;
     const opcode = messageOpcode(data);
     // Frames by window bits; index 0 is the uncompressed frame.
     const frames: Uint8Array[] = [];
     let count = 0;
     for (const subscriber of subscribers) {
       if (subscriber === except || subscriber.readyState !== ReadyState.OPEN) continue;
+      // A subscriber recovering from the stream gets this once it has caught up.
+      if (catchUps !== null && catchUps.hold(subscriber, topic, at!.offset, data)) continue;
       const bits = subscriber.compressionBits(payload.length);
       // (A subscriber compresses only when permessage-deflate is on, so then the settings are there.)
       const frame = frames[bits] ??= messageFrame(

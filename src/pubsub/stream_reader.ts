@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TopicPosition } from "../api.ts";
 import type { BackplaneEvent } from "./backplane.ts";
 import { parseRedirect } from "./cluster.ts";
 import { type Opened, sameBytes } from "./envelope.ts";
@@ -23,6 +24,11 @@ export class Subscription {
   checked = false;
   /** Whether where its stream ends is still being asked for (it is read only once that is known). */
   starting = true;
+  /**
+   * The stream's epoch as last heard (where reading started, or this process's last append), told
+   * with each delivered entry; "" until known.
+   */
+  epoch = "";
   /** Second copies of messages sent again, to skip. */
   readonly resent = new ResendFilter();
 
@@ -40,8 +46,8 @@ export interface ReaderOwner {
   readonly ttl: number;
   /** A fresh epoch, in case the script must make one. */
   fresh(): string;
-  /** A message of another process. */
-  deliver(topic: string, data: string | Uint8Array, offset: string): void;
+  /** A message of another process, at its position in the topic's stream. */
+  deliver(topic: string, data: string | Uint8Array, position: TopicPosition): void;
   /** Sends `CLIENT UNBLOCK id` to the node of `slot`, giving the reply (null when it could not go). */
   unblock(slot: number, id: number, answered: (reply: RespValue) => void): void;
   /** A `MOVED` seen by the reader: `slot` is `node`'s now. */
@@ -266,7 +272,7 @@ export class StreamReader {
         }
         if (sameBytes(opened.origin, owner.origin)) continue; // our own, delivered already
         if (!subscription.resent.admit(opened.origin, opened.seq, opened.resent)) continue;
-        owner.deliver(subscription.topic, opened.data, id);
+        owner.deliver(subscription.topic, opened.data, { epoch: subscription.epoch, offset: id });
       }
     }
     return true;

@@ -37,16 +37,17 @@ end
 
 if op == 'append' then
   local id = redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[5])
-  if not id then
-    local epoch = redis.call('GET', epochKey)
-    redis.call('SET', epochKey, pending(epoch) and string.sub(epoch, 2) or fresh)
-    id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[5])
+  local epoch = redis.call('GET', epochKey)
+  if not id or not epoch or pending(epoch) then
+    epoch = epoch and (pending(epoch) and string.sub(epoch, 2) or (id and epoch)) or fresh
+    redis.call('SET', epochKey, epoch)
   end
+  if not id then id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[5]) end
   if ttl > 0 then
     redis.call('PEXPIRE', stream, ttl)
     redis.call('PEXPIRE', epochKey, ttl)
   end
-  return id
+  return {epoch, id}
 end
 
 -- The epoch and the last id, making the epoch where there is none; the stream's XINFO fields too.

@@ -58,7 +58,7 @@ export class StreamsBackplane implements Backplane {
   #sha = "";
   /** Numbers this process's messages (and makes each fresh epoch unique). */
   #seq = 0;
-  #deliver: ((topic: string, data: string | Uint8Array, offset?: string) => void) | null = null;
+  #deliver: ((topic: string, data: string | Uint8Array, position?: TopicPosition) => void) | null = null;
   /** What the readers are given of this backplane. */
   readonly #readerOwner: ReaderOwner;
   #closed = false;
@@ -83,9 +83,9 @@ export class StreamsBackplane implements Backplane {
       origin: this.#origin,
       ttl: settings.streamTtl,
       fresh: () => this.#fresh(),
-      deliver: (topic, data, offset) => {
+      deliver: (topic, data, position) => {
         this.#counters.received++;
-        this.#deliver!(topic, data, offset);
+        this.#deliver!(topic, data, position);
       },
       unblock: (slot, id, answered) => {
         const bytes = encodeCommand(["CLIENT", "UNBLOCK", String(id)]);
@@ -107,7 +107,7 @@ export class StreamsBackplane implements Backplane {
   }
 
   attach(
-    deliver: (topic: string, data: string | Uint8Array, offset?: string) => void,
+    deliver: (topic: string, data: string | Uint8Array, position?: TopicPosition) => void,
     report: (event: BackplaneEvent) => void,
   ): void {
     this.#deliver = deliver;
@@ -124,13 +124,14 @@ export class StreamsBackplane implements Backplane {
     this.#subscriptions.set(topic, subscription);
     // Reading starts where the stream ends now, asked on the connection that `position` uses too:
     // a position taken after this subscribe is never before the first entry read.
-    const start = (offset: string | null) => {
+    const start = (position: TopicPosition | null) => {
       subscription.starting = false;
       if (this.#subscriptions.get(topic) !== subscription) return;
-      subscription.cursor ??= offset;
+      subscription.cursor ??= position?.offset ?? null;
+      if (position !== null && subscription.epoch === "") subscription.epoch = position.epoch;
       this.#place(subscription);
     };
-    this.position(topic).then((position) => start(position.offset), () => start(null));
+    this.position(topic).then(start, () => start(null));
   }
 
   unsubscribe(topic: string): void {
@@ -146,7 +147,7 @@ export class StreamsBackplane implements Backplane {
     this.#append(topic, data, () => {}, () => {});
   }
 
-  append(topic: string, data: string | Uint8Array): Promise<string> {
+  append(topic: string, data: string | Uint8Array): Promise<TopicPosition> {
     checkTopic(topic, "append");
     if (typeof data !== "string" && !(data instanceof Uint8Array)) {
       throw new TypeError(`append() takes a string or a Uint8Array, not ${typeof data}`);
@@ -221,11 +222,15 @@ export class StreamsBackplane implements Backplane {
     return topicKeys(this.#settings.prefix, this.#settings.streamSlots, topic);
   }
 
-  /** Sends an append of `data` to `topic`, telling `resolve` its id or `reject` why it did not go. */
+  /**
+   * Sends an append of `data` to `topic`, telling `resolve` its position (the stream's epoch, which
+   * the topic's subscription then tells with the entries it reads, and its id) or `reject` why it
+   * did not go.
+   */
   #append(
     topic: string,
     data: string | Uint8Array,
-    resolve: (offset: string) => void,
+    resolve: (position: TopicPosition) => void,
     reject: (error: Error) => void,
   ): void {
     const keys = this.#keys(topic);
@@ -247,14 +252,16 @@ export class StreamsBackplane implements Backplane {
           envelope(payload, binary, this.#origin, seq, resent),
         ),
       done: (reply) => {
-        const offset = respText(reply);
-        if (reply instanceof RespError || offset === null) {
-          const error = reply instanceof RespError ? reply : new RespError("a reply that is no stream id");
+        const position = reply instanceof RespError ? null : parsePosition(reply);
+        if (position === null) {
+          const error = reply instanceof RespError ? reply : new RespError("a reply that is no position");
           counters.refused("writer", error);
           return reject(new Error(`Redis refused the message: ${error.message}`));
         }
         counters.published++;
-        resolve(offset);
+        const subscription = this.#subscriptions.get(topic);
+        if (subscription !== undefined) subscription.epoch = position.epoch;
+        resolve(position);
       },
       dropped: (why) => {
         if (why === "limit") counters.dropped++;
