@@ -15,7 +15,7 @@ import { isOffset } from "./offset.ts";
 import { addressText } from "./redis_link.ts";
 import type { RedisSettings } from "./redis_options.ts";
 import { ResendFilter } from "./resend_filter.ts";
-import { encodeCommand, RespError, respText, type RespValue } from "./resp.ts";
+import { encodeCommand, RespError, type RespValue } from "./resp.ts";
 import { type ReaderOwner, StreamReader, Subscription } from "./stream_reader.ts";
 import { checkTopic } from "./pubsub.ts";
 import {
