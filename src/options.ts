@@ -309,7 +309,7 @@ export interface HistoryOptions {
 
 /** Settings of the `perMessageDeflate` option. */
 export interface PerMessageDeflateOptions {
-  /** Messages shorter than this many bytes are sent uncompressed. Default 1 KiB. */
+  /** Messages shorter than this many bytes are sent uncompressed. Default 1024. */
   threshold?: number;
   /** zlib compression level, 0 (none) to 9 (smallest). Default 6. */
   level?: number;
@@ -377,7 +377,7 @@ export const OPTIONS = {
 
 /** The settings of `perMessageDeflate`, each declared once (see {@linkcode PerMessageDeflateOptions}). */
 export const DEFLATE_OPTIONS = {
-  threshold: integerOption(1024, 0, MAX_BYTES, "bytes"),
+  threshold: integerOption(1024, 0, MAX_BYTES),
   level: integerOption(6, 0, 9),
   clientMaxWindowBits: integerOption(15, 8, 15),
 } satisfies { [K in keyof PerMessageDeflateOptions]-?: unknown };

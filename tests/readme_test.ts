@@ -7,29 +7,33 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { DEFLATE_OPTIONS, OPTIONS } from "../src/options.ts";
-import { resolveTable } from "../src/option_table.ts";
+import { DEFLATE_OPTIONS, HISTORY_OPTIONS, OPTIONS } from "../src/options.ts";
+import { type OptionTable, resolveTable } from "../src/option_table.ts";
+import { REDIS_OPTIONS } from "../src/pubsub/redis_options.ts";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
-/** The rows of the README's options table: option name → [default cell, meaning cell]. */
-function readmeOptions(): Map<string, [string, string]> {
-  const section = readme.slice(
-    readme.indexOf("### Options"),
-    readme.indexOf("\n## ", readme.indexOf("### Options")),
-  );
+/**
+ * The rows of the README's table that starts at `marker` (to the next section, or the end of the
+ * table): option name → [default cell, meaning cell].
+ */
+function readmeOptions(marker = "### Options"): Map<string, [string, string]> {
+  const start = readme.indexOf(marker);
+  const section = marker.startsWith("#")
+    ? readme.slice(start, readme.indexOf("\n## ", start))
+    : readme.slice(start, readme.indexOf("\n\n", start));
   const rows = new Map<string, [string, string]>();
   for (const line of section.split("\n")) {
     const cells = line.split("|").map((cell) => cell.trim());
     const name = /^`(\w+)/.exec(cells[1] ?? "")?.[1];
-    if (name !== undefined) rows.set(name, [cells[2], cells[3]]);
+    if (name !== undefined && cells[2] !== "default") rows.set(name, [cells[2], cells[3]]);
   }
   return rows;
 }
 
-/** The doc comment of each property of `interface name` in options.ts: property → comment text. */
-function docComments(name: string): Map<string, string> {
-  const source = readFileSync(new URL("../src/options.ts", import.meta.url), "utf8");
+/** The doc comment of each property of `interface name` in `file`: property → comment text. */
+function docComments(name: string, file = "../src/options.ts"): Map<string, string> {
+  const source = readFileSync(new URL(file, import.meta.url), "utf8");
   const start = source.indexOf(`export interface ${name}`);
   const body = source.slice(start, source.indexOf("\n}\n", start));
   const docs = new Map<string, string>();
@@ -52,18 +56,45 @@ describe("README options table", () => {
     });
   }
 
-  it("shows each perMessageDeflate default as declared", () => {
-    const defaults = resolveTable(DEFLATE_OPTIONS, {}, (name) => name, "test");
-    for (const [name, value] of Object.entries(defaults)) {
-      assert.match(rows.get("perMessageDeflate")![1], new RegExp(`\\b${name}: ${value}\\b`), name);
-    }
+  for (
+    const [option, table] of [["perMessageDeflate", DEFLATE_OPTIONS], ["history", HISTORY_OPTIONS]] as const
+  ) {
+    it(`shows each ${option} default as declared`, () => {
+      for (const [name, spec] of Object.entries(table as OptionTable)) {
+        const shown = spec.derived ? spec.shown.replaceAll("`", "") : name;
+        assert.ok(
+          rows.get(option)![1].includes(spec.derived ? `${name}: ${shown}` : name),
+          `${option}.${name}`,
+        );
+      }
+    });
+  }
+});
+
+describe("README redisBackplane options table", () => {
+  const rows = readmeOptions("| `redisBackplane` option");
+
+  it("lists every option, and no other", () => {
+    assert.deepEqual([...rows.keys()].sort(), Object.keys(REDIS_OPTIONS).sort());
   });
+
+  for (const [name, option] of Object.entries(REDIS_OPTIONS)) {
+    it(`shows the default of ${name} as declared`, () => {
+      assert.equal(rows.get(name)?.[0], option.shown);
+    });
+  }
 });
 
 describe("doc comments of the options", () => {
   const cases = [
     ["ServeOptions", OPTIONS, docComments("ServeOptions")],
     ["PerMessageDeflateOptions", DEFLATE_OPTIONS, docComments("PerMessageDeflateOptions")],
+    ["HistoryOptions", HISTORY_OPTIONS, docComments("HistoryOptions")],
+    [
+      "RedisBackplaneOptions",
+      REDIS_OPTIONS,
+      docComments("RedisBackplaneOptions", "../src/pubsub/redis_options.ts"),
+    ],
   ] as const;
   for (const [type, table, docs] of cases) {
     it(`documents every option of ${type}`, () => {

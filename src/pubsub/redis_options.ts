@@ -3,6 +3,8 @@
  * @module
  */
 
+import { describeValue } from "../describe_value.ts";
+import { booleanOption, integerOption, option, optionalFunction, resolveTable } from "../option_table.ts";
 import type { BackplaneEvent } from "./backplane.ts";
 import { type Address, type Clock, systemClock } from "./redis_link.ts";
 
@@ -26,8 +28,8 @@ export interface RedisBackplaneOptions {
   channelPrefix?: string;
   /**
    * Classic mode: sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7.0 and later), which is what
-   * scales on a Redis Cluster: each channel goes to the node that owns its slot. Default false
-   * (`SUBSCRIBE`/`PUBLISH`, which a cluster copies to every node).
+   * scales on a Redis Cluster: each channel goes to the node that owns its slot. When false,
+   * `SUBSCRIBE`/`PUBLISH`, which a cluster copies to every node. Default false.
    */
   sharded?: boolean;
   /**
@@ -39,14 +41,14 @@ export interface RedisBackplaneOptions {
   /**
    * Milliseconds between the `PING`s each connection sends; one that hears nothing from Redis for
    * that long is taken for lost (a Redis that hangs, or a link that died without a FIN) and made
-   * again. 0 sends none. Default 5,000.
+   * again. 0 sends none. Default 5 000 ms.
    */
   pingInterval?: number;
-  /** Streams mode: entries each topic's stream keeps, about (`XADD … MAXLEN ~`). Default 1,000. */
+  /** Streams mode: entries each topic's stream keeps, about (`XADD … MAXLEN ~`). Default 1000. */
   maxLen?: number;
   /**
    * Streams mode: milliseconds a topic's stream (and its epoch) lives on after its last publish;
-   * 0 keeps it until removed by hand. Default 86,400,000 (a day).
+   * 0 keeps it until removed by hand. Default 86 400 000 ms (a day).
    */
   streamTtl?: number;
   /**
@@ -93,96 +95,73 @@ export interface RedisSettings {
   clock: Clock;
 }
 
-const NAMES = [
-  "url",
-  "mode",
-  "channelPrefix",
-  "sharded",
-  "maxBufferedBytes",
-  "pingInterval",
-  "maxLen",
-  "streamTtl",
-  "streamSlots",
-  "onEvent",
-];
-/** The options that mean something in one mode only. */
-const STREAMS_ONLY = ["maxLen", "streamTtl", "streamSlots"];
 /** Timers take at most 2^31 - 1 ms; runtimes fire a longer one after 1 ms. */
 const MAX_TIMER = 2_147_483_647;
+const MiB = 1024 * 1024;
+
+/** `redisBackplane() option "name"`, as its options are named in error messages. */
+function backplaneOption(name: string): string {
+  return `redisBackplane() option "${name}"`;
+}
+
+/**
+ * Every option of {@linkcode RedisBackplaneOptions}, each declared once: its default (the README's
+ * text derived from it) and its check, through the same helpers as `serve`'s options.
+ */
+export const REDIS_OPTIONS = {
+  url: option("`redis://127.0.0.1:6379`", (value, label) => {
+    const urls = value === undefined
+      ? ["redis://127.0.0.1:6379"]
+      : typeof value === "string"
+      ? [value]
+      : value;
+    if (!Array.isArray(urls) || urls.length === 0) {
+      throw new TypeError(`${label} must be a redis:// URL or a non-empty array of them`);
+    }
+    return urls.map(parseUrl);
+  }),
+  mode: option('`"classic"`', (value, label) => {
+    if (value === undefined || value === "classic" || value === "streams") return value ?? "classic";
+    throw new TypeError(`${label} must be "classic" or "streams", got ${describeValue(value)}`);
+  }),
+  channelPrefix: option('`"wisp:"`', (value, label) => {
+    if (value === undefined) return "wisp:";
+    if (typeof value !== "string") {
+      throw new TypeError(`${label} must be a string, got ${describeValue(value)}`);
+    }
+    return value;
+  }),
+  sharded: booleanOption(false),
+  maxBufferedBytes: integerOption(8 * MiB, 0, Number.MAX_SAFE_INTEGER, "bytes"),
+  pingInterval: integerOption(5_000, 0, MAX_TIMER, "ms"),
+  maxLen: integerOption(1_000, 1, Number.MAX_SAFE_INTEGER),
+  streamTtl: integerOption(86_400_000, 0, Number.MAX_SAFE_INTEGER, "ms", "a day"),
+  streamSlots: integerOption(16, 1, 16384),
+  onEvent: option("the server's", optionalFunction<(event: BackplaneEvent) => void>),
+} satisfies { [K in keyof RedisBackplaneOptions]-?: unknown };
+
+/** The options that mean something in one mode only. */
+const STREAMS_ONLY = ["maxLen", "streamTtl", "streamSlots"];
 
 /** Checks `options` (a `TypeError` or `RangeError` names the bad one) and fills in the defaults. */
 export function resolveRedisOptions(options: RedisBackplaneOptions): RedisSettings {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("redisBackplane() takes an options object");
-  }
-  for (const name of Object.keys(options)) {
-    if (!NAMES.includes(name)) throw new TypeError(`unknown option "${name}" of redisBackplane()`);
-  }
-  const {
-    url = "redis://127.0.0.1:6379",
-    mode = "classic",
-    channelPrefix = "wisp:",
-    sharded = false,
-    maxBufferedBytes = 8 * 1024 * 1024,
-    pingInterval = 5_000,
-    maxLen = 1_000,
-    streamTtl = 86_400_000,
-    streamSlots = 16,
-  } = options;
-  if (mode !== "classic" && mode !== "streams") {
-    throw new TypeError(
-      `redisBackplane() option "mode" must be "classic" or "streams", got ${JSON.stringify(mode)}`,
-    );
-  }
-  if (mode === "classic") {
+  const resolved = resolveTable(REDIS_OPTIONS, options, backplaneOption, "redisBackplane()");
+  if (resolved.mode === "classic") {
     const given = STREAMS_ONLY.find((name) => name in options);
-    if (given !== undefined) throw new TypeError(`redisBackplane() option "${given}" needs mode "streams"`);
+    if (given !== undefined) throw new TypeError(`${backplaneOption(given)} needs mode "streams"`);
   } else if ("sharded" in options) {
     throw new TypeError(
-      `redisBackplane() option "sharded" is for mode "classic" (streams follow a cluster anyway)`,
+      `${backplaneOption("sharded")} is for mode "classic" (streams follow a cluster anyway)`,
     );
   }
-  if (typeof channelPrefix !== "string") {
-    throw new TypeError(`redisBackplane() option "channelPrefix" must be a string`);
-  }
-  if (typeof sharded !== "boolean") {
-    throw new TypeError(`redisBackplane() option "sharded" must be true or false`);
-  }
-  const count = (name: string, value: number, min: number, max: number, unit: string) => {
-    if (!Number.isInteger(value) || value < min || value > max) {
-      throw new RangeError(
-        `redisBackplane() option "${name}" must be a whole number of ${unit} from ${min} to ${max}`,
-      );
-    }
-  };
-  count("maxBufferedBytes", maxBufferedBytes, 0, Number.MAX_SAFE_INTEGER, "bytes");
-  count("pingInterval", pingInterval, 0, MAX_TIMER, "milliseconds");
-  count("maxLen", maxLen, 1, Number.MAX_SAFE_INTEGER, "entries");
-  count("streamTtl", streamTtl, 0, Number.MAX_SAFE_INTEGER, "milliseconds");
-  count("streamSlots", streamSlots, 1, 16384, "slots");
-  const onEvent = options.onEvent ?? null;
-  if (onEvent !== null && typeof onEvent !== "function") {
-    throw new TypeError(`redisBackplane() option "onEvent" must be a function`);
-  }
-  const urls = typeof url === "string" ? [url] : url;
-  if (!Array.isArray(urls) || urls.length === 0) {
-    throw new TypeError(`redisBackplane() option "url" must be a redis:// URL or a non-empty array of them`);
-  }
-  const parsed = urls.map(parseUrl);
+  const parsed = resolved.url;
   const credentials = parsed.find((each) => each.username !== "" || each.password !== "") ?? parsed[0];
   return {
+    ...resolved,
     seeds: parsed.map(({ hostname, port }) => ({ hostname, port })),
     username: credentials.username,
     password: credentials.password,
-    mode,
-    prefix: new TextEncoder().encode(channelPrefix),
-    sharded,
-    maxBufferedBytes,
-    pingInterval,
-    maxLen,
-    streamTtl,
-    streamSlots,
-    onEvent,
+    prefix: new TextEncoder().encode(resolved.channelPrefix),
     clock: systemClock,
   };
 }
@@ -193,11 +172,11 @@ function parseUrl(text: unknown): Address & { username: string; password: string
   try {
     url = new URL(text as string);
   } catch {
-    throw new TypeError(`redisBackplane() option "url" must be a redis:// URL, got ${JSON.stringify(text)}`);
+    throw new TypeError(`${backplaneOption("url")} must be a redis:// URL, got ${JSON.stringify(text)}`);
   }
   if (typeof text !== "string" || url.protocol !== "redis:" || url.hostname === "") {
     throw new TypeError(
-      `redisBackplane() option "url" must be redis://host[:port], got ${JSON.stringify(text)}`,
+      `${backplaneOption("url")} must be redis://host[:port], got ${JSON.stringify(text)}`,
     );
   }
   return {
