@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { DEFLATE_OPTIONS, HISTORY_OPTIONS, OPTIONS } from "../src/options.ts";
-import { type OptionTable, resolveTable } from "../src/option_table.ts";
+import type { OptionTable } from "../src/option_table.ts";
 import { REDIS_OPTIONS } from "../src/pubsub/redis_options.ts";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");

@@ -11,7 +11,8 @@ import { Socket } from "node:net";
 import { RedisServer, redisSkipReason } from "./helpers/redis.ts";
 import { freePort, until } from "./helpers/server.ts";
 import type { BackplaneEvent } from "../mod.ts";
-import { type Clock, type LinkOwner, RedisLink } from "../src/pubsub/redis_link.ts";
+import type { Clock } from "../src/pubsub/backoff.ts";
+import { type LinkOwner, RedisLink } from "../src/pubsub/redis_link.ts";
 import { encodeCommand, type RespValue } from "../src/pubsub/resp.ts";
 
 const skip = redisSkipReason;

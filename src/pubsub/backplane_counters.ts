@@ -1,6 +1,7 @@
 /**
- * A Redis backplane's counters and events: what `stats()` reports, and where each change of state
- * or error is told (the `onEvent` option, else the server's), a flood of the same error once.
+ * A backplane's counters and events (Redis's, the worker relay's): what `stats()` reports, and
+ * where each change of state or error is told (the `onEvent` option, else the server's), a flood
+ * of the same error once.
  * @module
  */
 
@@ -9,11 +10,11 @@ import type { RespError } from "./resp.ts";
 
 /** Counts and tells. */
 export class BackplaneCounters {
-  /** Messages sent to the other processes (taken by Redis). */
+  /** Messages sent to the other processes. */
   published = 0;
   /** Messages received from the other processes and delivered here. */
   received = 0;
-  /** Messages not sent because the bytes waiting for Redis passed the limit. */
+  /** Messages not sent because the bytes waiting for the backplane passed the limit. */
   dropped = 0;
   #errors = 0;
   #lastError = "";

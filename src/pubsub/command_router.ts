@@ -7,6 +7,7 @@
  * @module
  */
 
+import { FIRST_RETRY_MS } from "./backoff.ts";
 import { Fifo } from "./fifo.ts";
 import {
   isStandalone,
@@ -17,14 +18,7 @@ import {
   type SlotRange,
   type Topology,
 } from "./cluster.ts";
-import {
-  type Address,
-  addressText,
-  FIRST_RETRY_MS,
-  type LinkOwner,
-  type LinkSettings,
-  RedisLink,
-} from "./redis_link.ts";
+import { type Address, addressText, type LinkOwner, type LinkSettings, RedisLink } from "./redis_link.ts";
 import { encodeCommand, RespError, type RespLimits, type RespValue } from "./resp.ts";
 
 /** A command for the node that owns its slot. */

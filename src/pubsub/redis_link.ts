@@ -8,6 +8,7 @@
 import { runtimeConnect } from "../runtime/mod.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
 import type { BackplaneEvent } from "./backplane.ts";
+import { Backoff, type Clock } from "./backoff.ts";
 import { Fifo } from "./fifo.ts";
 import {
   encodeCommand,
@@ -30,23 +31,6 @@ export interface Address {
 export function addressText(address: Address): string {
   return `${address.hostname}:${address.port}`;
 }
-
-/** The timers and randomness a link uses: the runtime's, or a test's fake clock. */
-export interface Clock {
-  /** Runs `run` after `ms` milliseconds; returns a handle for `clearTimeout`. */
-  setTimeout(run: () => void, ms: number): unknown;
-  /** Cancels a timer that has not run. */
-  clearTimeout(handle: unknown): void;
-  /** A number in [0, 1), for jitter. */
-  random(): number;
-}
-
-/** The runtime's timers and `Math.random`. */
-export const systemClock: Clock = {
-  setTimeout: (run, ms) => setTimeout(run, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-  random: () => Math.random(),
-};
 
 /** What every link to one deployment shares: credentials, liveness checks, timers. */
 export interface LinkSettings {
@@ -94,11 +78,6 @@ export interface LinkOwner {
   failed(why: string): void;
 }
 
-/** First wait before reconnecting (it doubles from there, with some jitter). */
-export const FIRST_RETRY_MS = 100;
-/** The longest wait before reconnecting. */
-const LAST_RETRY_MS = 5_000;
-
 /** The command sent on every new connection: its reply shows that Redis is there and serves us. */
 const PING = encodeCommand(["PING"]);
 
@@ -124,8 +103,7 @@ export class RedisLink {
   readonly #waiting = new Fifo<(reply: RespValue) => void>();
   /** Why the current connection is being dropped, when it is dropped on purpose (reported already). */
   #dropping = "";
-  #retryMs = FIRST_RETRY_MS;
-  #timer: unknown = undefined;
+  readonly #backoff: Backoff;
   /** Checks every `pingInterval` that Redis was heard from since the last check, then pings. */
   #pinger: unknown = undefined;
   /** Whether anything came from Redis since the last check. */
@@ -154,6 +132,7 @@ export class RedisLink {
     this.#options = options;
     this.#owner = owner;
     this.#reader = new RespReader(options.limits);
+    this.#backoff = new Backoff(settings.clock);
   }
 
   /** Whether commands written now go to Redis. */
@@ -220,9 +199,8 @@ export class RedisLink {
   /** Stops for good. */
   shutdown(): void {
     this.#closed = true;
-    const { clock } = this.#settings;
-    clock.clearTimeout(this.#timer);
-    clock.clearTimeout(this.#pinger);
+    this.#backoff.cancel();
+    this.#settings.clock.clearTimeout(this.#pinger);
     this.#transport?.destroy();
   }
 
@@ -313,7 +291,7 @@ export class RedisLink {
   #served(): void {
     if (this.#proven) return;
     this.#proven = true;
-    this.#retryMs = FIRST_RETRY_MS;
+    this.#backoff.reset();
   }
 
   #armPinger(interval: number): void {
@@ -332,16 +310,12 @@ export class RedisLink {
   /** Tries again after the backoff; `reported` when the failure was an error event already. */
   #retry(why: string, reported: boolean): void {
     if (this.#closed) return;
-    const wait = this.#retryMs;
-    this.#retryMs = Math.min(LAST_RETRY_MS, wait * 2);
     const role = this.#options.role;
     if (!reported) this.#owner.failed(`${role}: ${why}`);
     if (this.#wasUp) {
       this.#wasUp = false;
       this.#owner.report({ type: "disconnected", message: `${role}: ${why}; reconnecting with backoff` });
     }
-    // Jitter, so that many processes that lost one Redis do not all come back at the same moment.
-    const { clock } = this.#settings;
-    this.#timer = clock.setTimeout(() => void this.open(), wait / 2 + clock.random() * wait / 2);
+    this.#backoff.retry(() => void this.open());
   }
 }

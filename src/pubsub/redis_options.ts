@@ -6,7 +6,8 @@
 import { describeValue } from "../describe_value.ts";
 import { booleanOption, integerOption, option, optionalFunction, resolveTable } from "../option_table.ts";
 import type { BackplaneEvent } from "./backplane.ts";
-import { type Address, type Clock, systemClock } from "./redis_link.ts";
+import { type Clock, systemClock } from "./backoff.ts";
+import type { Address } from "./redis_link.ts";
 
 /** Options of `redisBackplane`. */
 export interface RedisBackplaneOptions {

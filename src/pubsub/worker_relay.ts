@@ -8,7 +8,9 @@
 import { runtimeConnect } from "../runtime/mod.ts";
 import { SendQueue } from "../send_queue.ts";
 import type { Transport, TransportEvents } from "../runtime/types.ts";
+import { Backoff } from "./backoff.ts";
 import type { Backplane, BackplaneEvent, BackplaneStats } from "./backplane.ts";
+import { BackplaneCounters } from "./backplane_counters.ts";
 import {
   FrameKind,
   FrameReader,
@@ -83,16 +85,11 @@ function resolve(options: WorkerRelayOptions): Settings {
   return { port, token: tokenBytes(options.token, NAME), worker, maxBufferedBytes, onEvent };
 }
 
-/** First wait before reconnecting, and the longest (it doubles in between, with some jitter). */
-const FIRST_RETRY_MS = 100;
-const LAST_RETRY_MS = 5_000;
-
 class WorkerRelay implements Backplane {
   readonly #settings: Settings;
   /** Topics this process has subscribers of. */
   readonly #topics = new Set<string>();
   #deliver: ((topic: string, data: string | Uint8Array) => void) | null = null;
-  #onEvent: ((event: BackplaneEvent) => void) | null;
   #transport: Transport | null = null;
   /** Frames for the relay, written together at the end of each turn. */
   #queue: SendQueue | null = null;
@@ -102,15 +99,15 @@ class WorkerRelay implements Backplane {
   /** Publishes waiting for the relay, and their bytes. */
   #waiting: Uint8Array[] = [];
   #waitingBytes = 0;
-  #retryMs = FIRST_RETRY_MS;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #backoff = new Backoff();
   /** Why the current connection is being dropped, when it is dropped on purpose (reported already). */
   #dropping = "";
   /** Whether it was welcomed since it last reported a loss (so each loss is told once). */
   #wasUp = true;
   #connections = 0;
   #closed = false;
-  readonly #stats = { published: 0, received: 0, dropped: 0, errors: 0, lastError: "" };
+  /** Its counters, and where its events go. */
+  readonly #counters: BackplaneCounters;
   /** The events of every connection it makes (made once). */
   readonly #events: TransportEvents = {
     data: (chunk) => this.#data(chunk),
@@ -120,7 +117,7 @@ class WorkerRelay implements Backplane {
 
   constructor(settings: Settings) {
     this.#settings = settings;
-    this.#onEvent = settings.onEvent;
+    this.#counters = new BackplaneCounters(settings.onEvent);
   }
 
   attach(
@@ -128,7 +125,7 @@ class WorkerRelay implements Backplane {
     report: (event: BackplaneEvent) => void,
   ): void {
     this.#deliver = deliver;
-    this.#onEvent ??= report;
+    this.#counters.attach(report);
     void this.#connect();
   }
 
@@ -146,15 +143,18 @@ class WorkerRelay implements Backplane {
     if (this.#closed) return;
     const frame = publishFrame(topic, data);
     if (frame === null) {
-      this.#stats.dropped++;
-      return this.#event({ type: "error", message: `a message to "${topic}" is too large for the relay` });
+      this.#counters.dropped++;
+      return this.#counters.report({
+        type: "error",
+        message: `a message to "${topic}" is too large for the relay`,
+      });
     }
     const limit = this.#settings.maxBufferedBytes;
     if (this.#welcomed) {
       const pending = this.#transport!.pending + this.#queue!.bytes;
       if (pending === 0 || pending + frame.length <= limit) {
         this.#queue!.shared(frame);
-        this.#stats.published++;
+        this.#counters.published++;
         return;
       }
     } else if (this.#waitingBytes === 0 || this.#waitingBytes + frame.length <= limit) {
@@ -162,17 +162,17 @@ class WorkerRelay implements Backplane {
       this.#waitingBytes += frame.length;
       return;
     }
-    this.#stats.dropped++;
+    this.#counters.dropped++;
   }
 
   stats(): BackplaneStats {
     const state = this.#closed ? "closed" : this.#welcomed ? "connected" : "connecting";
-    return { state, reconnects: Math.max(0, this.#connections - 1), ...this.#stats };
+    return this.#counters.stats(state, Math.max(0, this.#connections - 1), this.#waitingBytes);
   }
 
   close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#backoff.cancel();
     this.#transport?.destroy();
     this.#waiting = [];
     this.#waitingBytes = 0;
@@ -204,7 +204,7 @@ class WorkerRelay implements Backplane {
     } catch (error) {
       if (!(error instanceof RelayProtocolError)) throw error;
       this.#dropping = `the relay sent ${error.message}`;
-      this.#event({ type: "error", message: `${this.#dropping}; reconnecting` });
+      this.#counters.report({ type: "error", message: `${this.#dropping}; reconnecting` });
       this.#transport!.destroy();
       return false;
     }
@@ -219,7 +219,7 @@ class WorkerRelay implements Backplane {
     }
     const { topic, data } = parsePublish(frame);
     if (!this.#topics.has(topic)) return; // unsubscribed while it was on its way
-    this.#stats.received++;
+    this.#counters.received++;
     this.#deliver!(topic, data);
   }
 
@@ -227,7 +227,7 @@ class WorkerRelay implements Backplane {
   #up(): void {
     const queue = this.#queue!;
     this.#welcomed = true;
-    this.#retryMs = FIRST_RETRY_MS;
+    this.#backoff.reset();
     this.#wasUp = true;
     this.#connections++;
     for (const topic of this.#topics) queue.shared(topicFrame(FrameKind.SUBSCRIBE, topic));
@@ -235,8 +235,11 @@ class WorkerRelay implements Backplane {
     this.#waiting = [];
     this.#waitingBytes = 0;
     for (const frame of waiting) queue.shared(frame);
-    this.#stats.published += waiting.length;
-    this.#event({ type: "connected", message: `connected to the relay at 127.0.0.1:${this.#settings.port}` });
+    this.#counters.published += waiting.length;
+    this.#counters.report({
+      type: "connected",
+      message: `connected to the relay at 127.0.0.1:${this.#settings.port}`,
+    });
   }
 
   /** The connection is gone: it is made again after the backoff. */
@@ -256,33 +259,11 @@ class WorkerRelay implements Backplane {
   /** Tries again after the backoff; `reported` when the failure was an error event already. */
   #retry(why: string, reported: boolean): void {
     if (this.#closed) return;
-    if (!reported) this.#countError(why);
+    if (!reported) this.#counters.failed(why);
     if (this.#wasUp) {
       this.#wasUp = false;
-      this.#event({ type: "disconnected", message: `${why}; reconnecting with backoff` });
+      this.#counters.report({ type: "disconnected", message: `${why}; reconnecting with backoff` });
     }
-    const wait = this.#retryMs;
-    this.#retryMs = Math.min(LAST_RETRY_MS, wait * 2);
-    // Jitter, so that the workers do not all come back at the same moment.
-    this.#timer = setTimeout(() => void this.#connect(), wait / 2 + Math.random() * wait / 2);
-  }
-
-  /** Counts an error; false when it is the same as the last one. */
-  #countError(message: string): boolean {
-    const stats = this.#stats;
-    stats.errors++;
-    if (message === stats.lastError) return false;
-    stats.lastError = message;
-    return true;
-  }
-
-  /** Tells `onEvent` of `event`, counting errors, but not the same error twice in a row. */
-  #event(event: BackplaneEvent): void {
-    if (event.type === "error" && !this.#countError(event.message)) return;
-    try {
-      this.#onEvent?.(event);
-    } catch (error) {
-      console.error("wisp: the backplane's onEvent threw:", error);
-    }
+    this.#backoff.retry(() => void this.#connect());
   }
 }
