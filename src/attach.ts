@@ -7,7 +7,7 @@
  */
 
 import { type HttpError, isUpgradeRequest, type RequestHead, requestHead } from "./handshake.ts";
-import { requestFraming } from "./http/body.ts";
+import { requestFraming, upgradeBodyError } from "./http/body.ts";
 import { resolveOptions, type ServeOptions } from "./options.ts";
 import { adoptUpgradeSocket } from "./runtime/node.ts";
 import { type Acceptor, type Server, startServer } from "./server.ts";
@@ -178,11 +178,7 @@ function upgradeHead(request: UpgradeRequestMessage, maxBodySize: number): Reque
     request.rawHeaders,
   );
   if ("status" in head || !isUpgradeRequest(head.headers)) return head;
-  const framing = requestFraming(head, maxBodySize);
-  if ("status" in framing || framing.chunked || framing.length > 0) {
-    return { status: 400, message: "a WebSocket upgrade request may not have a body" };
-  }
-  return head;
+  return upgradeBodyError(requestFraming(head, maxBodySize)) ?? head;
 }
 
 /** The path of a request target (`/chat` of `/chat?room=1`). */

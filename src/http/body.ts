@@ -49,6 +49,17 @@ export function requestFraming(head: RequestHead, maxBodySize: number): BodyFram
   return { chunked: false, length };
 }
 
+/**
+ * Why an upgrade request whose head is framed as `framing` is refused (400), or null: a body's
+ * bytes would be read as WebSocket frames, so an upgrade that declares one is refused rather than
+ * smuggled in.
+ */
+export function upgradeBodyError(framing: BodyFraming | HttpError): HttpError | null {
+  return "status" in framing || framing.chunked || framing.length > 0
+    ? { status: 400, message: "a WebSocket upgrade request may not have a body" }
+    : null;
+}
+
 const enum Chunked {
   /** Hex digits of a chunk size. */
   Size,

@@ -29,7 +29,7 @@ import {
 } from "../options.ts";
 import type { WebSocketHandler } from "../server_websocket.ts";
 import { BACKLOG_THRESHOLD, type Transport, type TransportEvents } from "../runtime/types.ts";
-import { requestFraming } from "./body.ts";
+import { requestFraming, upgradeBodyError } from "./body.ts";
 import { type BodySource, RequestBody } from "./body_stream.ts";
 import {
   expectsContinue,
@@ -302,9 +302,9 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     const framing = requestFraming(head, options.maxBodySize);
     const upgrade = isUpgradeRequest(head.headers);
     if (upgrade) {
-      // Body bytes would be read as frames: an upgrade carrying one is refused, not smuggled in.
-      if ("status" in framing || framing.chunked || framing.length > 0) {
-        this.refuse({ status: 400, message: "a WebSocket upgrade request may not have a body" });
+      const bodyError = upgradeBodyError(framing);
+      if (bodyError !== null) {
+        this.refuse(bodyError);
         return false;
       }
       if (options.upgrade !== null || options.fetch === null) {
