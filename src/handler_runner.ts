@@ -61,11 +61,17 @@ export class HandlerRunner<T> {
   /** A handler for `socket` failed with `error`: tell the `error` handler (or `onEvent`), then close with 1011. */
   failed(socket: ServerWebSocket<T>, error: unknown): void {
     const onError = this.handlers.error;
+    const errorHandlerFailed = (secondError: unknown) =>
+      this.#reportFailure(socket, "the WebSocket error handler failed", secondError);
     try {
       if (onError === undefined) this.#reportFailure(socket, "a WebSocket handler failed", error);
-      else onError.call(this.handlers, socket, error);
+      else {
+        const result = onError.call(this.handlers, socket, error);
+        // An async error handler that rejects is reported too, never an unhandled rejection.
+        if (result instanceof Promise) result.catch(errorHandlerFailed);
+      }
     } catch (secondError) {
-      this.#reportFailure(socket, "the WebSocket error handler failed", secondError);
+      errorHandlerFailed(secondError);
     }
     socket.close(failureCode(Failure.HandlerFailed), failureReason(Failure.HandlerFailed, this.#limits));
   }
