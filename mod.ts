@@ -54,7 +54,13 @@ export { CloseCode, ReadyState } from "./src/api.ts";
 export type { GapReason, MessageData, Recovery, SendOptions, SendStatus, TopicPosition } from "./src/api.ts";
 export { ServerWebSocket } from "./src/server_websocket.ts";
 export type { WebSocketHandler } from "./src/server_websocket.ts";
-export type { Backplane, BackplaneEvent, BackplaneStats, HistoryEntry, HistoryPage } from "./src/pubsub/backplane.ts";
+export type {
+  Backplane,
+  BackplaneEvent,
+  BackplaneStats,
+  HistoryEntry,
+  HistoryPage,
+} from "./src/pubsub/backplane.ts";
 export { compareOffsets, isOffset } from "./src/pubsub/offset.ts";
 export { redisBackplane } from "./src/pubsub/redis.ts";
 export type { RedisBackplaneOptions } from "./src/pubsub/redis.ts";

@@ -499,7 +499,14 @@ const SYSTEMS = [
     relay: true,
     base: "sio",
   },
-  { id: "wisp-bun-relay", label: "Wisp/Bun + worker relay", wisp: true, runtime: "bun", relay: true, base: "sio" },
+  {
+    id: "wisp-bun-relay",
+    label: "Wisp/Bun + worker relay",
+    wisp: true,
+    runtime: "bun",
+    relay: true,
+    base: "sio",
+  },
   { id: "sio", label: "Socket.IO/Node + redis-adapter", wisp: false, runtime: "node", redis: true },
   {
     id: "wisp-deno-streams",
