@@ -8,6 +8,7 @@
 
 import { type HttpError, isUpgradeRequest, type RequestHead, requestHead } from "./handshake.ts";
 import { requestFraming, upgradeBodyError } from "./http/body.ts";
+import { targetPath } from "./http/request.ts";
 import { resolveOptions, type ServeOptions } from "./options.ts";
 import { adoptUpgradeSocket } from "./runtime/node.ts";
 import { type Acceptor, type Server, startServer } from "./server.ts";
@@ -122,7 +123,7 @@ export function attach<T = undefined>(
     if (taken.has(socket)) return; // another attachment's
     const parsed = readHead(request);
     const websocket = "status" in parsed || isUpgradeRequest(parsed.headers);
-    if (websocket && (resolved.path === null || pathOf(request.url) === resolved.path)) {
+    if (websocket && (resolved.path === null || targetPath(request.url ?? "/") === resolved.path)) {
       return take(socket, head, parsed);
     }
     // Left to the server's other listeners; when there are none but Wisp's, the last one answers
@@ -179,10 +180,4 @@ function upgradeHead(request: UpgradeRequestMessage, maxBodySize: number): Reque
   );
   if ("status" in head || !isUpgradeRequest(head.headers)) return head;
   return upgradeBodyError(requestFraming(head, maxBodySize)) ?? head;
-}
-
-/** The path of a request target (`/chat` of `/chat?room=1`). */
-function pathOf(target: string | undefined): string {
-  const end = (target ?? "/").search(/[?#]/);
-  return end < 0 ? target ?? "/" : target!.slice(0, end);
 }

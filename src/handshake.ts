@@ -267,9 +267,9 @@ const asciiDecoder = new TextDecoder();
 
 /**
  * Whether a comma-separated header value lists `token`, given in lower case, in any case. Walks
- * the value in place: this runs twice per handshake.
+ * the value in place: this runs twice per handshake, and once per plain request.
  */
-function hasToken(value: string | undefined, token: string): boolean {
+export function hasToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
   for (let start = 0; start <= value.length;) {
     let end = value.indexOf(",", start);

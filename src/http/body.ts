@@ -139,6 +139,14 @@ export class BodyDecoder {
   }
 
   /**
+   * The length of a `Content-Length` body none of which has been decoded yet (so that it can be
+   * taken whole); null for a chunked body, an empty one, or one begun.
+   */
+  get whole(): number | null {
+    return this.#chunked || this.#received > 0 || this.#state === Chunked.Done ? null : this.#remaining;
+  }
+
+  /**
    * Decodes from `bytes`, handing content to `onPiece`; returns how many bytes belonged to the
    * body (all of them unless it ended or failed within them).
    */

@@ -36,6 +36,20 @@ export class RequestBody {
     this.#source = source;
   }
 
+  /**
+   * The whole body when all of it is in `unread` already and it is no chunked one (taken out of
+   * `unread`, and the body is then done): handed to the `Request` as bytes, it needs no stream, no
+   * pulls and no waiting on the socket. Null otherwise.
+   */
+  takeWhole(unread: ByteQueue): Uint8Array | null {
+    const length = this.#decoder.whole;
+    if (length === null || unread.length < length) return null;
+    const bytes = unread.bytes.slice(0, length);
+    this.#decoder.decode(bytes, drop);
+    unread.consume(length);
+    return bytes;
+  }
+
   /** Whether the whole body has been decoded (at once for a request without one). */
   get done(): boolean {
     return this.#decoder.done;

@@ -10,6 +10,7 @@
 import { ByteQueue } from "../byte_queue.ts";
 import type { ConnectionInit } from "../connection.ts";
 import { failureEvent, type ServerEvent } from "../events.ts";
+import type { HandlerRunner } from "../handler_runner.ts";
 import {
   acceptDigest,
   isUpgradeRequest,
@@ -18,48 +19,21 @@ import {
   switchingProtocols,
   validateUpgrade,
 } from "../handshake.ts";
-import type { HandlerRunner } from "../handler_runner.ts";
-import { type Counters, countIn, metricsResponse, type ServerStats } from "../metrics.ts";
-import {
-  type ResolvedOptions,
-  resolveUpgradeOptions,
-  type UpgradeAccept,
-  type UpgradeOptions,
-  type Upgrader,
-} from "../options.ts";
-import type { WebSocketHandler } from "../server_websocket.ts";
+import { countIn } from "../metrics.ts";
+import { resolveUpgradeOptions, type UpgradeAccept, type UpgradeOptions, type Upgrader } from "../options.ts";
 import { BACKLOG_THRESHOLD, type Transport, type TransportEvents } from "../runtime/types.ts";
+import type { WebSocketHandler } from "../server_websocket.ts";
 import { requestFraming, upgradeBodyError } from "./body.ts";
-import { type BodySource, RequestBody } from "./body_stream.ts";
-import {
-  expectsContinue,
-  isServableMethod,
-  keepsAlive,
-  notImplemented,
-  requestUrl,
-  webRequest,
-} from "./request.ts";
-import {
-  CONTINUE,
-  errorResponse,
-  type HttpError,
-  responseCloses,
-  type ResponseSink,
-  writeResponse,
-} from "./response.ts";
+import { Exchange, type ExchangeHost, type ExchangeServer } from "./exchange.ts";
+import { webRequest } from "./request.ts";
+import { errorResponse, type HttpError, writeResponse } from "./response.ts";
 import { StallClock } from "./stall.ts";
 import { agree, checkUpgrade, type UpgradeCandidate } from "./upgrade.ts";
 
 /** What an {@linkcode HttpConnection} needs from its server. */
-export interface HttpHost<T> extends Upgrader<T> {
-  /** The server's resolved options. */
-  readonly options: ResolvedOptions<T>;
-  /** The server's counters. */
-  readonly counters: Counters;
+export interface HttpHost<T> extends ExchangeServer<T>, Upgrader<T> {
   /** Hands an event to the server's `onEvent`. */
   report(event: ServerEvent): void;
-  /** The server's stats, for the `metrics` path. */
-  stats(): ServerStats;
   /** Takes over a connection whose handshake succeeded. */
   adopt(transport: Transport, init: ConnectionInit<T>, early: Uint8Array | null): void;
   /** The runner of `handlers` (a route's own), or of the server's `websocket` option for null. */
@@ -94,13 +68,17 @@ const DISCARDED = new Uint8Array(16 * 1024);
 const upgradable = new WeakMap<Request, HttpConnection<any>>();
 
 /** One connection in its HTTP phase. */
-export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySource {
-  readonly #transport: Transport;
-  readonly #host: HttpHost<T>;
+export class HttpConnection<T> implements TransportEvents, ExchangeHost<T> {
+  /** The connection's transport. */
+  readonly transport: Transport;
+  /** The server. */
+  readonly server: HttpHost<T>;
   /** Whether the connection is TLS (`https:` and `wss:` URLs). */
-  readonly #secure: boolean;
+  readonly secure: boolean;
   /** Bytes that arrived and were not used yet. */
-  readonly #unread: ByteQueue;
+  readonly unread: ByteQueue;
+  /** How long the connection has waited on its client (body bytes, reading a response). */
+  readonly stall: StallClock = new StallClock();
   /** Bytes counted against the server's budget for the HTTP phase. */
   #held = 0;
   #stage = Stage.Head;
@@ -108,32 +86,23 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   #served = 0;
   /** When the current head began to be awaited: the sweep's deadline and the eviction order. */
   startedAt: number = Date.now();
-  readonly #stall = new StallClock();
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-
-  // The plain request in progress.
-  #head: RequestHead | null = null;
-  #body: RequestBody | null = null;
-  #keepAlive = false;
-  #expectsContinue = false;
-  /** The request is an upgrade request handed to `fetch`, which may still take it over. */
-  #upgradeInFetch = false;
-  /** Whether the response has begun (an error can then no longer be answered, only dropped). */
-  #responding = false;
+  /** The plain request in progress (stage Request), or null. */
+  #exchange: Exchange<T> | null = null;
   /** Settles once the client has read enough of the response written (see `drained`). */
   #drained: (() => void) | null = null;
 
   /** Starts the HTTP phase of a freshly accepted `transport` (a TLS one when `secure`). */
-  constructor(transport: Transport, host: HttpHost<T>, secure: boolean) {
-    this.#transport = transport;
-    this.#host = host;
-    this.#secure = secure;
-    this.#unread = new ByteQueue(transport.readChunks.ownBuffers);
+  constructor(transport: Transport, server: HttpHost<T>, secure: boolean) {
+    this.transport = transport;
+    this.server = server;
+    this.secure = secure;
+    this.unread = new ByteQueue(transport.readChunks.ownBuffers);
   }
 
   /** The client's IP address. */
   get remoteAddress(): string {
-    return this.#transport.remoteAddress;
+    return this.transport.remoteAddress;
   }
 
   /** Whether it is waiting for a request head, and so may be dropped to make room for others. */
@@ -160,23 +129,23 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   /** See {@linkcode TransportEvents.data}. */
   data(chunk: Uint8Array): boolean {
     if (this.#stage === Stage.Done) return false;
-    const options = this.#host.options;
+    const options = this.server.options;
     if (
-      this.#unread.length + chunk.length >
+      this.unread.length + chunk.length >
         options.maxHeadSize + Math.max(options.maxBodySize, EARLY_DATA_LIMIT)
     ) {
       this.refuse({ status: 413, message: "the request is too large" });
       return false;
     }
-    this.#unread.push(chunk);
+    this.unread.push(chunk);
     // Counted by its bytes until it is used: a view of a large read buffer holds that buffer only
     // if it is still kept when this call returns (counted then).
-    if (!this.#account(this.#unread.length)) return false;
-    this.#stall.sent();
+    if (!this.#account(this.unread.length)) return false;
+    this.stall.sent();
     this.#process();
     // Leftover bytes (half a head, say) are copied out rather than pin a large read buffer.
-    this.#unread.compact();
-    const kept = this.#unread.borrowing;
+    this.unread.compact();
+    const kept = this.unread.borrowing;
     this.#account();
     return kept;
   }
@@ -186,19 +155,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     const drained = this.#drained;
     this.#drained = null;
     if (drained === null) return;
-    this.#stall.stop();
+    this.stall.stop();
     drained();
   }
 
   /** See {@linkcode TransportEvents.closed}. */
   closed(): void {
     clearTimeout(this.#lingerTimer);
-    this.#body?.fail(new Error("the client closed the connection"));
-    this.#unread.clear();
+    this.#exchange?.fail(new Error("the client closed the connection"));
+    this.unread.clear();
     this.#account();
     this.drain();
     this.#leave();
-    this.#host.disconnected(this);
+    this.server.disconnected(this);
   }
 
   // --- ResponseSink ----------------------------------------------------------------------------
@@ -206,15 +175,15 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   /** Writes response bytes; false once the connection is gone or answered for good. */
   write(bytes: Uint8Array): boolean {
     if (this.#stage === Stage.Done) return false;
-    this.#transport.write(bytes);
+    this.transport.write(bytes);
     return true;
   }
 
   /** Resolves once the transport's backlog is small enough to write more. */
   drained(): Promise<void> | void {
-    const backlog = this.#transport.pending;
+    const backlog = this.transport.pending;
     if (backlog <= BACKLOG_THRESHOLD || this.#stage === Stage.Done) return;
-    this.#stall.waitForReader(backlog);
+    this.stall.waitForReader(backlog);
     return new Promise((resolve) => (this.#drained = resolve));
   }
 
@@ -222,8 +191,8 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
 
   /** Drops the connection to make room for a newcomer; a kept-alive one between requests goes quietly. */
   evict(error: HttpError): void {
-    this.#host.counters.drops.eviction++;
-    if (this.#served > 0 && this.#unread.length === 0) this.#close(null);
+    this.server.counters.drops.eviction++;
+    if (this.#served > 0 && this.unread.length === 0) this.#close(null);
     else this.refuse(error);
   }
 
@@ -233,17 +202,17 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
    * of the response written, since then.
    */
   expire(deadline: number): void {
-    if (this.#stage === Stage.Request && !this.#upgradeInFetch) {
-      if (!this.#stall.stalled(deadline, this.#transport.pending)) return;
-      this.#host.counters.drops.requestTimeout++;
+    if (this.#stage === Stage.Request && !this.#exchange!.upgrade) {
+      if (!this.stall.stalled(deadline, this.transport.pending)) return;
+      this.server.counters.drops.requestTimeout++;
       return this.refuse({ status: 408, message: "the request body did not arrive in time" });
     }
     if (this.startedAt > deadline) return;
-    if (this.#stage === Stage.Head && this.#unread.length === 0 && this.#served > 0) {
+    if (this.#stage === Stage.Head && this.unread.length === 0 && this.#served > 0) {
       return this.#close(null); // a kept-alive connection between requests: closed, nobody asked for an answer
     }
-    this.#host.counters.drops.handshakeTimeout++;
-    if (this.#stage === Stage.Head && this.#unread.length === 0) {
+    this.server.counters.drops.handshakeTimeout++;
+    if (this.#stage === Stage.Head && this.unread.length === 0) {
       // Nothing of a request came, nor (with TLS) perhaps even a finished handshake, so that no
       // answer could be written: dropped at once.
       return this.abort();
@@ -257,7 +226,7 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
    */
   takeUpgrade(head: RequestHead, early: Uint8Array): void {
     if (early.length > 0) {
-      this.#unread.push(early.slice()); // the server that read it may reuse its buffer
+      this.unread.push(early.slice()); // the server that read it may reuse its buffer
       if (!this.#account()) return;
     }
     this.#stage = Stage.Upgrading;
@@ -270,15 +239,15 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
    * Keeps the budget's count in step with `footprint`, what the unread bytes hold; refuses (503)
    * when over it.
    */
-  #account(footprint = this.#unread.footprint): boolean {
-    if (this.#host.hold(footprint - this.#held, this)) {
+  #account(footprint = this.unread.footprint): boolean {
+    if (this.server.hold(footprint - this.#held, this)) {
       this.#held = footprint;
       return true;
     }
-    this.#unread.clear();
-    this.#host.hold(-this.#held, this);
+    this.unread.clear();
+    this.server.hold(-this.#held, this);
     this.#held = 0;
-    this.#host.counters.drops.bufferBudget++;
+    this.server.counters.drops.bufferBudget++;
     this.refuse({ status: 503, message: "the server is out of memory for request data; try again" });
     return false;
   }
@@ -286,19 +255,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   /** Uses what has arrived, as far as the current stage allows. */
   #process(): void {
     while (this.#stage === Stage.Head && this.#readHead());
-    if (this.#stage === Stage.Request) this.#feedBody();
+    if (this.#stage === Stage.Request) this.#exchange!.feed();
   }
 
   /** Parses a head from the unread bytes and starts on it; true when it did. */
   #readHead(): boolean {
-    const options = this.#host.options;
-    const head = parseRequestHead(this.#unread.bytes, options);
+    const options = this.server.options;
+    const head = parseRequestHead(this.unread.bytes, options);
     if (head === null) return false;
     if ("status" in head) {
       this.refuse(head);
       return false;
     }
-    this.#unread.consume(head.size);
+    this.unread.consume(head.size);
     const framing = requestFraming(head, options.maxBodySize);
     const upgrade = isUpgradeRequest(head.headers);
     if (upgrade) {
@@ -318,53 +287,19 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
       return false;
     }
     this.#stage = Stage.Request;
-    this.#head = head;
-    this.#body = new RequestBody(framing, options.maxBodySize, this);
-    // An upgrade request that `fetch` answers instead of upgrading ends its connection.
-    this.#keepAlive = !upgrade && keepsAlive(head);
-    this.#upgradeInFetch = upgrade;
-    this.#guard("the fetch handler", () => this.#request(head));
+    const exchange = this.#exchange = new Exchange(this, head, framing, upgrade);
+    this.#guard("the fetch handler", () => exchange.start());
     return true;
   }
 
-  /**
-   * Starts answering a plain request: the `metrics` path, else at once with 426 without a
-   * `fetch` handler, else through it.
-   */
-  #request(head: RequestHead): void {
-    const { fetch, metrics } = this.#host.options;
-    if (fetch === null && metrics === null) return this.#upgradeRequired();
-    // Before the URL: a CONNECT's authority-form target would otherwise be a 400.
-    if (fetch !== null && !isServableMethod(head.method)) return this.refuse(notImplemented(head.method));
-    const url = requestUrl(head, this.#secure ? "https" : "http", this.#host.options.hostname);
-    if (!(url instanceof URL)) return this.refuse(url);
-    if (url.pathname === metrics && (head.method === "GET" || head.method === "HEAD")) {
-      return this.#answer(metricsResponse(this.#host), "the metrics");
-    }
-    if (fetch === null) return this.#upgradeRequired();
-    this.#host.counters.requests++;
-    const body = this.#body!;
-    this.#expectsContinue = !body.done && expectsContinue(head);
-    // A GET or HEAD cannot have a body in a web Request; one that came anyway is read and dropped.
-    const stream = !body.done && head.method !== "GET" && head.method !== "HEAD" ? body.stream() : null;
-    const request = webRequest(head, url, stream);
-    // Bun's Request reads some unknown methods as GET: such a request is not the one that came.
-    if (request.method !== head.method) return this.refuse(notImplemented(head.method));
-    if (this.#upgradeInFetch) upgradable.set(request, this);
-    const transport = this.#transport;
-    const info = {
-      remoteAddress: transport.remoteAddress,
-      remotePort: transport.remotePort,
-      upgrade: this.#host.upgrade,
-    };
-    Promise.resolve(fetch(request, info))
-      .then((response) => this.#respond(response as Response))
-      .catch((error) => {
-        // Once `fetch` took the request over, its failure is only news: the upgrade stands.
-        if (this.#stage === Stage.Request || !this.#upgradeInFetch) {
-          this.#internalError(error, "the fetch handler");
-        } else this.#reportError("the fetch handler", error);
-      });
+  /** See {@linkcode ExchangeHost.current}. */
+  current(exchange: Exchange<T>): boolean {
+    return this.#stage === Stage.Request && this.#exchange === exchange;
+  }
+
+  /** See {@linkcode ExchangeHost.offerUpgrade}. */
+  offerUpgrade(request: Request): void {
+    upgradable.set(request, this);
   }
 
   /**
@@ -375,123 +310,38 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
   static upgrade<T>(host: HttpHost<T>, request: Request, options?: UpgradeOptions<T>): boolean {
     const resolved = resolveUpgradeOptions<T>(options);
     const connection = upgradable.get(request) as HttpConnection<T> | undefined;
-    if (connection === undefined || connection.#host !== host) return false;
+    if (connection === undefined || connection.server !== host) return false;
     return connection.#upgradeFromFetch(request, resolved);
   }
 
   #upgradeFromFetch(request: Request, options: ReturnType<typeof resolveUpgradeOptions<T>>): boolean {
-    const head = this.#head!;
-    if (this.#stage !== Stage.Request || this.#responding || typeof validateUpgrade(head) !== "string") {
-      return false;
-    }
+    const exchange = this.#exchange;
+    if (this.#stage !== Stage.Request || exchange!.responding) return false;
+    const head = exchange!.head;
+    if (typeof validateUpgrade(head) !== "string") return false;
     upgradable.delete(request);
     this.#stage = Stage.Upgrading;
-    const candidate = checkUpgrade(head, this.#host.options, this.#secure);
+    const candidate = checkUpgrade(head, this.server.options, this.secure);
     if ("status" in candidate) this.refuse(candidate);
     else this.#guard("the upgrade", () => this.#switch(head, candidate, options, request, options.websocket));
     return true;
   }
 
-  /** Answers a plain request without a `fetch` handler: 426, at once. */
-  #upgradeRequired(): void {
-    const message = "This is a WebSocket server.\n";
-    this.#countRefusal(426, message.trim());
-    // Nothing will read the body, so the answer does not wait for it and the connection closes.
-    this.#keepAlive = false;
-    this.#answer(
-      new Response(message, {
-        status: 426,
-        headers: { "Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8" },
-      }),
-      "the 426 answer",
-    );
-  }
-
-  /** See {@linkcode BodySource.bodyWanted}: reads on, after `100 Continue` when the client waits for it. */
-  bodyWanted(): void {
-    if (this.#expectsContinue) {
-      this.#expectsContinue = false;
-      if (!this.#responding) this.write(CONTINUE);
-    }
-    this.#feedBody();
-    if (!this.#body!.wanted) return;
-    this.#stall.waitForBody();
-    this.#transport.resume();
-  }
-
-  /** See {@linkcode BodySource.bodyCancelled}: the rest of the body is not read, so the next request cannot be found. */
-  bodyCancelled(): void {
-    this.#keepAlive = false;
-  }
-
-  /**
-   * Decodes unread body bytes into the body stream while the handler wants them (always when
-   * the body is dropped unread), and pauses the socket when nothing may be read now.
-   */
-  #feedBody(): void {
-    const body = this.#body!;
-    const dropping = !body.streaming && this.#keepAlive;
-    if (!body.done && this.#unread.length > 0 && (body.wanted || dropping)) {
-      const error = body.feed(this.#unread);
-      if (error !== null) return this.refuse(error);
-      this.#stall.stop();
-    }
-    // What is left waits: more body than was asked for, or the next request of a pipelining client.
-    if (this.#unread.length > 0 || (!body.wanted && !dropping)) this.#transport.pause();
-    else this.#transport.resume();
-  }
-
-  // --- Answering -------------------------------------------------------------------------------
-
-  /** Writes a response of Wisp's own (`source` names it, should it fail). */
-  #answer(response: Response, source: string): void {
-    this.#respond(response).catch((error) => this.#internalError(error, source));
-  }
-
-  /** Writes the handler's response, then waits for the next request or closes. */
-  async #respond(response: Response): Promise<void> {
-    // Upgraded, timed out or answered already: what the handler returned is moot.
-    if (this.#stage !== Stage.Request || this.#responding) {
-      if (response instanceof Response) await response.body?.cancel();
-      return;
-    }
-    if (!(response instanceof Response)) throw new TypeError("the fetch handler must return a Response");
-    const head = this.#head!;
-    const body = this.#body!;
-    // The rest of the body, if it is all here, is dropped so that the connection can go on.
-    body.dropRest(this.#unread);
-    this.#responding = true;
-    this.#expectsContinue = false;
-    let keepAlive = this.#keepAlive && body.done && !responseCloses(response);
-    try {
-      keepAlive = await writeResponse(response, {
-        method: head.method,
-        keepAlive,
-        http11: head.minorVersion >= 1,
-      }, this);
-    } catch (error) {
-      this.#reportError("a response body", error);
-      return this.abort();
-    }
-    if (this.#stage !== Stage.Request) return;
+  /** See {@linkcode ExchangeHost.answered}: closes, or waits for the next request. */
+  answered(keepAlive: boolean): void {
     this.#served++;
     if (!keepAlive) return this.#close(null);
-    // A client that pipelines requests gets the next answer only once it reads this one (with the
-    // deadline of any stalled write), so that what it makes the server hold stays bounded.
-    await this.drained();
-    if (this.#stage !== Stage.Request) return;
     this.#nextRequest();
   }
 
   /** Resets for the next request on a kept-alive connection, starting on any bytes already here. */
   #nextRequest(): void {
     this.#stage = Stage.Head;
-    this.#head = this.#body = null;
-    this.#responding = this.#expectsContinue = false;
-    this.#stall.stop();
+    this.#exchange = null;
+    this.stall.stop();
     this.startedAt = Date.now();
-    this.#host.requeued(this);
-    this.#transport.resume();
+    this.server.requeued(this);
+    this.transport.resume();
     this.#process();
     this.#account();
   }
@@ -500,24 +350,26 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
 
   /** Checks an upgrade request, then accepts it, or asks the upgrade hook first when there is one. */
   #upgrade(head: RequestHead): void {
-    const candidate = checkUpgrade(head, this.#host.options, this.#secure);
+    const candidate = checkUpgrade(head, this.server.options, this.secure);
     if ("status" in candidate) return this.refuse(candidate);
-    if (this.#host.options.upgrade === null) return this.#switch(head, candidate, {}, null, null);
-    this.#askHook(head, candidate).catch((error) => this.#internalError(error, "the upgrade"));
+    if (this.server.options.upgrade === null) return this.#switch(head, candidate, {}, null, null);
+    this.#askHook(head, candidate).catch((error) => this.internalError(error, "the upgrade"));
   }
 
   async #askHook(head: RequestHead, candidate: UpgradeCandidate): Promise<void> {
-    const transport = this.#transport;
+    const transport = this.transport;
     const request = webRequest(head, candidate.url, null);
-    const decision = await this.#host.options.upgrade!(request, {
+    const decision = await this.server.options.upgrade!(request, {
       remoteAddress: transport.remoteAddress,
-      remotePort: transport.remotePort,
+      get remotePort() {
+        return transport.remotePort; // asked for only when read: a syscall on Bun
+      },
       protocols: candidate.offered,
     });
     if (this.#stage !== Stage.Upgrading) return; // timed out or dropped while the hook ran
     if (decision === false) return this.refuse({ status: 403, message: "upgrade refused" });
     if (decision instanceof Response) {
-      this.#countRefusal(decision.status, `the upgrade hook answered ${decision.status}`);
+      this.countRefusal(decision.status, `the upgrade hook answered ${decision.status}`);
       await writeResponse(decision, { method: head.method, keepAlive: false, http11: true }, this);
       return this.#close(null);
     }
@@ -541,23 +393,23 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
       candidate,
       accepted.protocol,
       () => request ?? webRequest(head, candidate.url, null),
-      this.#host.options,
+      this.server.options,
     );
     const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
-    const runner = this.#host.runnerFor(handlers);
+    const runner = this.server.runnerFor(handlers);
     acceptDigest(candidate.key).then((digest) => {
       if (this.#stage !== Stage.Upgrading) return; // timed out or dropped meanwhile
-      const transport = this.#transport;
-      const early = this.#unread.length > 0 ? this.#unread.bytes : null;
-      this.#unread.clear();
+      const transport = this.transport;
+      const early = this.unread.length > 0 ? this.unread.bytes : null;
+      this.unread.clear();
       this.#account();
       this.#leave();
-      countIn(this.#host.counters.handshakes, 101);
+      countIn(this.server.counters.handshakes, 101);
       transport.write(switchingProtocols(digest, protocol, deflate?.response ?? "", extra));
       transport.resume(); // a request handed to fetch paused its reading: the WebSocket reads on
       const init = { url: candidate.url.href, protocol, data: accepted.data as T, deflate, handlers: runner };
-      this.#host.adopt(transport, init, early);
-    }).catch((error) => this.#internalError(error, "the upgrade"));
+      this.server.adopt(transport, init, early);
+    }).catch((error) => this.internalError(error, "the upgrade"));
   }
 
   // --- Ending ----------------------------------------------------------------------------------
@@ -567,21 +419,21 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
     try {
       step();
     } catch (error) {
-      this.#internalError(error, source);
+      this.internalError(error, source);
     }
   }
 
   /** `source` (a hook, or Wisp's work around it) failed with `error`: reported, and answered 500. */
-  #internalError(error: unknown, source: string): void {
+  internalError(error: unknown, source: string): void {
     // Once answered (a failed body, a timeout) the handler's failure is the answer's echo: not reported.
     if (this.#stage === Stage.Done) return;
-    this.#reportError(source, error);
+    this.reportError(source, error);
     this.refuse({ status: 500, message: "internal server error" });
   }
 
   /** Tells the server's `onEvent` that `source` failed with `error`. */
-  #reportError(source: string, error: unknown): void {
-    this.#host.report(failureEvent("handler", `${source} failed`, error, this.remoteAddress));
+  reportError(source: string, error: unknown): void {
+    this.server.report(failureEvent("handler", `${source} failed`, error, this.remoteAddress));
   }
 
   /**
@@ -590,45 +442,52 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink, BodySou
    */
   refuse(error: HttpError): void {
     if (this.#stage === Stage.Done) return;
-    this.#body?.fail(new Error(error.message));
-    if (this.#responding) return this.abort();
-    this.#countRefusal(error.status, error.message);
+    const exchange = this.#exchange;
+    exchange?.fail(new Error(error.message));
+    if (exchange?.responding) return this.abort();
+    this.countRefusal(error.status, error.message);
     this.#close(errorResponse(error));
   }
 
   /** Counts an error answer of the HTTP phase, and with `reportRefusals` reports it. */
-  #countRefusal(status: number, message: string): void {
-    countIn(this.#host.counters.handshakes, status);
-    if (!this.#host.options.reportRefusals) return;
-    this.#host.report({ level: "info", kind: "refused", status, remoteAddress: this.remoteAddress, message });
+  countRefusal(status: number, message: string): void {
+    countIn(this.server.counters.handshakes, status);
+    if (!this.server.options.reportRefusals) return;
+    this.server.report({
+      level: "info",
+      kind: "refused",
+      status,
+      remoteAddress: this.remoteAddress,
+      message,
+    });
   }
 
   /** Writes a final response (if any) and closes the connection after it. */
   #close(response: Uint8Array | null): void {
     if (this.#stage === Stage.Done) return;
     this.#leave();
-    const transport = this.#transport;
+    const transport = this.transport;
     if (response !== null) transport.write(response);
     transport.end();
     transport.resume(); // read on to see the client's FIN (what it sends now is dropped)
-    this.#unread.clear();
+    this.unread.clear();
     this.#account();
     // A client that never closes its side is dropped once it has had time to read the answer.
     this.#lingerTimer = setTimeout(() => {
-      this.#host.counters.drops.closeTimeout++;
+      this.server.counters.drops.closeTimeout++;
       transport.destroy();
-    }, this.#host.options.closeTimeout);
+    }, this.server.options.closeTimeout);
   }
 
   /** Drops the connection at once (server shutdown, or an answer cut short). */
   abort(): void {
-    this.#transport.destroy();
+    this.transport.destroy();
   }
 
   /** Leaves the HTTP phase (answered for good, handed over, or gone). */
   #leave(): void {
     if (this.#stage === Stage.Done) return;
     this.#stage = Stage.Done;
-    this.#host.released(this);
+    this.server.released(this);
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { RequestHead } from "../handshake.ts";
+import { hasToken, type RequestHead } from "../handshake.ts";
 import type { HttpError } from "./response.ts";
 
 /**
@@ -15,23 +15,50 @@ import type { HttpError } from "./response.ts";
  * §3.2.2) brings its own authority, at our scheme.
  */
 export function requestUrl(head: RequestHead, scheme: string, fallbackHost: string): URL | HttpError {
+  const href = requestHref(head, scheme, fallbackHost);
+  if (typeof href !== "string") return href;
+  try {
+    return new URL(href);
+  } catch {
+    return INVALID_TARGET;
+  }
+}
+
+/**
+ * What {@linkcode requestUrl} gives, as its text, made without a `URL` object when the target is
+ * origin-form (a web `Request` parses it anyway): the string is then the scheme, the `Host` and
+ * the target as they came, and the caller must still turn a failure to parse it into
+ * {@linkcode INVALID_TARGET}.
+ */
+export function requestHref(head: RequestHead, scheme: string, fallbackHost: string): string | HttpError {
   const host = head.headers.get("host");
   if (host === undefined && head.minorVersion >= 1) return { status: 400, message: "missing Host header" };
   if (host !== undefined && !isHost(host)) return { status: 400, message: "invalid Host header" };
   const target = head.target === "*" && head.method === "OPTIONS" ? "" : head.target;
-  const origin = target === "" || target.startsWith("/");
-  if (!origin && !ABSOLUTE_FORM.test(target)) {
+  if (target === "" || target.charCodeAt(0) === SLASH) return `${scheme}://${host ?? fallbackHost}${target}`;
+  if (!ABSOLUTE_FORM.test(target)) {
     return { status: 400, message: "the request target must be a path or an absolute URL" };
   }
   let url: URL;
   try {
-    url = new URL(origin ? `${scheme}://${host ?? fallbackHost}${target}` : target);
+    url = new URL(target);
   } catch {
-    return { status: 400, message: "invalid request target" };
+    return INVALID_TARGET;
   }
   if (url.protocol !== `${scheme}:`) url.protocol = scheme;
-  if (url.protocol !== `${scheme}:`) return { status: 400, message: "invalid request target" };
-  return url;
+  if (url.protocol !== `${scheme}:`) return INVALID_TARGET;
+  return url.href;
+}
+
+/** The answer to a request target that is no URL. */
+export const INVALID_TARGET: HttpError = { status: 400, message: "invalid request target" };
+
+const SLASH = 0x2f;
+
+/** The path of an origin-form target (`/chat` of `/chat?room=1`), as a URL's `pathname` reads when it needs no escaping. */
+export function targetPath(target: string): string {
+  const end = target.search(/[?#]/);
+  return end < 0 ? target : target.slice(0, end);
 }
 
 /** An absolute-form request target (RFC 9112 §3.2.2): a scheme, then "://". */
@@ -70,9 +97,8 @@ export function notImplemented(method: string): HttpError {
 
 /** Whether the client wants the connection kept open after the response (RFC 9112 §9.3). */
 export function keepsAlive(head: RequestHead): boolean {
-  const connection = (head.headers.get("connection") ?? "").toLowerCase();
-  const listed = (token: string) => connection.split(",").some((item) => item.trim() === token);
-  return head.minorVersion >= 1 ? !listed("close") : listed("keep-alive");
+  const connection = head.headers.get("connection");
+  return head.minorVersion >= 1 ? !hasToken(connection, "close") : hasToken(connection, "keep-alive");
 }
 
 /** Whether a request with a body waits for `100 Continue` before sending it (RFC 9110 §10.1.1). */
@@ -82,11 +108,20 @@ export function expectsContinue(head: RequestHead): boolean {
 
 /**
  * The web `Request` handed to hooks, at the `http:` (`https:`) form of `url`, with `body` as its
- * body stream (or none).
+ * body: a stream (read as the handler reads it), the whole body's bytes, or none.
  */
-export function webRequest(head: RequestHead, url: URL, body: ReadableStream<Uint8Array> | null): Request {
-  const href = url.protocol.startsWith("ws") ? "http" + url.href.slice("ws".length) : url.href;
-  const init: RequestInit & { duplex?: "half" } = { method: head.method, headers: [...head.headers], body };
-  if (body !== null) init.duplex = "half"; // a streamed body (the fetch standard requires saying so)
+export function webRequest(
+  head: RequestHead,
+  url: URL | string,
+  body: ReadableStream<Uint8Array> | Uint8Array | null,
+): Request {
+  const text = typeof url === "string" ? url : url.href;
+  const href = text.startsWith("ws") ? "http" + text.slice("ws".length) : text;
+  const init: RequestInit & { duplex?: "half" } = {
+    method: head.method,
+    headers: [...head.headers],
+    body: body as BodyInit | null,
+  };
+  if (body instanceof ReadableStream) init.duplex = "half"; // a streamed body (the fetch standard requires saying so)
   return new Request(href, init);
 }

@@ -94,11 +94,37 @@ function responseHead(
   headers: Iterable<[string, string]>,
   statusText = "",
   dated = false,
-): Uint8Array {
+): string {
   let head = `HTTP/1.1 ${status} ${statusText || REASON_PHRASES[status] || ""}\r\n`;
   if (!dated) head += `Date: ${httpDate()}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  return latin1Bytes(head + "\r\n");
+  return head + "\r\n";
+}
+
+/** `head` (as octets) followed by `parts` (of `size` bytes in all), in one buffer: one copy of each. */
+function withHead(head: string, parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = latin1Bytes(head, new Uint8Array(head.length + size));
+  let at = head.length;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * A promise of null that settles when a timer of this turn of the event loop fires: one timer
+ * for all the responses that start reading their bodies in a turn, not one each.
+ */
+let turnTimer: Promise<null> | null = null;
+
+function laterThisTurn(): Promise<null> {
+  return turnTimer ??= new Promise<null>((resolve) =>
+    setTimeout(() => {
+      turnTimer = null;
+      resolve(null);
+    }, 0)
+  );
 }
 
 const encoder = new TextEncoder();
@@ -112,7 +138,7 @@ export function errorResponse(error: HttpError): Uint8Array {
     ["Connection", "close"],
     ...Object.entries(error.headers ?? {}),
   ];
-  return concat([responseHead(error.status, headers), body]);
+  return withHead(responseHead(error.status, headers), [body], body.length);
 }
 
 /** Whether a `Response` asks for the connection to close after it. */
@@ -148,9 +174,9 @@ export async function writeResponse(
   // What the body yields before a timer fires is written with the head; a body still being
   // produced then (a server-sent event stream, say) is streamed, so its head goes out at once.
   let next = reader?.read() ?? null;
-  const later = new Promise<null>((resolve) => setTimeout(resolve, 0, null));
+  const later = next === null ? null : laterThisTurn();
   while (next !== null && size <= BUFFERED_BODY) {
-    const result = await Promise.race([next, later]);
+    const result = await Promise.race([next, later!]);
     if (result === null) break;
     if (result.done) next = null;
     else {
@@ -174,10 +200,11 @@ export async function writeResponse(
   else if (!framing.http11) headers.push(["connection", "keep-alive"]);
   const head = responseHead(status, headers, response.statusText, dated);
   if (!streamed) {
-    sink.write(sendsBody && size > 0 ? concat([head, ...parts]) : head);
+    sink.write(sendsBody && size > 0 ? withHead(head, parts, size) : latin1Bytes(head));
     return keepAlive;
   }
-  if (!sink.write(concat(chunked && size > 0 ? [head, chunk(parts, size)] : [head, ...parts]))) {
+  const first = chunked && size > 0 ? [chunk(parts, size)] : parts;
+  if (!sink.write(withHead(head, first, chunked && size > 0 ? first[0].length : size))) {
     await reader!.cancel();
     return false;
   }

@@ -52,6 +52,8 @@ export class SocketTransport implements Transport {
   #ending = false;
   #peerEnded = false;
   #closed = false;
+  /** Whether the socket was told to stop reading (told again only on a change: on Bun each is a syscall). */
+  #paused = false;
 
   /** Wraps `raw`, connected to `remoteAddress`, whose reads bring `readChunks`. */
   constructor(raw: RawSocket, remoteAddress: string, readChunks = FRESH_CHUNKS) {
@@ -119,12 +121,16 @@ export class SocketTransport implements Transport {
 
   /** Stops reading until `resume`. */
   pause(): void {
-    if (!this.#closed) this.#raw.pause();
+    if (this.#closed || this.#paused) return;
+    this.#paused = true;
+    this.#raw.pause();
   }
 
   /** Reads again after `pause`. */
   resume(): void {
-    if (!this.#closed) this.#raw.resume();
+    if (this.#closed || !this.#paused) return;
+    this.#paused = false;
+    this.#raw.resume();
   }
 
   /** Writes what is queued, then half-closes. */
