@@ -579,10 +579,9 @@ export class HttpConnection<T> implements TransportEvents, ResponseSink {
       );
     }
     const extra = accepted.headers === undefined ? null : new Headers(accepted.headers);
-    const deflate = options.perMessageDeflate === null ? null : negotiateDeflate(
-      head.headers.get("sec-websocket-extensions") ?? null,
-      options.perMessageDeflate.clientMaxWindowBits,
-    );
+    const deflate = options.perMessageDeflate === null
+      ? null
+      : negotiateDeflate(head.headers.get("sec-websocket-extensions") ?? null, options.perMessageDeflate);
     acceptDigest(key).then((digest) => {
       if (this.#stage !== Stage.Upgrading) return; // timed out or dropped meanwhile
       const transport = this.#transport;

@@ -1123,7 +1123,7 @@ describe("permessage-deflate with the runtime's built-in WebSocket", () => {
         "the built-in client to open",
       );
       const offer = offers[0] ?? null;
-      const expected = negotiateDeflate(offer, 15)?.response ?? "";
+      const expected = negotiateDeflate(offer, { clientMaxWindowBits: 15 })?.response ?? "";
       const opened = await target.next("open", "/builtin");
       assert.equal(opened.ws.extensions, expected, `the client offered ${JSON.stringify(offer)}`);
       if (expected !== "") {

@@ -23,6 +23,9 @@ import { firstDifference } from "./helpers/events.ts";
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BASE = "permessage-deflate; server_no_context_takeover";
+/** The server's settings without and with its own context kept. */
+const NO_CONTEXT = { clientMaxWindowBits: 15 };
+const CONTEXT = { clientMaxWindowBits: 15, serverContextTakeover: true, serverMaxWindowBits: 15 };
 
 describe("parseExtensions", () => {
   it("parses names and parameters, with and without values, lower-casing names", () => {
@@ -51,7 +54,7 @@ describe("parseExtensions", () => {
     // What `Headers` makes of two Sec-WebSocket-Extensions lines when the second is empty.
     assert.deepEqual(parseExtensions("permessage-deflate, "), [{ name: "permessage-deflate", params: [] }]);
     assert.deepEqual(parseExtensions("permessage-deflate,\t"), [{ name: "permessage-deflate", params: [] }]);
-    assert.equal(negotiateDeflate("permessage-deflate, ", 15)?.response, BASE);
+    assert.equal(negotiateDeflate("permessage-deflate, ", NO_CONTEXT)?.response, BASE);
   });
 
   it("keeps repeated parameters in order (so negotiation can refuse them)", () => {
@@ -76,7 +79,7 @@ describe("parseExtensions", () => {
   ) {
     it(`returns null for the malformed header ${JSON.stringify(header)}`, () => {
       assert.equal(parseExtensions(header), null);
-      assert.equal(negotiateDeflate(header, 15), null, "a malformed header agrees on nothing");
+      assert.equal(negotiateDeflate(header, NO_CONTEXT), null, "a malformed header agrees on nothing");
     });
   }
 });
@@ -197,9 +200,10 @@ describe("negotiateDeflate", () => {
   ];
   for (const [header, cap, response, takeover, clientBits, serverBits] of accepted) {
     it(`agrees to ${JSON.stringify(header)} (cap ${cap}) with ${JSON.stringify(response)}`, () => {
-      assert.deepEqual(negotiateDeflate(header, cap), {
+      assert.deepEqual(negotiateDeflate(header, { clientMaxWindowBits: cap }), {
         clientContextTakeover: takeover,
         clientWindowBits: clientBits,
+        serverContextTakeover: false,
         serverWindowBits: serverBits,
         response,
       });
@@ -240,14 +244,114 @@ describe("negotiateDeflate", () => {
   ];
   for (const header of refused) {
     it(`refuses ${JSON.stringify(header)}`, () => {
-      assert.equal(negotiateDeflate(header, 15), null);
-      assert.equal(negotiateDeflate(header, 9), null);
+      assert.equal(negotiateDeflate(header, NO_CONTEXT), null);
+      assert.equal(negotiateDeflate(header, { clientMaxWindowBits: 9 }), null);
+      assert.equal(negotiateDeflate(header, CONTEXT), null);
     });
   }
 
   it("agrees to nothing without the header", () => {
-    assert.equal(negotiateDeflate(null, 15), null);
-    assert.equal(negotiateDeflate("", 15), null);
+    assert.equal(negotiateDeflate(null, NO_CONTEXT), null);
+    assert.equal(negotiateDeflate("", CONTEXT), null);
+  });
+});
+
+describe("negotiateDeflate with serverContextTakeover", () => {
+  /** [header, serverMaxWindowBits, response, serverContextTakeover, serverBits] */
+  const cases: [string, number, string, boolean, number][] = [
+    // What Chromium, Firefox, ws and the runtimes' clients offer: the context is kept.
+    ["permessage-deflate; client_max_window_bits", 15, "permessage-deflate", true, 15],
+    ["permessage-deflate", 15, "permessage-deflate", true, 15],
+    // The client forbids it (RFC 7692 §7.1.1.1): each message alone, and the answer says so.
+    [
+      "permessage-deflate; server_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover",
+      false,
+      15,
+    ],
+    [
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      false,
+      15,
+    ],
+    // The client's own context does not matter to ours.
+    [
+      "permessage-deflate; client_no_context_takeover",
+      15,
+      "permessage-deflate; client_no_context_takeover",
+      true,
+      15,
+    ],
+    // An offered server_max_window_bits bounds our window and is answered with the window we use
+    // (§7.1.2.1: the same or a smaller value).
+    [
+      "permessage-deflate; server_max_window_bits=10",
+      15,
+      "permessage-deflate; server_max_window_bits=10",
+      true,
+      10,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=8",
+      15,
+      "permessage-deflate; server_max_window_bits=8",
+      true,
+      8,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=15",
+      12,
+      "permessage-deflate; server_max_window_bits=12",
+      true,
+      12,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=10",
+      12,
+      "permessage-deflate; server_max_window_bits=10",
+      true,
+      10,
+    ],
+    // Not offered: our smaller window needs no word (the client's inflater takes any up to 15).
+    ["permessage-deflate; client_max_window_bits", 12, "permessage-deflate", true, 12],
+    ["permessage-deflate", 9, "permessage-deflate", true, 9],
+    [
+      "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+      12,
+      "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+      false,
+      9,
+    ],
+    // The first acceptable offer still wins.
+    [
+      "permessage-deflate; server_max_window_bits=16, permessage-deflate; server_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover",
+      false,
+      15,
+    ],
+  ];
+  for (const [header, serverMax, response, context, serverBits] of cases) {
+    it(`agrees to ${JSON.stringify(header)} (serverMaxWindowBits ${serverMax}) with ${JSON.stringify(response)}`, () => {
+      const agreed = negotiateDeflate(header, { ...CONTEXT, serverMaxWindowBits: serverMax });
+      assert.equal(agreed?.response, response);
+      assert.equal(agreed?.serverContextTakeover, context);
+      assert.equal(agreed?.serverWindowBits, serverBits);
+    });
+  }
+
+  it("with serverContextTakeover false, always answers server_no_context_takeover", () => {
+    const agreed = negotiateDeflate("permessage-deflate; client_max_window_bits", NO_CONTEXT);
+    assert.equal(agreed?.response, BASE);
+    assert.equal(agreed?.serverContextTakeover, false);
+  });
+
+  it("serverMaxWindowBits bounds the window without context too", () => {
+    const agreed = negotiateDeflate("permessage-deflate", { ...NO_CONTEXT, serverMaxWindowBits: 10 });
+    assert.deepEqual([agreed?.response, agreed?.serverWindowBits], [BASE, 10]);
   });
 });
 
