@@ -806,10 +806,10 @@ describe("ContextCompressor", () => {
     }
     // The figures the README states.
     assert.deepEqual([15, 13, 12, 10].map((bits) => ContextCompressor.memoryFor(bits) / KiB), [
-      136,
-      34,
-      17,
-      5,
+      120,
+      30,
+      15,
+      4.5,
     ]);
   });
 

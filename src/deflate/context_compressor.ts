@@ -8,6 +8,11 @@
  * Deno's `node:zlib` ignores a preset dictionary, so one-shot calls cannot take context over
  * there. Its state is three typed arrays sized by the window (allocated at the first message),
  * so the memory a connection holds is known to the byte: {@linkcode ContextCompressor.memory}.
+ *
+ * The hash chains hold positions as 16-bit absolute offsets in the stream (mod 65,536), and a
+ * candidate is taken only if its distance is below the window and its bytes are still in the
+ * buffer: when the window slides, the tables need no rewriting. An entry of a position long gone
+ * can only name another position in the window, whose bytes are compared like any candidate's.
  * @module
  */
 
@@ -16,7 +21,13 @@ import { BlockWriter, writeStored } from "./block_writer.ts";
 
 const MIN_MATCH = 3;
 const MAX_MATCH = 258;
-/** Multiplier of the hash of three bytes (its top bits are the hash). */
+/**
+ * Positions are hashed by their first four bytes: in JSON, three (`":"`, `","`) are shared by
+ * so many positions that chains fill with candidates that match no further, and a search then
+ * follows twice the links for the same matches.
+ */
+const HASH_BYTES = 4;
+/** Multiplier of the hash (its top bits are the hash slot). */
 const HASH = 0x9e3779b1;
 /** A match of the shortest length this far back costs more than its literals. */
 const TOO_FAR = 4096;
@@ -24,21 +35,22 @@ const TOO_FAR = 4096;
 const MIN_SLACK = 1024;
 
 /**
- * How hard each level (1–9) searches for matches: the longest hash chain followed, the match
- * length past which a chain is followed only a quarter as far (`good`), the length from which
- * the next position is not tried for a longer match (`lazy`), and the length that ends a search
- * at once (`nice`).
+ * How hard each level (1–9) searches for matches: the most hash-chain links followed, the match
+ * length past which only a quarter as many are followed (`good`), the length from which the next
+ * position is not tried for a longer match (`lazy`), and the length that ends a search (`nice`).
+ * Tuned on chat-like JSON (bench/compression_corpus.mjs): level 6 matches zlib's level 6 in size
+ * while following half as many links.
  */
 const LEVELS: readonly { chain: number; good: number; lazy: number; nice: number }[] = [
   { chain: 0, good: 0, lazy: 0, nice: 0 }, // 0: stored blocks, no search
-  { chain: 4, good: 4, lazy: 3, nice: 8 },
-  { chain: 8, good: 4, lazy: 4, nice: 16 },
-  { chain: 16, good: 4, lazy: 6, nice: 32 },
-  { chain: 16, good: 4, lazy: 8, nice: 32 },
-  { chain: 32, good: 8, lazy: 16, nice: 64 },
-  { chain: 128, good: 8, lazy: 16, nice: 128 },
-  { chain: 256, good: 8, lazy: 32, nice: 128 },
-  { chain: 1024, good: 32, lazy: 128, nice: 258 },
+  { chain: 4, good: 4, lazy: 3, nice: 32 },
+  { chain: 8, good: 4, lazy: 4, nice: 64 },
+  { chain: 16, good: 8, lazy: 8, nice: 128 },
+  { chain: 24, good: 8, lazy: 16, nice: 128 },
+  { chain: 32, good: 8, lazy: 32, nice: 258 },
+  { chain: 64, good: 8, lazy: 32, nice: 258 },
+  { chain: 128, good: 16, lazy: 64, nice: 258 },
+  { chain: 512, good: 32, lazy: 258, nice: 258 },
   { chain: 4096, good: 32, lazy: 258, nice: 258 },
 ];
 
@@ -49,32 +61,44 @@ const blocks = new BlockWriter();
 /** The distance of the match `longestMatch` found last. */
 let matchDistance = 0;
 
+/** Bits of the hash slots of a window of `windowBits`. */
+function hashBits(windowBits: number): number {
+  return Math.max(8, windowBits - 2);
+}
+
+/** The hash slot of the four bytes at `at`. */
+function hash(buffer: Uint8Array, at: number, shift: number): number {
+  const word = (buffer[at] << 24) | (buffer[at + 1] << 16) | (buffer[at + 2] << 8) | buffer[at + 3];
+  return Math.imul(word, HASH) >>> shift;
+}
+
 /** A compressor for one connection's messages, each able to refer back to the ones before. */
 export class ContextCompressor {
   readonly #windowSize: number;
   readonly #hashShift: number;
   readonly #level: (typeof LEVELS)[number];
-  /** The window and room for new bytes: positions below are indices into it. */
+  /** The window and room for new bytes: positions are indices into it. */
   #buffer: Uint8Array | null = null;
-  /** The latest position (plus one; 0 is none) of each hash of three bytes. */
+  /** The latest position of each hash slot, as an absolute offset mod 65,536. */
   #head: Uint16Array | null = null;
-  /** The position before each one with the same hash, indexed by absolute position mod window. */
+  /** The position before each one with the same hash; indexed by absolute offset mod window. */
   #prev: Uint16Array | null = null;
   /** Bytes in the buffer: the history (and, inside `compress`, the message). */
   #end = 0;
-  /** Positions from here on are not in the hash chains yet (the last two of the history). */
+  /** Positions from here on are not in the hash chains yet (the history's last three). */
   #hashFrom = 0;
-  /** Bytes slid out of the buffer so far, mod the window: positions plus this index `#prev`. */
-  #slid = 0;
+  /** The absolute offset of the buffer's first byte, mod 65,536. */
+  #base = 0;
 
   /**
-   * A compressor whose matches reach at most 2^`windowBits` bytes back (8–15), searching as hard
-   * as zlib's `level` (0–9; 0 sends stored blocks, which refer to nothing).
+   * A compressor whose matches reach less than 2^`windowBits` bytes back (8–15), searching as
+   * hard as `level` says (1–9; 0 sends stored blocks, which refer to nothing).
    */
   constructor(windowBits: number, level: number) {
     this.#windowSize = 1 << windowBits;
-    // One hash slot per two window positions (at least 256): chains stay short, memory small.
-    this.#hashShift = 32 - Math.max(8, windowBits - 1);
+    // One hash slot per four window positions (at least 256): about as few links followed as
+    // with more slots, in a quarter of the memory.
+    this.#hashShift = 32 - hashBits(windowBits);
     this.#level = LEVELS[level];
   }
 
@@ -86,11 +110,11 @@ export class ContextCompressor {
   /**
    * The bytes of memory a compressor of `windowBits` holds once it has compressed a message:
    * the window and a quarter more (at least 1 KiB) of room, 2 bytes per window position for the
-   * hash chains, and 2 bytes per hash slot.
+   * hash chains, and 2 bytes per hash slot (one per four positions, at least 256).
    */
   static memoryFor(windowBits: number): number {
     const window = 1 << windowBits;
-    return window + Math.max(MIN_SLACK, window >> 2) + 2 * window + 2 * (1 << Math.max(8, windowBits - 1));
+    return window + Math.max(MIN_SLACK, window >> 2) + 2 * window + 2 * (1 << hashBits(windowBits));
   }
 
   /**
@@ -112,25 +136,6 @@ export class ContextCompressor {
     return out.bytes.slice(0, out.length);
   }
 
-  #allocate(): void {
-    const window = this.#windowSize;
-    this.#buffer = new Uint8Array(window + Math.max(MIN_SLACK, window >> 2));
-    this.#head = new Uint16Array(1 << (32 - this.#hashShift));
-    this.#prev = new Uint16Array(window);
-  }
-
-  /** Drops the buffer's first `offset` bytes, moving the rest (and their positions) to the front. */
-  #slide(offset: number): void {
-    const head = this.#head!;
-    const prev = this.#prev!;
-    this.#buffer!.copyWithin(0, offset, this.#end);
-    this.#end -= offset;
-    this.#hashFrom -= offset;
-    this.#slid = (this.#slid + offset) & (this.#windowSize - 1);
-    for (let i = 0; i < head.length; i++) head[i] = head[i] > offset ? head[i] - offset : 0;
-    for (let i = 0; i < prev.length; i++) prev[i] = prev[i] > offset ? prev[i] - offset : 0;
-  }
-
   /**
    * The last window of what was compressed or appended (a view, valid until the next call): the
    * history the peer's inflater holds.
@@ -149,21 +154,31 @@ export class ContextCompressor {
     if (this.#level.chain === 0) return; // stored blocks refer to nothing
     if (this.#buffer === null) this.#allocate();
     const window = this.#windowSize;
-    const buffer = this.#buffer!;
     if (data.length >= window) {
-      // The window is all new: start over with its last bytes.
+      // The window is all new: drop what was there, keep the data's last window.
+      this.#slide(this.#end);
       data = data.subarray(data.length - window);
-      this.#end = 0;
-      this.#hashFrom = 0;
-      this.#slid = 0;
-      this.#head!.fill(0);
-      this.#prev!.fill(0);
-    } else if (this.#end + data.length > buffer.length) {
+    } else if (this.#end + data.length > this.#buffer!.length) {
       this.#slide(this.#end - (window - data.length));
     }
-    buffer.set(data, this.#end);
+    this.#buffer!.set(data, this.#end);
     this.#end += data.length;
-    this.#hashUpTo(this.#end - (MIN_MATCH - 1));
+    this.#hashUpTo(this.#end - (HASH_BYTES - 1));
+  }
+
+  #allocate(): void {
+    const window = this.#windowSize;
+    this.#buffer = new Uint8Array(window + Math.max(MIN_SLACK, window >> 2));
+    this.#head = new Uint16Array(1 << (32 - this.#hashShift));
+    this.#prev = new Uint16Array(window);
+  }
+
+  /** Drops the buffer's first `offset` bytes, moving the rest to the front. */
+  #slide(offset: number): void {
+    this.#buffer!.copyWithin(0, offset, this.#end);
+    this.#end -= offset;
+    this.#hashFrom = Math.max(0, this.#hashFrom - offset);
+    this.#base = (this.#base + offset) & 0xffff;
   }
 
   /** Puts the positions from `#hashFrom` up to `limit` into the hash chains. */
@@ -173,12 +188,13 @@ export class ContextCompressor {
     const prev = this.#prev!;
     const shift = this.#hashShift;
     const mask = this.#windowSize - 1;
-    const slid = this.#slid;
+    const base = this.#base;
     let p = this.#hashFrom;
     for (; p < limit; p++) {
-      const h = Math.imul((buffer[p] << 16) | (buffer[p + 1] << 8) | buffer[p + 2], HASH) >>> shift;
-      prev[(p + slid) & mask] = head[h];
-      head[h] = p + 1;
+      const h = hash(buffer, p, shift);
+      const at = (p + base) & 0xffff;
+      prev[at & mask] = head[h];
+      head[h] = at;
     }
     this.#hashFrom = Math.max(this.#hashFrom, p);
   }
@@ -216,22 +232,24 @@ export class ContextCompressor {
       const end = this.#end += count;
       taken += count;
       // The history's last positions have bytes after them now.
-      if (this.#hashFrom < historyEnd) this.#hashUpTo(Math.min(historyEnd, end - (MIN_MATCH - 1)));
-      const slid = this.#slid;
+      if (this.#hashFrom < historyEnd) this.#hashUpTo(Math.min(historyEnd, end - (HASH_BYTES - 1)));
+      const base = this.#base;
       // Parse to the end of the message, or leave a longest match's worth to look ahead at.
       const stop = taken === data.length ? end : end - MAX_MATCH;
       while (pos < stop) {
         let length = 0;
         let distance = 0;
-        if (pos + MIN_MATCH <= end) {
-          const h = Math.imul((buffer[pos] << 16) | (buffer[pos + 1] << 8) | buffer[pos + 2], HASH) >>> shift;
-          const candidate = head[h] - 1;
-          prev[(pos + slid) & mask] = head[h];
-          head[h] = pos + 1;
-          if (candidate >= 0 && prevLength < lazy && pos - candidate < window) {
+        if (pos + HASH_BYTES <= end) {
+          const h = hash(buffer, pos, shift);
+          const at = (pos + base) & 0xffff;
+          const latest = head[h];
+          prev[at & mask] = latest;
+          head[h] = at;
+          const back = (at - latest) & 0xffff;
+          if (prevLength < lazy && back !== 0 && back < window && back <= pos) {
             const chain = prevLength >= good ? maxChain >> 2 : maxChain;
             const best = Math.max(prevLength, MIN_MATCH - 1);
-            length = longestMatch(buffer, prev, pos, candidate, best, end, window, slid, chain, nice);
+            length = longestMatch(buffer, prev, pos, at, back, best, end, window, chain, nice);
             distance = matchDistance;
             if (length === MIN_MATCH && distance > TOO_FAR) length = 0;
           }
@@ -240,10 +258,11 @@ export class ContextCompressor {
           // The match at pos - 1 is at least as long: take it, hashing the positions it covers.
           blocks.match(prevLength, prevDistance);
           const matchEnd = pos - 1 + prevLength;
-          for (let p = pos + 1; p < matchEnd && p + MIN_MATCH <= end; p++) {
-            const h = Math.imul((buffer[p] << 16) | (buffer[p + 1] << 8) | buffer[p + 2], HASH) >>> shift;
-            prev[(p + slid) & mask] = head[h];
-            head[h] = p + 1;
+          for (let p = pos + 1; p < matchEnd && p + HASH_BYTES <= end; p++) {
+            const h = hash(buffer, p, shift);
+            const at = (p + base) & 0xffff;
+            prev[at & mask] = head[h];
+            head[h] = at;
           }
           pos = matchEnd;
           pending = false;
@@ -264,52 +283,59 @@ export class ContextCompressor {
     }
     if (pending) blocks.literal(buffer[pos - 1]);
     if (!blocks.empty) blocks.write(out, blockStart >= 0 ? buffer.subarray(blockStart, pos) : null);
-    // The message's last two positions wait for the bytes after them (unless it was too short to
-    // hash even the history's tail).
-    if (this.#hashFrom >= historyEnd) this.#hashFrom = Math.max(historyEnd, this.#end - (MIN_MATCH - 1));
+    // The message's last three positions wait for the bytes after them (unless it was too short
+    // to hash even the history's tail).
+    if (this.#hashFrom >= historyEnd) this.#hashFrom = Math.max(historyEnd, this.#end - (HASH_BYTES - 1));
   }
 }
 
 /**
- * The longest match for `pos` longer than `best`, following the hash chain from `candidate` up
- * to `chain` links and no further back than the window; sets `matchDistance` and returns its
- * length (0 when none is longer than `best`).
+ * The longest match for `pos` (at absolute offset `at`) longer than `best`, following the hash
+ * chain from the candidate `back` bytes back, up to `chain` links and less than the window back;
+ * sets `matchDistance` and returns its length (0 when none is longer than `best`).
  */
 function longestMatch(
   buffer: Uint8Array,
   prev: Uint16Array,
   pos: number,
-  candidate: number,
+  at: number,
+  back: number,
   best: number,
   end: number,
   window: number,
-  slid: number,
   chain: number,
   nice: number,
 ): number {
   const maxLength = Math.min(MAX_MATCH, end - pos);
   if (best >= maxLength) return 0;
   const start = best;
-  const lowest = Math.max(pos - window, -1);
+  // Not past the window, nor before the buffer's first byte.
+  const farthest = Math.min(window - 1, pos);
   const mask = window - 1;
   if (nice > maxLength) nice = maxLength;
-  while (candidate > lowest) {
+  // The bytes a candidate must match first: the one past the best so far, and the first two.
+  let scan = buffer[pos + best];
+  const first = buffer[pos];
+  const second = buffer[pos + 1];
+  for (;;) {
+    const candidate = pos - back;
+    // The next link is loaded before this candidate is compared, so that the two loads overlap.
+    const next = (at - prev[(at - back) & mask]) & 0xffff;
     if (
-      buffer[candidate + best] === buffer[pos + best] && buffer[candidate] === buffer[pos] &&
-      buffer[candidate + 1] === buffer[pos + 1]
+      buffer[candidate + best] === scan && buffer[candidate] === first && buffer[candidate + 1] === second
     ) {
       let length = 2;
       while (length < maxLength && buffer[candidate + length] === buffer[pos + length]) length++;
       if (length > best) {
         best = length;
-        matchDistance = pos - candidate;
+        matchDistance = back;
         if (length >= nice) break;
+        scan = buffer[pos + best];
       }
     }
-    if (--chain === 0) break;
-    const next = prev[(candidate + slid) & mask] - 1;
-    if (next >= candidate) break;
-    candidate = next;
+    // Links go strictly further back; stale ones may not, or lead out of range.
+    if (--chain === 0 || next <= back || next > farthest) break;
+    back = next;
   }
   return best > start ? best : 0;
 }
