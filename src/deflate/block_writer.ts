@@ -68,7 +68,7 @@ canonicalCodes(FIXED_DISTANCE_LENGTHS, DISTANCE_CODES, FIXED_DISTANCE_CODES);
 /**
  * One block's worth of literals and matches, and the writing of it. A compressor writes every
  * block of a message before it returns, so one `BlockWriter` serves every compressor of the
- * process: its memory (about 110 KiB) is not per connection.
+ * process: its memory (about 70 KiB) is not per connection.
  */
 export class BlockWriter {
   /** A literal as its byte (below 256), a match as `distance << 9 | length`. */

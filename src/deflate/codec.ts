@@ -41,11 +41,23 @@ export function deflateMessage(data: Uint8Array, windowBits: number, level: numb
 const ZLIB_FROM = 16 * 1024;
 
 /**
+ * Whether this runtime's `deflateRawSync` honours a preset dictionary (Node's and Bun's do;
+ * Deno's ignores it, yet takes its time over it): a phrase compresses to less with itself as
+ * the dictionary.
+ */
+const DICTIONARY_HONOURED = (() => {
+  const phrase = new TextEncoder().encode("permessage-deflate, context takeover");
+  const options = { finishFlush: constants.Z_SYNC_FLUSH };
+  return deflateRawSync(phrase, { ...options, dictionary: phrase }).length <
+    deflateRawSync(phrase, options).length;
+})();
+
+/**
  * Compresses one connection's messages with its context kept between them (server context
  * takeover, RFC 7692 §7.1.1.1): each message may refer back to the last window of the ones
  * before, which the client's inflater keeps. Short messages go through
  * {@linkcode ContextCompressor}; long ones through zlib, given the window as a preset dictionary
- * (Deno's `node:zlib` ignores it, which only costs those messages their references back), and
+ * where the runtime honours one (elsewhere those messages only lose their references back), and
  * then join the window all the same.
  */
 export class MessageCompressor {
@@ -77,7 +89,7 @@ export class MessageCompressor {
       windowBits: Math.max(9, this.#windowBits),
       level: this.#level,
       finishFlush: constants.Z_SYNC_FLUSH,
-      ...(window.length > 0 ? { dictionary: window } : {}),
+      ...(window.length > 0 && DICTIONARY_HONOURED ? { dictionary: window } : {}),
     });
     context.append(data);
     return new Uint8Array(out.buffer, out.byteOffset, out.length - TAIL.length);

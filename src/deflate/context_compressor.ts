@@ -4,10 +4,12 @@
  * back to the bytes of the messages before it, as the client's inflater keeps them.
  *
  * It is written in TypeScript rather than over `node:zlib` because no runtime offers a
- * synchronous zlib stream (a kept `createDeflateRaw` answers each flush in a callback), and
- * Deno's `node:zlib` ignores a preset dictionary, so one-shot calls cannot take context over
- * there. Its state is three typed arrays sized by the window (allocated at the first message),
- * so the memory a connection holds is known to the byte: {@linkcode ContextCompressor.memory}.
+ * synchronous zlib stream (a kept `createDeflateRaw` answers each flush in a callback), Deno's
+ * `node:zlib` ignores a preset dictionary (so one-shot calls cannot take context over there),
+ * and where a dictionary works (Node, Bun) zlib hashes the whole window again for every message.
+ * Its state is three typed arrays sized by the window (allocated at the first message), so the
+ * memory a connection holds is known to the byte: {@linkcode ContextCompressor.memory}. The
+ * README's "Compression" section has the figures.
  *
  * The hash chains hold positions as 16-bit absolute offsets in the stream (mod 65,536), and a
  * candidate is taken only if its distance is below the window and its bytes are still in the
