@@ -1,4 +1,6 @@
 // Child-process bookkeeping shared by the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs).
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 
 /**
@@ -51,4 +53,29 @@ export function portsFrom(start) {
     }
     throw new Error(`no free port in ${next - 1000}–${next - 1}`);
   };
+}
+
+// CPU accounting from /proc, in seconds of CPU time. The machine's total, minus the processes a
+// benchmark measures, is what other work took from the cores meanwhile.
+const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+
+/** CPU time all processes of the machine used so far. */
+export function machineCpuS() {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  // user, nice, system, irq, softirq: a process's own time includes the
+  // softirq work (loopback TCP) done inside its system calls
+  return [1, 2, 3, 6, 7].reduce((sum, i) => sum + Number(f[i]), 0) / HZ;
+}
+
+/** CPU time (user and system) process `pid` used so far. */
+export function processCpuS(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / HZ; // utime, stime
+}
+
+/** The resident memory of process `pid`, in KiB. */
+export function rssKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]);
 }

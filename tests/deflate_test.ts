@@ -29,18 +29,23 @@ import {
   withTimeout,
 } from "./helpers/events.ts";
 import {
+  chatMessages,
   compressAlone,
   compressibleBytes,
   inflateAlone,
+  inflateStream,
   splitInto,
   StreamCompressor,
 } from "./helpers/deflate.ts";
+import { MessageInflater } from "../src/deflate/codec.ts";
 import { Random } from "./helpers/random.ts";
 import { until } from "./helpers/server.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BASE = "permessage-deflate; server_no_context_takeover";
+/** The server keeps its compression context. */
+const KEPT: PerMessageDeflateOptions = { serverContextTakeover: true };
 const RSV1 = 0x40;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -723,6 +728,197 @@ describe("permessage-deflate over raw frames", () => {
     );
   });
 
+  describe("server context takeover (perMessageDeflate.serverContextTakeover)", () => {
+    let kept: RecordingServer;
+    let narrow: RecordingServer;
+    before(() => {
+      kept = recordingServer({ perMessageDeflate: { serverContextTakeover: true }, closeTimeout: 1000 });
+      narrow = recordingServer({
+        perMessageDeflate: { serverContextTakeover: true, serverMaxWindowBits: 12 },
+        closeTimeout: 1000,
+      });
+      extra.push(kept.server, narrow.server);
+    });
+
+    /** [offer, serverMaxWindowBits of the server, the exact answer or null] */
+    const answers: [string, number, string | null][] = [
+      // Chromium's, ws's and the runtimes' offer, and Firefox's.
+      ["permessage-deflate; client_max_window_bits", 15, "permessage-deflate"],
+      ["permessage-deflate", 15, "permessage-deflate"],
+      [
+        "permessage-deflate; server_no_context_takeover",
+        15,
+        "permessage-deflate; server_no_context_takeover",
+      ],
+      [
+        "permessage-deflate; client_no_context_takeover",
+        15,
+        "permessage-deflate; client_no_context_takeover",
+      ],
+      ["permessage-deflate; server_max_window_bits=10", 15, "permessage-deflate; server_max_window_bits=10"],
+      [
+        "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+        15,
+        "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+      ],
+      ["permessage-deflate; server_max_window_bits=15", 12, "permessage-deflate; server_max_window_bits=12"],
+      ["permessage-deflate; server_max_window_bits=9", 12, "permessage-deflate; server_max_window_bits=9"],
+      ["permessage-deflate; client_max_window_bits", 12, "permessage-deflate"],
+      ["permessage-deflate; server_no_context_takeover=1", 15, null],
+    ];
+    for (const [index, [offer, bits, expected]] of answers.entries()) {
+      it(
+        `answers ${JSON.stringify(offer)} (serverMaxWindowBits ${bits}) with ${JSON.stringify(expected)}`,
+        SLOW,
+        async () => {
+          const target = bits === 15 ? kept : narrow;
+          const path = `/kept/answer/${index}`;
+          const { client, extensions } = await open(path, offer, target);
+          assert.equal(extensions, expected);
+          assert.equal((await target.next("open", path)).ws.extensions, expected ?? "");
+          client.destroy();
+        },
+      );
+    }
+
+    /**
+     * Sends `messages` as plain binary frames, reads each compressed echo, and checks the payloads
+     * as a client with context takeover inflates them (window `bits`); returns the payloads.
+     */
+    async function echoes(client: RawClient, messages: Uint8Array[], bits: number): Promise<Uint8Array[]> {
+      const inflater = new MessageInflater(bits, true);
+      const payloads: Uint8Array[] = [];
+      for (const [index, message] of messages.entries()) {
+        client.write(frame(BINARY, message));
+        const echo = await client.readFrame();
+        assert.equal(echo.rsv, RSV1, `message ${index} is compressed`);
+        const out = inflater.inflate(echo.payload, message.length);
+        assert.equal(firstDifference(out, message), -1, `message ${index} (${message.length} B)`);
+        payloads.push(echo.payload);
+      }
+      assert.equal(
+        firstDifference(inflateStream(payloads, bits), concat(...messages)),
+        -1,
+        "the payloads inflate as one stream with exactly the window",
+      );
+      return payloads;
+    }
+
+    const chat = chatMessages(400, 5);
+    const chatBytes = chat.reduce((sum, message) => sum + message.length, 0);
+
+    it(
+      "compresses every message with the last 32 KiB as context: a chat stream shrinks 3x",
+      SLOW,
+      async () => {
+        const path = "/kept/chat";
+        const { client, extensions } = await open(path, "permessage-deflate; client_max_window_bits", kept);
+        assert.equal(extensions, "permessage-deflate");
+        const payloads = await echoes(client, chat, 15);
+        const compressed = payloads.reduce((sum, payload) => sum + payload.length, 0);
+        assert.ok(chatBytes / compressed > 3, `${chatBytes} B as ${compressed} B`);
+        // The same message again is a back-reference, which an inflater without the context refuses.
+        client.write(frame(TEXT, chat[399]));
+        const repeat = await client.readFrame();
+        assert.ok(repeat.payload.length < 10, `the repeat is ${repeat.payload.length} B`);
+        assert.throws(() => inflateAlone(repeat.payload), /distance too far back/);
+        client.destroy();
+      },
+    );
+
+    it(
+      "keeps its references within the window the client offered (server_max_window_bits=9)",
+      SLOW,
+      async () => {
+        const path = "/kept/window9";
+        const { client, extensions } = await open(path, "permessage-deflate; server_max_window_bits=9", kept);
+        assert.equal(extensions, "permessage-deflate; server_max_window_bits=9");
+        // Messages with repeats from 400 bytes to 3 KiB back: only the nearest may be referred to.
+        const random = new Random(9);
+        const phrase = random.bytes(300);
+        const messages = [
+          phrase,
+          random.bytes(100),
+          phrase,
+          random.bytes(3000),
+          phrase,
+          ...chat.slice(0, 100),
+        ];
+        await echoes(client, messages, 9);
+        client.destroy();
+      },
+    );
+
+    it("compresses each message alone when the client offers server_no_context_takeover", SLOW, async () => {
+      const path = "/kept/refused";
+      const offer = "permessage-deflate; server_no_context_takeover";
+      const { client, extensions } = await open(path, offer, kept);
+      assert.equal(extensions, offer);
+      for (const [index, message] of chat.slice(0, 50).entries()) {
+        client.write(frame(TEXT, message));
+        const echo = await client.readFrame();
+        assert.equal(echo.rsv, RSV1, "the threshold is 0 with serverContextTakeover, whatever was agreed");
+        assert.equal(firstDifference(inflateAlone(echo.payload), message), -1, `message ${index} alone`);
+      }
+      client.destroy();
+    });
+
+    it(
+      "sends an empty message as 0x00 and leaves messages sent with compress: false out of the context",
+      SLOW,
+      async () => {
+        const first = encoder.encode(jsonText(600, 41));
+        const plain = encoder.encode(jsonText(600, 42));
+        const target = recordingServer({
+          perMessageDeflate: { serverContextTakeover: true },
+          closeTimeout: 1000,
+          websocket: {
+            message(ws) {
+              ws.send(first);
+              ws.send(plain, { compress: false });
+              ws.send("");
+              ws.send(first);
+            },
+          },
+        });
+        extra.push(target.server);
+        const { client } = await open("/kept/mixed", "permessage-deflate", target);
+        client.write(frame(TEXT, "go"));
+        const frames = [
+          await client.readFrame(),
+          await client.readFrame(),
+          await client.readFrame(),
+          await client.readFrame(),
+        ];
+        assert.deepEqual(frames.map((f) => f.rsv), [RSV1, 0, RSV1, RSV1]);
+        assert.equal(firstDifference(frames[1].payload, plain), -1, "sent as is");
+        assert.deepEqual(frames[2].payload, Uint8Array.of(0x00), "the empty message");
+        assert.ok(frames[3].payload.length < 20, `the repeat refers back (${frames[3].payload.length} B)`);
+        // The compressed ones alone make the client's stream; the plain one is not in it.
+        const compressed = [frames[0].payload, frames[2].payload, frames[3].payload];
+        assert.equal(firstDifference(inflateStream(compressed), concat(first, first)), -1);
+        client.destroy();
+      },
+    );
+
+    it("keeps the context across long messages (16 KiB and up go through zlib)", SLOW, async () => {
+      const path = "/kept/long";
+      const { client } = await open(path, "permessage-deflate", kept);
+      const long = encoder.encode(jsonText(100 * KiB, 43));
+      const messages = [
+        chat[0],
+        long,
+        chat[1],
+        long.subarray(0, 20000),
+        chat[0],
+        long.subarray(long.length - 300),
+      ];
+      const payloads = await echoes(client, messages, 15);
+      assert.ok(payloads[5].length < 20, `the long message's tail is referred to (${payloads[5].length} B)`);
+      client.destroy();
+    });
+  });
+
   describe("Autobahn-style sizes and parameters", () => {
     interface Combo {
       name: string;
@@ -1028,6 +1224,38 @@ describe("permessage-deflate interop with the ws client", () => {
       response: BASE,
     },
     { name: "server threshold 0", client: {}, server: { threshold: 0 }, response: BASE },
+    // With the server's context kept (RFC 7692 §7.1.1.1), unless the client forbids it.
+    { name: "server context takeover", client: {}, server: KEPT, response: "permessage-deflate" },
+    {
+      name: "server context takeover refused by the client",
+      client: { serverNoContextTakeover: true },
+      server: KEPT,
+      response: BASE,
+    },
+    {
+      name: "server context takeover, no client context takeover",
+      client: { clientNoContextTakeover: true },
+      server: KEPT,
+      response: "permessage-deflate; client_no_context_takeover",
+    },
+    {
+      name: "server context takeover, serverMaxWindowBits 9",
+      client: { serverMaxWindowBits: 9 },
+      server: KEPT,
+      response: "permessage-deflate; server_max_window_bits=9",
+    },
+    {
+      name: "server context takeover, both windows 8",
+      client: { serverMaxWindowBits: 8, clientMaxWindowBits: 8 },
+      server: KEPT,
+      response: "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+    },
+    {
+      name: "server context takeover with a 12-bit window, 15 offered",
+      client: { serverMaxWindowBits: 15 },
+      server: { ...KEPT, serverMaxWindowBits: 12 },
+      response: "permessage-deflate; server_max_window_bits=12",
+    },
   ];
 
   for (const [index, combo] of combos.entries()) {
@@ -1070,6 +1298,39 @@ describe("permessage-deflate interop with the ws client", () => {
       }
     });
   }
+
+  it(
+    "a chat stream to the ws client shrinks 3x with server context takeover, and not without",
+    SLOW,
+    async () => {
+      const chat = chatMessages(1000, 7).map((message) => decoder.decode(message));
+      const total = chat.reduce((sum, message) => sum + encoder.encode(message).length, 0);
+      const down: number[] = [];
+      for (const options of [KEPT, {}]) {
+        const target = serverFor(options);
+        const proxy = await countingProxy(target.port);
+        const client = new NodeWebSocket(`ws://127.0.0.1:${proxy.port}/ws/chat`, { perMessageDeflate: {} });
+        const received = new Inbox<string>();
+        client.on("message", (data) => received.push(decoder.decode(data)));
+        client.on("error", () => {});
+        try {
+          await withTimeout(new Promise<void>((resolve) => client.on("open", resolve)), 5000, "open");
+          const opened = await target.next("open", "/ws/chat");
+          const before = proxy.counts.down;
+          for (const message of chat) opened.ws.send(message);
+          for (const [i, message] of chat.entries()) {
+            assert.equal(await received.take(() => true, 10000, `message ${i}`), message, `message ${i}`);
+          }
+          down.push(proxy.counts.down - before);
+        } finally {
+          client.terminate();
+          await proxy.close();
+        }
+      }
+      assert.ok(total / down[0] > 3, `with context: ${total} B as ${down[0]} B on the wire`);
+      assert.ok(total / down[1] < 1.1, `without (threshold 1024): ${total} B as ${down[1]} B`);
+    },
+  );
 
   it("a ws client without perMessageDeflate gets uncompressed messages", SLOW, async () => {
     const target = serverFor({});
@@ -1123,7 +1384,7 @@ describe("permessage-deflate with the runtime's built-in WebSocket", () => {
         "the built-in client to open",
       );
       const offer = offers[0] ?? null;
-      const expected = negotiateDeflate(offer, 15)?.response ?? "";
+      const expected = negotiateDeflate(offer, { clientMaxWindowBits: 15 })?.response ?? "";
       const opened = await target.next("open", "/builtin");
       assert.equal(opened.ws.extensions, expected, `the client offered ${JSON.stringify(offer)}`);
       if (expected !== "") {
@@ -1145,6 +1406,64 @@ describe("permessage-deflate with the runtime's built-in WebSocket", () => {
         );
       } else {
         assert.ok(proxy.counts.down > total, "nothing agreed: sent as is");
+      }
+    } finally {
+      client.close();
+      await until(() => client.readyState === WebSocket.CLOSED, "the built-in client to close").catch(
+        () => {},
+      );
+      await proxy.close();
+    }
+  });
+});
+
+describe("server context takeover with the runtime's built-in WebSocket", () => {
+  let target: RecordingServer;
+  const offers: (string | null)[] = [];
+  before(() => {
+    target = recordingServer({
+      perMessageDeflate: KEPT,
+      closeTimeout: 1000,
+      upgrade(request) {
+        offers.push(request.headers.get("sec-websocket-extensions"));
+      },
+    });
+  });
+  after(() => target.server.close());
+
+  it("decompresses a chat stream and long JSON sent with the server's context kept", SLOW, async () => {
+    const proxy = await countingProxy(target.port);
+    const client = new WebSocket(`ws://127.0.0.1:${proxy.port}/builtin-kept`);
+    const received = new Inbox<string>();
+    client.addEventListener("message", (event) => received.push(String(event.data)));
+    try {
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          client.addEventListener("open", () => resolve());
+          client.addEventListener("error", () => reject(new Error("the built-in client failed")));
+        }),
+        5000,
+        "the built-in client to open",
+      );
+      const offer = offers[0] ?? null;
+      const expected =
+        negotiateDeflate(offer, { clientMaxWindowBits: 15, serverContextTakeover: true })?.response ??
+          "";
+      const opened = await target.next("open", "/builtin-kept");
+      assert.equal(opened.ws.extensions, expected, `the client offered ${JSON.stringify(offer)}`);
+      const chat = chatMessages(1000, 8).map((message) => decoder.decode(message));
+      const texts = [...chat.slice(0, 500), jsonText(200 * KiB, 24), ...chat.slice(500)];
+      const total = texts.reduce((sum, text) => sum + encoder.encode(text).length, 0);
+      const before = proxy.counts.down;
+      for (const text of texts) opened.ws.send(text);
+      for (const [i, text] of texts.entries()) {
+        assert.equal(await received.take(() => true, 10000, `message ${i}`), text, `message ${i}`);
+      }
+      const wire = proxy.counts.down - before;
+      if (expected.startsWith("permessage-deflate")) {
+        assert.ok(total / wire > 3, `${total} B as ${wire} B on the wire`);
+      } else {
+        assert.ok(wire > total, "nothing agreed: sent as is");
       }
     } finally {
       client.close();
@@ -1232,4 +1551,143 @@ describe("permessage-deflate and publish/subscribe", () => {
     assert.equal(toPlain.rsv, 0);
     assert.equal(firstDifference(toPlain.payload, binary), -1);
   });
+});
+
+describe("server context takeover and publish/subscribe", () => {
+  let target: RecordingServer;
+  const clients: RawClient[] = [];
+  before(() => {
+    target = recordingServer({
+      perMessageDeflate: KEPT,
+      closeTimeout: 1000,
+      websocket: {
+        open(ws) {
+          ws.subscribe("room");
+        },
+        message(ws, data) {
+          ws.publish("room", data);
+        },
+      },
+    });
+  });
+  after(async () => {
+    for (const client of clients) client.destroy();
+    await target.server.close();
+  });
+
+  it(
+    "compresses a publish for each subscriber with its own context, and once for those without",
+    SLOW,
+    async () => {
+      const offers = {
+        kept: "permessage-deflate",
+        late: "permessage-deflate",
+        alone: "permessage-deflate; server_no_context_takeover",
+        plain: null,
+      };
+      const opened: Record<string, RawClient> = {};
+      for (const [name, offer] of Object.entries(offers)) {
+        if (name === "late") continue;
+        opened[name] = (await openRaw(target.port, `/room/${name}`, offer)).client;
+        clients.push(opened[name]);
+      }
+      await until(() => target.server.subscriberCount("room") === 3, "3 subscribers");
+      const chat = chatMessages(300, 9);
+      const payloads: Record<string, Uint8Array[]> = { kept: [], late: [], alone: [] };
+      const publishAll = async (messages: Uint8Array[], names: string[]) => {
+        for (const message of messages) {
+          assert.equal(target.server.publish("room", decoder.decode(message)), names.length);
+          for (const name of names) {
+            const received = await opened[name].readFrame();
+            if (name === "plain") {
+              assert.equal(received.rsv, 0);
+              assert.equal(firstDifference(received.payload, message), -1);
+            } else {
+              assert.equal(received.rsv, RSV1, name);
+              payloads[name].push(received.payload);
+            }
+          }
+        }
+      };
+      await publishAll(chat.slice(0, 150), ["kept", "alone", "plain"]);
+      // A subscriber that joins later has a context of its own, which starts empty.
+      opened.late = (await openRaw(target.port, "/room/late", offers.late)).client;
+      clients.push(opened.late);
+      await until(() => target.server.subscriberCount("room") === 4, "4 subscribers");
+      await publishAll(chat.slice(150), ["kept", "late", "alone", "plain"]);
+
+      assert.equal(firstDifference(inflateStream(payloads.kept), concat(...chat)), -1, "kept: one stream");
+      assert.equal(
+        firstDifference(inflateStream(payloads.late), concat(...chat.slice(150))),
+        -1,
+        "late: its own",
+      );
+      for (const [i, payload] of payloads.alone.entries()) {
+        assert.equal(firstDifference(inflateAlone(payload), chat[i]), -1, `alone: message ${i} by itself`);
+      }
+      const size = (list: Uint8Array[]) => list.reduce((sum, payload) => sum + payload.length, 0);
+      assert.ok(size(payloads.kept) * 2 < size(payloads.alone), "the context pays");
+
+      // A subscriber's publish reaches the others, each through its own context.
+      const said = encoder.encode(jsonText(300, 51));
+      opened.plain.write(frame(TEXT, said));
+      for (const name of ["kept", "late"]) {
+        const received = await opened[name].readFrame();
+        payloads[name].push(received.payload);
+      }
+      assert.equal(firstDifference(inflateStream(payloads.kept), concat(...chat, said)), -1);
+      assert.equal(firstDifference(inflateStream(payloads.late), concat(...chat.slice(150), said)), -1);
+      assert.equal(firstDifference(inflateAlone((await opened.alone.readFrame()).payload), said), -1);
+    },
+  );
+});
+
+describe("perMessageDeflate.serverContextTakeover and serverMaxWindowBits as options", () => {
+  for (
+    const [options, error] of [
+      [
+        { serverContextTakeover: "yes" },
+        /option "perMessageDeflate.serverContextTakeover" must be true or false/,
+      ],
+      [
+        { serverContextTakeover: 1 },
+        /option "perMessageDeflate.serverContextTakeover" must be true or false/,
+      ],
+      [{ serverMaxWindowBits: 7 }, /option "perMessageDeflate.serverMaxWindowBits" must be between 8 and 15/],
+      [
+        { serverMaxWindowBits: 16 },
+        /option "perMessageDeflate.serverMaxWindowBits" must be between 8 and 15/,
+      ],
+      [{ serverMaxWindowBits: 12.5 }, /option "perMessageDeflate.serverMaxWindowBits" must be an integer/],
+    ] as const
+  ) {
+    it(`refuses ${JSON.stringify(options)}`, () => {
+      assert.throws(
+        () => recordingServer({ perMessageDeflate: options as unknown as PerMessageDeflateOptions }),
+        (thrown: unknown) =>
+          (thrown instanceof TypeError || thrown instanceof RangeError) && error.test(thrown.message),
+      );
+    });
+  }
+
+  it(
+    "compresses even a 2-byte message by default with it, and not without (threshold 1024)",
+    SLOW,
+    async () => {
+      const kept = recordingServer({ perMessageDeflate: KEPT, closeTimeout: 1000 });
+      const alone = recordingServer({ perMessageDeflate: true, closeTimeout: 1000 });
+      try {
+        for (const [target, rsv] of [[kept, RSV1], [alone, 0]] as const) {
+          const { client } = await openRaw(target.port, "/small", "permessage-deflate");
+          client.write(frame(TEXT, "ok"));
+          const echo = await client.readFrame();
+          assert.equal(echo.rsv, rsv);
+          assert.equal(decoder.decode(rsv === 0 ? echo.payload : inflateAlone(echo.payload)), "ok");
+          client.destroy();
+        }
+      } finally {
+        await Promise.all([kept.server.close(), alone.server.close()]);
+      }
+    },
+  );
 });

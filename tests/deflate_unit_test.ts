@@ -9,13 +9,17 @@ import assert from "node:assert/strict";
 import { deflateRawSync } from "node:zlib";
 import { negotiateDeflate, parseExtensions } from "../src/deflate/negotiate.ts";
 import { History } from "../src/deflate/history.ts";
-import { deflateMessage, InflateError, MessageInflater } from "../src/deflate/codec.ts";
+import { deflateMessage, InflateError, MessageCompressor, MessageInflater } from "../src/deflate/codec.ts";
+import { ContextCompressor } from "../src/deflate/context_compressor.ts";
+import { canonicalCodes, huffmanLengths } from "../src/deflate/huffman.ts";
 import { Random } from "./helpers/random.ts";
 import {
+  chatMessages,
   compressAlone,
   compressibleBytes,
   endsWithTail,
   inflateAlone,
+  inflateStream,
   StreamCompressor,
 } from "./helpers/deflate.ts";
 import { firstDifference } from "./helpers/events.ts";
@@ -23,6 +27,9 @@ import { firstDifference } from "./helpers/events.ts";
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const BASE = "permessage-deflate; server_no_context_takeover";
+/** The server's settings without and with its own context kept. */
+const NO_CONTEXT = { clientMaxWindowBits: 15 };
+const CONTEXT = { clientMaxWindowBits: 15, serverContextTakeover: true, serverMaxWindowBits: 15 };
 
 describe("parseExtensions", () => {
   it("parses names and parameters, with and without values, lower-casing names", () => {
@@ -51,7 +58,7 @@ describe("parseExtensions", () => {
     // What `Headers` makes of two Sec-WebSocket-Extensions lines when the second is empty.
     assert.deepEqual(parseExtensions("permessage-deflate, "), [{ name: "permessage-deflate", params: [] }]);
     assert.deepEqual(parseExtensions("permessage-deflate,\t"), [{ name: "permessage-deflate", params: [] }]);
-    assert.equal(negotiateDeflate("permessage-deflate, ", 15)?.response, BASE);
+    assert.equal(negotiateDeflate("permessage-deflate, ", NO_CONTEXT)?.response, BASE);
   });
 
   it("keeps repeated parameters in order (so negotiation can refuse them)", () => {
@@ -76,7 +83,7 @@ describe("parseExtensions", () => {
   ) {
     it(`returns null for the malformed header ${JSON.stringify(header)}`, () => {
       assert.equal(parseExtensions(header), null);
-      assert.equal(negotiateDeflate(header, 15), null, "a malformed header agrees on nothing");
+      assert.equal(negotiateDeflate(header, NO_CONTEXT), null, "a malformed header agrees on nothing");
     });
   }
 });
@@ -197,9 +204,10 @@ describe("negotiateDeflate", () => {
   ];
   for (const [header, cap, response, takeover, clientBits, serverBits] of accepted) {
     it(`agrees to ${JSON.stringify(header)} (cap ${cap}) with ${JSON.stringify(response)}`, () => {
-      assert.deepEqual(negotiateDeflate(header, cap), {
+      assert.deepEqual(negotiateDeflate(header, { clientMaxWindowBits: cap }), {
         clientContextTakeover: takeover,
         clientWindowBits: clientBits,
+        serverContextTakeover: false,
         serverWindowBits: serverBits,
         response,
       });
@@ -240,14 +248,114 @@ describe("negotiateDeflate", () => {
   ];
   for (const header of refused) {
     it(`refuses ${JSON.stringify(header)}`, () => {
-      assert.equal(negotiateDeflate(header, 15), null);
-      assert.equal(negotiateDeflate(header, 9), null);
+      assert.equal(negotiateDeflate(header, NO_CONTEXT), null);
+      assert.equal(negotiateDeflate(header, { clientMaxWindowBits: 9 }), null);
+      assert.equal(negotiateDeflate(header, CONTEXT), null);
     });
   }
 
   it("agrees to nothing without the header", () => {
-    assert.equal(negotiateDeflate(null, 15), null);
-    assert.equal(negotiateDeflate("", 15), null);
+    assert.equal(negotiateDeflate(null, NO_CONTEXT), null);
+    assert.equal(negotiateDeflate("", CONTEXT), null);
+  });
+});
+
+describe("negotiateDeflate with serverContextTakeover", () => {
+  /** [header, serverMaxWindowBits, response, serverContextTakeover, serverBits] */
+  const cases: [string, number, string, boolean, number][] = [
+    // What Chromium, Firefox, ws and the runtimes' clients offer: the context is kept.
+    ["permessage-deflate; client_max_window_bits", 15, "permessage-deflate", true, 15],
+    ["permessage-deflate", 15, "permessage-deflate", true, 15],
+    // The client forbids it (RFC 7692 §7.1.1.1): each message alone, and the answer says so.
+    [
+      "permessage-deflate; server_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover",
+      false,
+      15,
+    ],
+    [
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      false,
+      15,
+    ],
+    // The client's own context does not matter to ours.
+    [
+      "permessage-deflate; client_no_context_takeover",
+      15,
+      "permessage-deflate; client_no_context_takeover",
+      true,
+      15,
+    ],
+    // An offered server_max_window_bits bounds our window and is answered with the window we use
+    // (§7.1.2.1: the same or a smaller value).
+    [
+      "permessage-deflate; server_max_window_bits=10",
+      15,
+      "permessage-deflate; server_max_window_bits=10",
+      true,
+      10,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=8",
+      15,
+      "permessage-deflate; server_max_window_bits=8",
+      true,
+      8,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=15",
+      12,
+      "permessage-deflate; server_max_window_bits=12",
+      true,
+      12,
+    ],
+    [
+      "permessage-deflate; server_max_window_bits=10",
+      12,
+      "permessage-deflate; server_max_window_bits=10",
+      true,
+      10,
+    ],
+    // Not offered: our smaller window needs no word (the client's inflater takes any up to 15).
+    ["permessage-deflate; client_max_window_bits", 12, "permessage-deflate", true, 12],
+    ["permessage-deflate", 9, "permessage-deflate", true, 9],
+    [
+      "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+      12,
+      "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+      false,
+      9,
+    ],
+    // The first acceptable offer still wins.
+    [
+      "permessage-deflate; server_max_window_bits=16, permessage-deflate; server_no_context_takeover",
+      15,
+      "permessage-deflate; server_no_context_takeover",
+      false,
+      15,
+    ],
+  ];
+  for (const [header, serverMax, response, context, serverBits] of cases) {
+    it(`agrees to ${JSON.stringify(header)} (serverMaxWindowBits ${serverMax}) with ${JSON.stringify(response)}`, () => {
+      const agreed = negotiateDeflate(header, { ...CONTEXT, serverMaxWindowBits: serverMax });
+      assert.equal(agreed?.response, response);
+      assert.equal(agreed?.serverContextTakeover, context);
+      assert.equal(agreed?.serverWindowBits, serverBits);
+    });
+  }
+
+  it("with serverContextTakeover false, always answers server_no_context_takeover", () => {
+    const agreed = negotiateDeflate("permessage-deflate; client_max_window_bits", NO_CONTEXT);
+    assert.equal(agreed?.response, BASE);
+    assert.equal(agreed?.serverContextTakeover, false);
+  });
+
+  it("serverMaxWindowBits bounds the window without context too", () => {
+    const agreed = negotiateDeflate("permessage-deflate", { ...NO_CONTEXT, serverMaxWindowBits: 10 });
+    assert.deepEqual([agreed?.response, agreed?.serverWindowBits], [BASE, 10]);
   });
 });
 
@@ -491,5 +599,274 @@ describe("deflateMessage and MessageInflater", () => {
     inflater.inflate(compressAlone(new TextEncoder().encode("second, different message")), 100);
     assert.deepEqual(first, copy);
     assert.equal(new TextDecoder().decode(first), "first message");
+  });
+});
+
+/** `parts` joined. */
+function joined(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** The bytes of `parts` joined. */
+function totalLength(parts: Uint8Array[]): number {
+  return parts.reduce((sum, part) => sum + part.length, 0);
+}
+
+/**
+ * Compresses `messages` in order with `compressor` and checks them as a client with context
+ * takeover inflates them: message by message with an inflater holding exactly the window (so a
+ * reference beyond it fails), and as one zlib stream. Returns the compressed messages.
+ */
+function roundTrip(
+  compressor: { compress(data: Uint8Array): Uint8Array },
+  messages: Uint8Array[],
+  bits: number,
+  label: string,
+): Uint8Array[] {
+  const inflater = new MessageInflater(bits, true);
+  const compressed = messages.map((message, index) => {
+    const data = compressor.compress(message);
+    assert.ok(!endsWithTail(data) || message.length === 0, `${label}: message ${index} has no tail`);
+    const out = inflater.inflate(data, message.length);
+    assert.equal(firstDifference(out, message), -1, `${label}: message ${index} (${message.length} B)`);
+    return data;
+  });
+  assert.equal(
+    firstDifference(inflateStream(compressed, bits), joined(messages)),
+    -1,
+    `${label}: as one stream`,
+  );
+  return compressed;
+}
+
+describe("huffmanLengths and canonicalCodes", () => {
+  /** Whether `lengths` make a complete prefix code (Kraft sum exactly 1) no longer than `limit`. */
+  function checkCode(lengths: Uint8Array, count: number, limit: number, label: string): void {
+    let kraft = 0;
+    for (let i = 0; i < count; i++) {
+      assert.ok(lengths[i] <= limit, `${label}: symbol ${i} has ${lengths[i]} bits > ${limit}`);
+      if (lengths[i] > 0) kraft += 2 ** -lengths[i];
+    }
+    assert.equal(kraft, 1, `${label}: the code is complete`);
+    const codes = new Uint16Array(count);
+    canonicalCodes(lengths, count, codes);
+    const seen = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      if (lengths[i] === 0) continue;
+      // Codes are stored bit-reversed; read back most significant bit first.
+      let code = "";
+      for (let b = 0; b < lengths[i]; b++) code += (codes[i] >> b) & 1;
+      for (const other of seen) {
+        assert.ok(!code.startsWith(other) && !other.startsWith(code), `${label}: ${code} and ${other}`);
+      }
+      seen.add(code);
+    }
+  }
+
+  it("makes complete codes within the limit for random frequencies", () => {
+    const random = new Random(42);
+    for (let round = 0; round < 200; round++) {
+      const count = random.pick([2, 19, 30, 286]);
+      const limit = count === 19 ? 7 : 15;
+      const freqs = new Uint32Array(count);
+      for (let i = 0; i < count; i++) {
+        freqs[i] = random.next() < 0.3 ? 0 : random.int(1, random.pick([3, 100, 5000]));
+      }
+      const lengths = new Uint8Array(count);
+      huffmanLengths(freqs, count, limit, lengths);
+      checkCode(lengths, count, limit, `round ${round}`);
+      for (let i = 0; i < count; i++) {
+        if (freqs[i] > 0) assert.ok(lengths[i] > 0, `round ${round}: used symbol ${i} has a code`);
+      }
+    }
+  });
+
+  it("limits lengths that a plain Huffman code would make longer (Fibonacci frequencies)", () => {
+    // Fibonacci weights make a Huffman tree as deep as there are symbols.
+    const freqs = new Uint32Array(30);
+    for (let i = 0, a = 1, b = 1; i < 30; i++, [a, b] = [b, a + b]) freqs[i] = a;
+    const lengths = new Uint8Array(30);
+    huffmanLengths(freqs, 30, 15, lengths);
+    checkCode(lengths, 30, 15, "limit 15");
+    assert.equal(Math.max(...lengths), 15);
+    const short = new Uint8Array(19);
+    huffmanLengths(freqs.subarray(0, 19), 19, 7, short);
+    checkCode(short, 19, 7, "limit 7");
+  });
+
+  it("gives a lone used symbol (or none) a partner, so that the code has two codes of one bit", () => {
+    for (const used of [[], [0], [5], [285]]) {
+      const freqs = new Uint32Array(286);
+      for (const symbol of used) freqs[symbol] = 7;
+      const lengths = new Uint8Array(286);
+      huffmanLengths(freqs, 286, 15, lengths);
+      checkCode(lengths, 286, 15, `used ${used}`);
+      assert.equal(lengths.filter((length) => length > 0).length, 2);
+      for (const symbol of used) assert.equal(lengths[symbol], 1);
+    }
+  });
+});
+
+describe("ContextCompressor", () => {
+  const chat = chatMessages(600, 1);
+
+  for (const bits of [8, 9, 10, 12, 15]) {
+    it(`round-trips a chat stream with a ${bits}-bit window at levels 0, 1, 6 and 9`, () => {
+      for (const level of [0, 1, 6, 9]) {
+        roundTrip(new ContextCompressor(bits, level), chat, bits, `level ${level}`);
+      }
+    });
+  }
+
+  it("takes its context over: later messages shrink several times, and need the earlier ones", () => {
+    const compressor = new ContextCompressor(15, 6);
+    const compressed = roundTrip(compressor, chat, 15, "chat");
+    const alone = chat.map((message) => deflateMessage(message, 15, 6));
+    const ratio = totalLength(chat.slice(100)) / totalLength(compressed.slice(100));
+    const aloneRatio = totalLength(chat.slice(100)) / totalLength(alone.slice(100));
+    assert.ok(
+      ratio > 3 && ratio > 2 * aloneRatio,
+      `with context ${ratio.toFixed(2)}x, alone ${aloneRatio.toFixed(2)}x`,
+    );
+    // A message that refers back cannot be inflated without its predecessors.
+    const repeat = compressor.compress(chat[599]);
+    assert.ok(repeat.length < 10, `a repeat is one back-reference (${repeat.length} B)`);
+    assert.throws(() => inflateAlone(repeat), /distance too far back/);
+  });
+
+  for (const bits of [8, 9, 12, 15]) {
+    it(`never refers further back than its ${bits}-bit window`, () => {
+      const window = 1 << bits;
+      const random = new Random(bits);
+      const phrase = random.bytes(Math.min(200, window >> 2));
+      // The phrase starts `distance` bytes before the second message, which repeats it.
+      for (const distance of [window - 1, window, window + 1]) {
+        const first = joined([phrase, random.bytes(distance - phrase.length)]);
+        const compressor = new ContextCompressor(bits, 9);
+        const [, second] = roundTrip(compressor, [first, phrase], bits, `distance ${distance}`);
+        if (distance < window) assert.ok(second.length < 10, `${distance} back is in the window`);
+        else assert.ok(second.length > phrase.length, `${distance} back is not (${second.length} B)`);
+      }
+    });
+  }
+
+  it("compresses a message that fills the buffer many times over, and messages around it", () => {
+    for (const bits of [9, 15]) {
+      const window = 1 << bits;
+      const random = new Random(bits);
+      const messages = [chat[0], compressibleBytes(9 * window + 17, 3, window), chat[1]];
+      for (let i = 0; i < 60; i++) {
+        messages.push(
+          compressibleBytes(
+            random.pick([0, 1, 2, 3, random.int(4, window), random.int(window, 3 * window)]),
+            i,
+            window,
+          ),
+        );
+      }
+      roundTrip(new ContextCompressor(bits, 6), messages, bits, `${bits} bits`);
+    }
+  });
+
+  it("writes random bytes as stored blocks: 5 bytes more per 16 KiB (a block's worth of symbols)", () => {
+    for (const size of [1, 100, 65535, 65536, 200_000]) {
+      const data = new Random(size).bytes(size);
+      const [compressed] = roundTrip(new ContextCompressor(15, 6), [data], 15, `${size} B`);
+      assert.ok(
+        compressed.length <= size + 5 * Math.ceil(size / 16384) + 1,
+        `${size} B → ${compressed.length} B`,
+      );
+    }
+  });
+
+  it("sends an empty message as the single byte 0x00, keeping its context", () => {
+    const compressor = new ContextCompressor(15, 6);
+    assert.deepEqual(compressor.compress(new Uint8Array(0)), Uint8Array.of(0x00));
+    const messages = [chat[0], new Uint8Array(0), chat[0], new Uint8Array(0), Uint8Array.of(0x41), chat[0]];
+    roundTrip(compressor, messages, 15, "empty among others");
+  });
+
+  it("holds no memory before its first message, then exactly memoryFor(windowBits), whatever it sends", () => {
+    for (const bits of [8, 10, 12, 13, 15]) {
+      const compressor = new ContextCompressor(bits, 6);
+      assert.equal(compressor.memory, 0);
+      compressor.compress(chat[0]);
+      const memory = ContextCompressor.memoryFor(bits);
+      assert.equal(compressor.memory, memory);
+      for (const message of [...chat.slice(0, 200), new Random(1).bytes(5 << bits)]) {
+        compressor.compress(message);
+      }
+      assert.equal(compressor.memory, memory, `${bits} bits`);
+    }
+    // The figures the README states.
+    assert.deepEqual([15, 13, 12, 10].map((bits) => ContextCompressor.memoryFor(bits) / KiB), [
+      120,
+      30,
+      15,
+      4.5,
+    ]);
+  });
+
+  it("returns fresh bytes, unaffected by later messages", () => {
+    const compressor = new ContextCompressor(15, 6);
+    const first = compressor.compress(chat[0]);
+    const copy = first.slice();
+    compressor.compress(chat[1]);
+    new ContextCompressor(15, 6).compress(chat[2]);
+    assert.deepEqual(first, copy);
+  });
+
+  it("appends what was compressed elsewhere to its context", () => {
+    for (const bits of [8, 12, 15]) {
+      const window = 1 << bits;
+      const compressor = new ContextCompressor(bits, 6);
+      const inflater = new MessageInflater(bits, true);
+      const random = new Random(bits);
+      let sent = new Uint8Array(0);
+      for (let i = 0; i < 80; i++) {
+        const size = random.pick([0, 1, 5, random.int(6, window), random.int(window, 3 * window)]);
+        const message = compressibleBytes(size, i, window);
+        sent = joined([sent, message]).slice(-window);
+        if (random.next() < 0.4) {
+          // Compressed elsewhere (node:zlib, without context), then appended.
+          inflater.inflate(compressAlone(message, Math.max(9, bits)), message.length);
+          compressor.append(message);
+          assert.equal(firstDifference(compressor.window, sent), -1, `window after append ${i}`);
+        } else {
+          const out = inflater.inflate(compressor.compress(message), message.length);
+          assert.equal(firstDifference(out, message), -1, `message ${i} (${message.length} B)`);
+        }
+      }
+    }
+  });
+});
+
+describe("MessageCompressor", () => {
+  it("sends long messages through zlib with the window as dictionary, short ones with its own", () => {
+    const chat = chatMessages(300, 2);
+    const long = joined(chat.slice(0, 200));
+    for (const bits of [8, 12, 15]) {
+      const messages = [
+        ...chat.slice(200, 250),
+        long,
+        ...chat.slice(250),
+        long.subarray(5000),
+        long.slice(-40),
+      ];
+      const compressor = new MessageCompressor(bits, 6);
+      const compressed = roundTrip(compressor, messages, bits, `${bits} bits`);
+      // The short message after a long one refers back into it.
+      assert.ok(
+        compressed[compressed.length - 1].length < 10,
+        `${compressed[compressed.length - 1].length} B`,
+      );
+      assert.equal(compressor.memory, ContextCompressor.memoryFor(bits));
+    }
   });
 });

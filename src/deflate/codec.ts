@@ -1,12 +1,14 @@
 /**
  * Message compression for permessage-deflate, over `node:zlib`'s one-shot calls (the one module
  * of Wisp that uses a `node:` built-in; see the README's "Compression" section for the figures
- * that chose it). Both calls are synchronous, so messages stay in order without any queue, and no
- * zlib stream is kept open per connection.
+ * that chose it) and, for a context kept between messages, Wisp's own compressor. Every call is
+ * synchronous, so messages stay in order without any queue, and no zlib stream is kept open per
+ * connection.
  * @module
  */
 
 import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
+import { ContextCompressor } from "./context_compressor.ts";
 import { History } from "./history.ts";
 
 /** The empty stored block that ends a sync-flushed message (RFC 7692 §7.2.1). */
@@ -30,6 +32,68 @@ export function deflateMessage(data: Uint8Array, windowBits: number, level: numb
     finishFlush: constants.Z_SYNC_FLUSH,
   });
   return new Uint8Array(out.buffer, out.byteOffset, out.length - TAIL.length);
+}
+
+/**
+ * Messages from this size up go through zlib, which is faster on long inputs than Wisp's own
+ * compressor (which wins on short ones, as it keeps its tables between messages).
+ */
+const ZLIB_FROM = 16 * 1024;
+
+/**
+ * Whether this runtime's `deflateRawSync` honours a preset dictionary (Node's and Bun's do;
+ * Deno's ignores it, yet takes its time over it): a phrase compresses to less with itself as
+ * the dictionary.
+ */
+const DICTIONARY_HONOURED = (() => {
+  const phrase = new TextEncoder().encode("permessage-deflate, context takeover");
+  const options = { finishFlush: constants.Z_SYNC_FLUSH };
+  return deflateRawSync(phrase, { ...options, dictionary: phrase }).length <
+    deflateRawSync(phrase, options).length;
+})();
+
+/**
+ * Compresses one connection's messages with its context kept between them (server context
+ * takeover, RFC 7692 §7.1.1.1): each message may refer back to the last window of the ones
+ * before, which the client's inflater keeps. Short messages go through
+ * {@linkcode ContextCompressor}; long ones through zlib, given the window as a preset dictionary
+ * where the runtime honours one (elsewhere those messages only lose their references back), and
+ * then join the window all the same.
+ */
+export class MessageCompressor {
+  readonly #context: ContextCompressor;
+  readonly #windowBits: number;
+  readonly #level: number;
+
+  /** A compressor with a window of 2^`windowBits` bytes (8–15), at zlib's `level` (0–9). */
+  constructor(windowBits: number, level: number) {
+    this.#context = new ContextCompressor(windowBits, level);
+    this.#windowBits = windowBits;
+    this.#level = level;
+  }
+
+  /** Bytes of memory held for the context (see {@linkcode ContextCompressor.memoryFor}). */
+  get memory(): number {
+    return this.#context.memory;
+  }
+
+  /**
+   * Compresses one message; returns its DEFLATE data without the trailing `00 00 FF FF`. The
+   * bytes are the caller's.
+   */
+  compress(data: Uint8Array): Uint8Array {
+    const context = this.#context;
+    if (data.length < ZLIB_FROM || this.#level === 0) return context.compress(data);
+    const window = context.window;
+    const out = deflateRawSync(data, {
+      windowBits: Math.max(9, this.#windowBits),
+      level: this.#level,
+      finishFlush: constants.Z_SYNC_FLUSH,
+      ...(window.length > 0 && DICTIONARY_HONOURED ? { dictionary: window } : {}),
+    });
+    context.append(data);
+    return new Uint8Array(out.buffer, out.byteOffset, out.length - TAIL.length);
+  }
 }
 
 /** Why an inflate failed: the output passed the size limit, or the data was not valid DEFLATE. */

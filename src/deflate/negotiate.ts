@@ -12,10 +12,25 @@ export interface DeflateParams {
   clientContextTakeover: boolean;
   /** The client's window size in bits (8–15): how much history its messages may refer to. */
   clientWindowBits: number;
+  /** Whether we keep our compression context between messages (so each socket compresses alone). */
+  serverContextTakeover: boolean;
   /** The window size in bits we compress with (8–15). */
   serverWindowBits: number;
   /** The `Sec-WebSocket-Extensions` value of the 101 response. */
   response: string;
+}
+
+/** The server's side of the negotiation, from the `perMessageDeflate` option. */
+export interface DeflateSettings {
+  /**
+   * Largest window (8–15 bits) the client may compress with, when it lets the server choose:
+   * it bounds the history kept for the client.
+   */
+  clientMaxWindowBits: number;
+  /** Whether to keep our compression context between messages when the client allows it. Default false. */
+  serverContextTakeover?: boolean;
+  /** Largest window (8–15 bits) we compress with; a client's `server_max_window_bits` lowers it. Default 15. */
+  serverMaxWindowBits?: number;
 }
 
 /** An extension offer: its name and parameters (a parameter without a value maps to `true`). */
@@ -29,63 +44,66 @@ export interface Offer {
 /**
  * Agrees to the first acceptable `permessage-deflate` offer in `header`, or returns `null` (the
  * connection then goes on uncompressed). An offer with an unknown, duplicate or invalid parameter
- * is not acceptable. Wisp always answers `server_no_context_takeover` (RFC 7692 §7.1.1.1 lets the
- * server choose it): each message is compressed on its own, so no compressor state is kept per
- * connection. `clientMaxWindowBits` caps the client's window, which bounds the history kept for it.
+ * is not acceptable. Our context is kept between messages when `settings` asks for it and the
+ * client did not offer `server_no_context_takeover`; otherwise the answer says
+ * `server_no_context_takeover` (RFC 7692 §7.1.1.1 lets the server choose it) and each message
+ * is compressed on its own. The answer names exactly what applies: `server_max_window_bits`
+ * only when offered (§7.1.2.1), with the window we compress with, and `client_max_window_bits`
+ * whenever the client's window is below 15 bits (§7.1.2.2).
  */
-export function negotiateDeflate(header: string | null, clientMaxWindowBits: number): DeflateParams | null {
+export function negotiateDeflate(header: string | null, settings: DeflateSettings): DeflateParams | null {
   if (header === null) return null;
   const offers = parseExtensions(header);
   if (offers === null) return null;
   for (const offer of offers) {
     if (offer.name !== "permessage-deflate") continue;
-    const agreed = acceptOffer(offer, clientMaxWindowBits);
+    const agreed = acceptOffer(offer, settings);
     if (agreed !== null) return agreed;
   }
   return null;
 }
 
-function acceptOffer(offer: Offer, clientMaxWindowBits: number): DeflateParams | null {
+function acceptOffer(offer: Offer, settings: DeflateSettings): DeflateParams | null {
   const seen = new Set<string>();
   let clientContextTakeover = true;
-  let serverWindowBits = 15;
-  let serverBitsOffered = false;
+  let serverContextTakeover = settings.serverContextTakeover ?? false;
+  let serverBits: number | null = null;
   let clientBits: number | true | null = null;
   for (const [name, value] of offer.params) {
     if (seen.has(name)) return null;
     seen.add(name);
     if (name === "server_no_context_takeover") {
       if (value !== true) return null;
+      serverContextTakeover = false;
     } else if (name === "client_no_context_takeover") {
       if (value !== true) return null;
       clientContextTakeover = false;
     } else if (name === "server_max_window_bits") {
-      const bits = windowBits(value);
-      if (bits === null) return null;
-      serverWindowBits = bits;
-      serverBitsOffered = true;
+      serverBits = windowBits(value);
+      if (serverBits === null) return null;
     } else if (name === "client_max_window_bits") {
       if (value === true) clientBits = true;
       else {
-        const bits = windowBits(value);
-        if (bits === null) return null;
-        clientBits = bits;
+        clientBits = windowBits(value);
+        if (clientBits === null) return null;
       }
     } else {
       return null;
     }
   }
-  let response = "permessage-deflate; server_no_context_takeover";
+  let response = "permessage-deflate";
+  if (!serverContextTakeover) response += "; server_no_context_takeover";
   if (!clientContextTakeover) response += "; client_no_context_takeover";
-  if (serverBitsOffered) response += `; server_max_window_bits=${serverWindowBits}`;
+  const serverWindowBits = Math.min(serverBits ?? 15, settings.serverMaxWindowBits ?? 15);
+  if (serverBits !== null) response += `; server_max_window_bits=${serverWindowBits}`;
   let clientWindowBits = 15;
   if (clientBits !== null) {
     // An offered value is only a hint: a response without the parameter lets the client use a
     // 32 KiB window (RFC 7692 §7.1.2.2), so any smaller window we keep history for is named.
-    clientWindowBits = Math.min(clientBits === true ? 15 : clientBits, clientMaxWindowBits);
+    clientWindowBits = Math.min(clientBits === true ? 15 : clientBits, settings.clientMaxWindowBits);
     if (clientWindowBits < 15) response += `; client_max_window_bits=${clientWindowBits}`;
   }
-  return { clientContextTakeover, clientWindowBits, serverWindowBits, response };
+  return { clientContextTakeover, clientWindowBits, serverContextTakeover, serverWindowBits, response };
 }
 
 /** A window-bits value: a decimal 8–15 without leading zeros, or null. */

@@ -113,3 +113,57 @@ export function splitInto(bytes: Uint8Array, count: number): Uint8Array[] {
   }
   return pieces;
 }
+
+/**
+ * Inflates `messages` (each a permessage-deflate payload, tail stripped) as one client with
+ * context takeover does: one raw stream, the tail put back after each message. zlib inflates
+ * with exactly `windowBits` and 64 bytes of output at a time, so a reference further back than
+ * the window (plus under 64 bytes) fails with "invalid distance too far back".
+ */
+export function inflateStream(messages: Uint8Array[], windowBits = 15): Uint8Array {
+  const stream = concat(...messages.flatMap((message) => [message, TAIL]));
+  return asBytes(
+    inflateRawSync(stream, {
+      windowBits,
+      chunkSize: 64,
+      finishFlush: constants.Z_SYNC_FLUSH,
+      maxOutputLength: 1 << 30,
+    }),
+  );
+}
+
+/**
+ * `count` JSON messages of the chat demo's shapes (`message`, `join`, `leave`, `welcome`), UTF-8
+ * encoded: 60–400 bytes, the same keys again and again, a few names, words from a small
+ * vocabulary, times a few seconds apart.
+ */
+export function chatMessages(count: number, seed: number): Uint8Array[] {
+  const random = new Random(seed);
+  const names = ["Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Radia", "Δημήτρης", "紫"];
+  const words =
+    ("the a to and of is it you that for on this with was are be have not but at what so we can " +
+      "just like if all about get up out one how there now when time know good think here would see well yes " +
+      "really right today going back new thanks ok great sounds meeting tomorrow deploy build test release bug " +
+      "fix review merge branch server client socket café naïve 👍").split(" ");
+  const encoder = new TextEncoder();
+  const out: Uint8Array[] = [];
+  let time = Date.UTC(2026, 11, 6, 9, 0, 0);
+  let online = 5;
+  for (let i = 0; i < count; i++) {
+    time += random.int(0, 20_000);
+    const kind = random.next();
+    const name = random.pick(names);
+    const at = new Date(time).toISOString();
+    let message: unknown;
+    if (kind < 0.06) message = { type: "join", name, online: ++online, time: at };
+    else if (kind < 0.1) {
+      message = { type: "leave", name, online: online = Math.max(1, online - 1), time: at };
+    } else if (kind < 0.12) message = { type: "welcome", name, online, time: at };
+    else {
+      const text = Array.from({ length: random.int(2, 50) }, () => random.pick(words)).join(" ");
+      message = { type: "message", name, text, time: at };
+    }
+    out.push(encoder.encode(JSON.stringify(message)));
+  }
+  return out;
+}
