@@ -97,7 +97,7 @@ export class Connection<T> extends Sender
   /** Takes over `transport` once its handshake succeeded. */
   constructor(transport: Transport, ctx: ConnectionContext<T>, init: ConnectionInit<T>) {
     const deflate = init.deflate;
-    super(transport, ctx.options, ctx.counters, deflate?.serverWindowBits ?? 0);
+    super(transport, ctx.options, ctx.counters, deflate);
     this.#ctx = ctx;
     this.#handlers = init.handlers;
     const copyBelow = transport.readChunks.smallCopiesCheaper ? SMALL_PIECE : 0;

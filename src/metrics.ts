@@ -71,6 +71,11 @@ export interface ServerStats {
   closeCodes: { sent: Record<number, number>; received: Record<number, number> };
   /** Publishing: calls of `publish` in this process, and frames queued to its subscribers. */
   pubsub: { publishes: number; deliveries: number };
+  /**
+   * Compression contexts kept now (sockets with server context takeover that were sent a
+   * compressed message) and the bytes they hold.
+   */
+  compression: { contexts: number; bytes: number };
   /** The backplane's own stats, or null without one. */
   backplane: BackplaneStats | null;
   /** What the topics' history keeps now (topics, messages, bytes), or null without the `history` option. */
@@ -133,6 +138,10 @@ export class Counters {
   readonly closeCodesSent: Record<number, number> = zeros(CLOSE_CODES);
   /** See `ServerStats.closeCodes`. */
   readonly closeCodesReceived: Record<number, number> = zeros(CLOSE_CODES);
+  /** See `ServerStats.compression`. */
+  compressionContexts = 0;
+  /** See `ServerStats.compression`. */
+  compressionBytes = 0;
   /** See `ServerStats.pubsub`. */
   publishes = 0;
   /** See `ServerStats.pubsub`. */
@@ -160,6 +169,7 @@ export class Counters {
       drops: { ...this.drops },
       closeCodes: { sent: { ...this.closeCodesSent }, received: { ...this.closeCodesReceived } },
       pubsub: { publishes: this.publishes, deliveries: this.deliveries },
+      compression: { contexts: this.compressionContexts, bytes: this.compressionBytes },
       backplane,
       history,
     };
@@ -290,6 +300,18 @@ export function prometheusText(stats: ServerStats): string {
     "counter",
     "Published messages queued to subscribers of this process.",
     stats.pubsub.deliveries,
+  );
+  metric(
+    "wisp_compression_contexts",
+    "gauge",
+    "Compression contexts kept now (server context takeover).",
+    stats.compression.contexts,
+  );
+  metric(
+    "wisp_compression_bytes",
+    "gauge",
+    "Bytes the kept compression contexts hold now.",
+    stats.compression.bytes,
   );
   if (stats.history !== null) {
     metric("wisp_history_topics", "gauge", "Topics whose history keeps messages now.", stats.history.topics);

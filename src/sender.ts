@@ -7,7 +7,8 @@
  */
 
 import { type MessageData, ReadyState, type SendOptions, type SendStatus } from "./api.ts";
-import { deflateMessage } from "./deflate/codec.ts";
+import { deflateMessage, MessageCompressor } from "./deflate/codec.ts";
+import type { DeflateParams } from "./deflate/negotiate.ts";
 import { frameHeaderSize, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { messageBytes, messageOpcode } from "./message.ts";
 import type { Counters } from "./metrics.ts";
@@ -15,6 +16,12 @@ import type { ResolvedValues } from "./options.ts";
 import type { Subscriber } from "./pubsub/pubsub.ts";
 import type { Transport } from "./runtime/types.ts";
 import { SendQueue } from "./send_queue.ts";
+
+/**
+ * What {@linkcode Sender.compressionBits} answers for a socket that compresses with a context of
+ * its own (server context takeover): its messages are compressed for it alone ({@linkcode Sender.sendOwn}).
+ */
+export const OWN_CONTEXT = -1;
 
 /** The settings the send path reads: the server's resolved options, by reference. */
 export type SenderSettings = Readonly<
@@ -30,17 +37,27 @@ export abstract class Sender implements Subscriber {
   protected readonly counters: Counters;
   /** The window bits we compress with, or 0 without permessage-deflate. */
   readonly #deflateBits: number;
+  /** Whether our compression context is kept between messages (server context takeover). */
+  readonly #ownContext: boolean;
+  /** That context, made with the first message compressed in it. */
+  #compressor: MessageCompressor | null = null;
   /** This turn's outgoing frames (made on the first send: idle sockets stay small). */
   #queue: SendQueue | null = null;
   /** Whether a send returned "queued", so that a drain is owed. */
   #backpressured = false;
 
-  /** A send path over `transport`, compressing with `deflateBits` window bits (0: never). */
-  constructor(transport: Transport, settings: SenderSettings, counters: Counters, deflateBits: number) {
+  /** A send path over `transport`, compressing as `deflate` was agreed (never without). */
+  constructor(
+    transport: Transport,
+    settings: SenderSettings,
+    counters: Counters,
+    deflate: DeflateParams | null,
+  ) {
     this.transport = transport;
     this.#settings = settings;
     this.counters = counters;
-    this.#deflateBits = deflateBits;
+    this.#deflateBits = deflate?.serverWindowBits ?? 0;
+    this.#ownContext = deflate?.serverContextTakeover ?? false;
   }
 
   /** A {@linkcode ReadyState} value: only an open socket sends data. */
@@ -81,10 +98,27 @@ export abstract class Sender implements Subscriber {
     const bits = options?.compress === false ? 0 : this.compressionBits(payload.length);
     const body = bits === 0
       ? payload
+      : bits === OWN_CONTEXT
+      ? this.#compress(payload)
       : deflateMessage(payload, bits, this.#settings.perMessageDeflate!.level);
     this.#frame(messageOpcode(data), body, bits !== 0);
     this.#countSent(payload.length);
     return this.#status();
+  }
+
+  /** Compresses `payload` in this socket's own context (made on first use, and counted). */
+  #compress(payload: Uint8Array): Uint8Array {
+    const compressor = this.#compressor;
+    if (compressor !== null) return compressor.compress(payload);
+    const made = this.#compressor = new MessageCompressor(
+      this.#deflateBits,
+      this.#settings.perMessageDeflate!.level,
+    );
+    const compressed = made.compress(payload);
+    // Its memory is all there once it compressed a message (and stays as it is).
+    this.counters.compressionContexts++;
+    this.counters.compressionBytes += made.memory;
+    return compressed;
   }
 
   /** See `ServerWebSocket.ping`. */
@@ -102,7 +136,17 @@ export abstract class Sender implements Subscriber {
   /** See {@linkcode Subscriber.compressionBits}. */
   compressionBits(length: number): number {
     const bits = this.#deflateBits;
-    return bits !== 0 && length >= this.#settings.perMessageDeflate!.threshold ? bits : 0;
+    if (bits === 0 || length < this.#settings.perMessageDeflate!.threshold) return 0;
+    return this.#ownContext ? OWN_CONTEXT : bits;
+  }
+
+  /** See {@linkcode Subscriber.sendOwn}: a publish, compressed in this socket's own context. */
+  sendOwn(opcode: number, payload: Uint8Array, data: MessageData): SendStatus {
+    if (this.#full()) return this.#drop(data);
+    this.#frame(opcode, this.#compress(payload), true);
+    this.counters.deliveries++;
+    this.#countSent(payload.length);
+    return this.#status();
   }
 
   /** See {@linkcode Subscriber.sendShared}: a publish's frame. */
@@ -151,9 +195,14 @@ export abstract class Sender implements Subscriber {
     this.#queue?.trim();
   }
 
-  /** Forgets what is queued (the connection is gone). */
+  /** Forgets what is queued and its compression context (the connection is gone). */
   protected discard(): void {
     this.#queue?.clear();
+    const compressor = this.#compressor;
+    if (compressor === null) return;
+    this.#compressor = null;
+    this.counters.compressionContexts--;
+    this.counters.compressionBytes -= compressor.memory;
   }
 
   /** Queues a frame carrying `payload` (RSV1 set when `rsv1`), counting its bytes. */

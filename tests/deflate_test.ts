@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { deflateRawSync } from "node:zlib";
 import WsModule from "ws";
-import type { PerMessageDeflateOptions, Server } from "../mod.ts";
+import { type PerMessageDeflateOptions, prometheusText, serve, type Server } from "../mod.ts";
 import { negotiateDeflate } from "../src/deflate/negotiate.ts";
 import {
   BINARY,
@@ -1690,4 +1690,33 @@ describe("perMessageDeflate.serverContextTakeover and serverMaxWindowBits as opt
       }
     },
   );
+});
+
+describe("permessage-deflate: the kept contexts, counted", () => {
+  it("counts each socket's context and its bytes once it was sent a compressed message, and forgets it on close", async () => {
+    const server = serve({
+      port: 0,
+      perMessageDeflate: { serverContextTakeover: true, serverMaxWindowBits: 12 },
+      websocket: { message: (ws, data) => void ws.send(data) },
+    });
+    try {
+      const client = new WsModule(`ws://127.0.0.1:${server.port}/`, { perMessageDeflate: true });
+      await new Promise((resolve, reject) => (client.once("open", resolve), client.once("error", reject)));
+      assert.deepEqual(
+        server.stats().compression,
+        { contexts: 0, bytes: 0 },
+        "none before a compressed send",
+      );
+      client.send("hello hello hello");
+      await new Promise((resolve) => client.once("message", resolve));
+      // 3.75 × 2^12 bytes: the compressor's window, its hash tables and its chains.
+      assert.deepEqual(server.stats().compression, { contexts: 1, bytes: 3.75 * 4096 });
+      assert.match(prometheusText(server.stats()), /^wisp_compression_bytes 15360$/m);
+      client.close();
+      await until(() => server.connections === 0, "the close");
+      assert.deepEqual(server.stats().compression, { contexts: 0, bytes: 0 });
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -91,7 +91,7 @@ export function agree(
   }
   const deflate = settings.perMessageDeflate === null ? null : negotiateDeflate(
     head.headers.get("sec-websocket-extensions") ?? null,
-    settings.perMessageDeflate.clientMaxWindowBits,
+    settings.perMessageDeflate,
   );
   return { protocol, deflate };
 }

@@ -15,8 +15,13 @@ import { CatchUps, keepsHistory, type StreamHistory } from "./stream_recovery.ts
 export interface Subscriber {
   /** A `ReadyState` value: only open subscribers are sent to. */
   readonly readyState: number;
-  /** The window bits a message of `length` bytes is compressed with for it, or 0 for none. */
+  /**
+   * The window bits a message of `length` bytes is compressed with for it, 0 for none, or
+   * `OWN_CONTEXT` (-1) when it compresses in a context of its own (then it gets `sendOwn`).
+   */
   compressionBits(length: number): number;
+  /** Compresses a message in its own context and queues it (a frame no one else sends). */
+  sendOwn(opcode: number, payload: Uint8Array, data: MessageData): SendStatus;
   /** Sends a message to this subscriber alone (a missed message, on recovery). */
   send(data: MessageData): SendStatus;
   /**
@@ -222,6 +227,10 @@ export class PubSub<S extends Subscriber> {
       // A subscriber recovering from the stream gets this once it has caught up.
       if (catchUps !== null && catchUps.hold(subscriber, topic, at!.offset, data)) continue;
       const bits = subscriber.compressionBits(payload.length);
+      if (bits < 0) {
+        if (subscriber.sendOwn(opcode, payload, data) !== "dropped") count++;
+        continue;
+      }
       // (A subscriber compresses only when permessage-deflate is on, so then the settings are there.)
       const frame = frames[bits] ??= messageFrame(
         opcode,
