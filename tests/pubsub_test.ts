@@ -160,3 +160,29 @@ describe("publish/subscribe", () => {
     assert.throws(() => server.publish(42 as unknown as string, "x"), TypeError);
   });
 });
+
+describe("publish to more sockets than writes may be under way at once", () => {
+  it("reaches every one of 600 subscribers, twice, in order (Deno starts at most 256 writes at once)", async () => {
+    const server = serve({ port: 0, websocket: { open: (ws) => ws.subscribe("all") } });
+    const clients: RawClient[] = [];
+    try {
+      for (let i = 0; i < 600; i++) clients.push(await RawClient.open(server.port));
+      await until(() => server.subscriberCount("all") === 600, "every subscription");
+      assert.equal(server.publish("all", "first"), 600);
+      assert.equal(server.publish("all", "second"), 600);
+      const decoder = new TextDecoder();
+      for (const client of clients) {
+        assert.deepEqual(
+          [
+            decoder.decode((await client.readFrame()).payload),
+            decoder.decode((await client.readFrame()).payload),
+          ],
+          ["first", "second"],
+        );
+      }
+    } finally {
+      for (const client of clients) client.destroy();
+      await server.close();
+    }
+  });
+});
