@@ -17,7 +17,9 @@ export type ServerEventKind =
   /** Wisp answered a request in its HTTP phase with an error status (only with `reportRefusals`). */
   | "refused"
   /** The command line's supervisor started its workers, or one exited and is restarted. */
-  | "worker";
+  | "worker"
+  /** Accepting a connection failed (out of file descriptors, say); the listener goes on. */
+  | "accept";
 
 /** Something an operator may want to know, as the `onEvent` option receives it. */
 export interface ServerEvent {
@@ -66,6 +68,40 @@ export function failureEvent(
   const event: ServerEvent = { level: "error", kind, message: `${what}: ${describeError(error)}`, error };
   if (remoteAddress !== undefined) event.remoteAddress = remoteAddress;
   return event;
+}
+
+/** Milliseconds between two `accept` events: a listener out of descriptors fails on every try. */
+const ACCEPT_REPORT_INTERVAL = 10_000;
+
+/**
+ * What a listener calls when accepting a connection failed: the first failure goes to `report`
+ * at once, later ones at most every 10 s, counted, so that a process out of descriptors logs a
+ * line every few seconds rather than twenty a second.
+ */
+export function acceptFailureReporter(report: (event: ServerEvent) => void): (error: unknown) => void {
+  let reportedAt = -Infinity;
+  let unreported = 0;
+  return (error) => {
+    const now = performance.now();
+    if (now - reportedAt < ACCEPT_REPORT_INTERVAL) {
+      unreported++;
+      return;
+    }
+    const also = unreported === 0 ? "" : ` (and ${unreported} more since the last report)`;
+    const outOfFiles = (error as { code?: unknown }).code === "EMFILE" ||
+      (error as { code?: unknown }).code === "ENFILE";
+    const advice = outOfFiles
+      ? "the process has no file descriptor left: raise its open-file limit (ulimit -n)"
+      : "the listener goes on accepting";
+    report({
+      level: "error",
+      kind: "accept",
+      message: `accepting a connection failed${also}: ${describeError(error)}; ${advice}`,
+      error,
+    });
+    reportedAt = now;
+    unreported = 0;
+  };
 }
 
 /** A thrown value as text, whatever it is (`String` itself throws for some objects). */

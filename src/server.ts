@@ -20,7 +20,7 @@ import type { HttpError, RequestHead } from "./handshake.ts";
 import { Connection, type ConnectionContext, type ConnectionInit } from "./connection.ts";
 import { HandlerRunner } from "./handler_runner.ts";
 import { CloseCode, type MessageData, type TopicPosition } from "./api.ts";
-import { failureEvent, printEvent, type ServerEvent } from "./events.ts";
+import { acceptFailureReporter, failureEvent, printEvent, type ServerEvent } from "./events.ts";
 import { Counters, type ServerStats } from "./metrics.ts";
 import type { BackplaneEvent } from "./pubsub/backplane.ts";
 import { PubSub } from "./pubsub/pubsub.ts";
@@ -92,7 +92,7 @@ export interface Server<T = any> extends Upgrader<T> {
 export function serve<T = undefined>(options: ServeOptions<T> = {}): Server<T> {
   const resolved = resolveOptions(options);
   return new WispServer(resolved, (acceptor) => {
-    const listener = listenOrExplain(resolved, (transport) => acceptor.accept(transport));
+    const listener = listenOrExplain(resolved, acceptor);
     return {
       port: listener.port,
       hostname: listener.hostname,
@@ -117,6 +117,8 @@ export interface Acceptor {
    * connection (TLS when `secure`), with the bytes that followed the head.
    */
   takeUpgrade(transport: Transport, head: RequestHead | HttpError, early: Uint8Array, secure: boolean): void;
+  /** Hands an event of the binding's (a failed accept) to the `onEvent` option. */
+  report(event: ServerEvent): void;
 }
 
 /** Starts a server on resolved options, whose connections come from the binding `bind` makes. */
@@ -317,14 +319,18 @@ function backplaneEvent(event: BackplaneEvent): ServerEvent {
   return { level, kind: "backplane", message: event.message };
 }
 
-/** Listens, turning the runtimes' different "address in use" errors into one clear message. */
-function listenOrExplain<T>(
-  options: ResolvedOptions<T>,
-  accept: (transport: Transport) => void,
-): TransportListener {
+/**
+ * Listens, turning the runtimes' different "address in use" errors into one clear message, and
+ * reporting failed accepts as `accept` events.
+ */
+function listenOrExplain<T>(options: ResolvedOptions<T>, acceptor: Acceptor): TransportListener {
   const { hostname, port, reusePort, tls } = options;
+  const acceptFailed = acceptFailureReporter((event) => acceptor.report(event));
   try {
-    return runtimeListen()({ hostname, port, reusePort, tls }, accept);
+    return runtimeListen()(
+      { hostname, port, reusePort, tls, acceptFailed },
+      (transport) => acceptor.accept(transport),
+    );
   } catch (error) {
     const { name, code, message = "" } = error as { name?: string; code?: string; message?: string };
     if (name === "AddrInUse" || code === "EADDRINUSE" || /in use/i.test(message)) {

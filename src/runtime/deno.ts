@@ -178,7 +178,7 @@ class DenoSocket implements RawSocket {
 
 /** Listens with `Deno.listen`, or `Deno.listenTls` for TLS. */
 export function listen(options: ListenOptions, accept: (transport: Transport) => void): TransportListener {
-  const { hostname, port, reusePort = false, tls = null } = options;
+  const { hostname, port, reusePort = false, tls = null, acceptFailed } = options;
   if (tls?.passphrase !== undefined) {
     throw new TypeError(
       'Deno reads unencrypted TLS keys only; decrypt the key (openssl pkey -in key.pem -out plain.pem) and drop "tls.passphrase"',
@@ -210,7 +210,8 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
         if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
           return; // the listener was closed
         }
-        // Out of file descriptors and the like: back off briefly instead of spinning.
+        // Out of file descriptors and the like: say so, and back off briefly instead of spinning.
+        acceptFailed?.(error);
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }

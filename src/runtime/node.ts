@@ -165,7 +165,9 @@ export function listen(options: ListenOptions, accept: (transport: Transport) =>
   });
   // A failed bind is thrown by `bind`, and a failed accept (out of descriptors, say) leaves the
   // listener accepting; either way the event is only news, and unheard it would end the process.
-  server.on("error", () => {});
+  server.on("error", (error: Error & { syscall?: string }) => {
+    if (error.syscall === "accept") options.acceptFailed?.(error);
+  });
   bind(server, options);
   const address = server.address() as AddressInfo;
   const result: TransportListener = {

@@ -125,6 +125,12 @@ export interface ListenOptions {
   reusePort?: boolean;
   /** Serve TLS with this certificate chain and key (PEM), offering ALPN `http/1.1`. Default: plain TCP. */
   tls?: TlsOptions | null;
+  /**
+   * Told when accepting a connection failed (out of file descriptors, say), the listener going on.
+   * Deno reports each failure; Node's libuv closes the connections it has no descriptor for
+   * without a word, and Bun reports nothing either.
+   */
+  acceptFailed?: (error: unknown) => void;
 }
 
 /** Where {@linkcode Connect} connects to. */

@@ -60,18 +60,22 @@ function spawnCommand(file: string, argv: string[]): Spawned {
   return { child, command: `${file} ${argv.join(" ")}`, output: () => output };
 }
 
-/** Runs `mod.ts` with `args` on the runtime running the tests (see {@linkcode spawnCommand}). */
-function spawnMod(args: string[]): Spawned {
+/**
+ * Runs `mod.ts` with `args` on the runtime running the tests (see {@linkcode spawnCommand}),
+ * under an open-file limit (`ulimit -n`) when one is given.
+ */
+function spawnMod(args: string[], openFileLimit?: number): Spawned {
   const [file, argv] = modCommand(args);
-  return spawnCommand(file, argv);
+  if (openFileLimit === undefined) return spawnCommand(file, argv);
+  return spawnCommand("bash", ["-c", `ulimit -n ${openFileLimit} && exec "$0" "$@"`, file, ...argv]);
 }
 
 /**
- * Starts `mod.ts` with `args` and waits for its "listening on URL" line (at most `ms`).
- * Pass `--port 0` to get a free port.
+ * Starts `mod.ts` with `args` (under an open-file limit when one is given) and waits for its
+ * "listening on URL" line (at most `ms`). Pass `--port 0` to get a free port.
  */
-export function startCli(args: string[], ms = 20_000): Promise<CliServer> {
-  return untilListening(spawnMod(args), ms);
+export function startCli(args: string[], ms = 20_000, openFileLimit?: number): Promise<CliServer> {
+  return untilListening(spawnMod(args, openFileLimit), ms);
 }
 
 /**
