@@ -307,7 +307,7 @@ async function publishToAll(gens, k, ms) {
       const status = await gen.expect("seq", 10_000, "its status");
       missing += status ? status.subscribers - status.reached : NaN;
     }
-    return { missing: `message ${k} did not reach ${missing} subscribers within ${ms / 1000} s` };
+    return { missing: `message ${k} did not reach ${missing} subscriber(s) within ${ms / 1000} s` };
   }
   const last = Math.max(...done.map((d) => d.t)), first = Math.min(...done.map((d) => d.t_first));
   return { ms: (last - sent.t) * 1000, firstMs: (first - sent.t) * 1000 };
