@@ -149,7 +149,7 @@ export function scaleChart(data) {
   const legendY = PANEL_H + 14;
   const entries = servers.map((id) => ({ id, text: labels[id] }));
   if (workerIds.length && workers.some((r) => !r.error)) {
-    entries.push({ id: null, text: `◆ ${meta.workers} workers on one port (total)` });
+    entries.push({ id: null, text: `◆ ${meta.workers} workers, in all` });
   }
   const step = (PANEL_W * PANELS.length - 40) / Math.max(entries.length, 1);
   entries.forEach((e, j) => {
