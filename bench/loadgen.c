@@ -17,6 +17,22 @@
  *   fanout      -c subscribers on /fanout and one publisher on /publish that
  *               keeps -f messages of -s bytes in flight: a message leaves the
  *               window once every subscriber has received it
+ *   scale       -c subscribers on /fanout (with -P, one publisher on /publish
+ *               more), at most -k handshakes pending; prints the time it took,
+ *               then takes commands on stdin, one a line, until it closes:
+ *                 watch K    print {"watching":K} now, and {"seq":K,...} once
+ *                            every subscriber has message K (or a later one)
+ *                 publish K  (-P) send message K: -s bytes, the first four
+ *                            K in big-endian order; print when it went out
+ *                 status     print how many subscribers have message K
+ *               Times are CLOCK_MONOTONIC seconds, the same clock in every
+ *               process of the machine, so that several generators (each
+ *               under its own open-file limit) can time one publish together.
+ *
+ * Connection flags:
+ *   -b N  connect from 127.0.0.N, N+1, ... (one address for every 10,000
+ *         connections), so that the ephemeral ports of one address do not
+ *         limit how many connections reach one server port
  *
  * Throughput flags:
  *   -j  send a JSON-like TEXT message of exactly -s bytes of UTF-8 (made the
@@ -58,7 +74,7 @@
 
 enum { CONNECTING, HANDSHAKE, OPEN, CLOSED };
 enum { ECHO, SUB, PUB };
-enum { THROUGHPUT, LATENCY, CONNECT, FANOUT };
+enum { THROUGHPUT, LATENCY, CONNECT, FANOUT, SCALE };
 
 struct conn {
   int fd, state, role, want_out;
@@ -72,15 +88,21 @@ struct conn {
   uint64_t unsent;       /* queued bytes not yet taken by the kernel */
   size_t phase;          /* offset of the next byte within the repeating frame */
   uint64_t received;     /* data messages received */
+  uint32_t seq;          /* scale: the latest message number received */
+  uint8_t seq_bytes[4], seq_len;     /* its first payload bytes, as they come */
+  uint8_t ping[125], ping_len;       /* a ping's payload, for the pong */
   /* -j: the first reply, kept to check it (NULL once checked) */
   uint8_t *first, mask[4], masked, capturing;
   size_t first_len, frame_start;
 };
 
 static struct {
-  int mode, port, conns, inflight, size, samples, pending_max, json, deflate;
+  int mode, port, conns, inflight, size, samples, pending_max, json, deflate, source, publisher;
   double seconds, warmup;
-} opt = {THROUGHPUT, 0, 64, 16, 32, 20000, 256, 0, 0, 3, 1};
+} opt = {THROUGHPUT, 0, 64, 16, 32, 20000, 256, 0, 0, 0, 0, 3, 1};
+
+/* -b: connections per source address (an address has about 28,000 ports) */
+#define PER_SOURCE 10000
 
 static int ep;
 static struct conn *conns;
@@ -106,6 +128,10 @@ static struct conn *publisher;
 /* latency */
 static double sent_at, *rtts;
 static int rtt_count, round_trips;
+/* scale: the message watched for, and how many subscribers have it */
+static uint32_t target;
+static int reached, subscribers;
+static double first_at;
 
 static double now(void) {
   struct timespec ts;
@@ -309,6 +335,13 @@ static void start_connect(struct conn *c) {
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) die("socket() failed: raise ulimit -n");
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (opt.source) {
+    /* The port is chosen at connect(), per destination, not at bind(). */
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f000000u + opt.source + (uint32_t)(c - conns) / PER_SOURCE);
+    setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (bind(c->fd, (struct sockaddr *)&from, sizeof from) < 0) die("bind to a source address failed");
+  }
   if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
     drop(c);
     return;
@@ -407,6 +440,26 @@ static void check_first_reply(struct conn *c) {
   verified++;
 }
 
+static void print_reached(void) {
+  printf("{\"seq\":%u,\"reached\":%d,\"subscribers\":%d,\"t_first\":%.6f,\"t\":%.6f,\"lost\":%d}\n",
+         target, reached, subscribers, first_at, now(), lost);
+  fflush(stdout);
+}
+
+/* scale: a subscriber's message carries its number in its first four bytes;
+ * messages come in order, so the latest number tells which it has. */
+static void on_numbered(struct conn *c) {
+  if (c->role != SUB || c->seq_len < 4) return;
+  uint32_t seq = (uint32_t)c->seq_bytes[0] << 24 | c->seq_bytes[1] << 16 | c->seq_bytes[2] << 8 |
+                 c->seq_bytes[3];
+  if (seq <= c->seq) return;
+  int had = c->seq >= target;
+  c->seq = seq;
+  if (had || seq < target) return;
+  if (!reached++) first_at = now();
+  if (reached == subscribers) print_reached();
+}
+
 static void on_message(struct conn *c) {
   uint64_t r = ++c->received;
   if (opt.mode == THROUGHPUT) {
@@ -423,6 +476,8 @@ static void on_message(struct conn *c) {
       sent_at = t;
       queue_frames(c, 1);
     }
+  } else if (opt.mode == SCALE) {
+    on_numbered(c);
   } else if (c->role == SUB) {
     delivered++;
     if (syncing) {
@@ -461,6 +516,19 @@ static size_t header_len(const uint8_t *h) {
   return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (h[1] & 0x80 ? 4 : 0);
 }
 
+/* A held connection must answer the server's keepalive pings, or an idle
+ * timeout ends it.  Pongs are small and rare, so they are written at once. */
+static void pong(struct conn *c) {
+  static const uint8_t mask[4] = {0x1b, 0x6e, 0x9a, 0x42};
+  uint8_t f[6 + sizeof c->ping];
+  f[0] = 0x8a;
+  f[1] = 0x80 | c->ping_len;
+  memcpy(f + 2, mask, 4);
+  for (int i = 0; i < c->ping_len; i++) f[6 + i] = c->ping[i] ^ mask[i % 4];
+  c->ping_len = 0;
+  if (c->unsent || write(c->fd, f, 6 + f[1] - 0x80) < 0) return;   /* lost: the next ping asks again */
+}
+
 static void frame_done(struct conn *c) {
   if (c->capturing && c->masked) {     /* the raw echo sends our masked frames back */
     for (size_t i = c->frame_start; i < c->first_len; i++)
@@ -468,7 +536,13 @@ static void frame_done(struct conn *c) {
   }
   c->capturing = 0;
   if (c->opcode == 8) drop(c);            /* the server closed */
+  else if (c->opcode == 9) pong(c);
   else if (c->opcode < 8 && c->fin) on_message(c);
+}
+
+/* scale: the first bytes of a subscriber's message are its number */
+static int wants_seq(const struct conn *c) {
+  return opt.mode == SCALE && c->role == SUB && c->opcode < 8 && c->seq_len < 4;
 }
 
 static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
@@ -479,6 +553,14 @@ static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
         if (c->first_len + n + 4 > first_max) die("the first reply is longer than %zu bytes", first_max);
         memcpy(c->first + c->first_len, p, n);
         c->first_len += n;
+      }
+      if (c->opcode == 9) {                /* at most 125 bytes, checked with the header */
+        memcpy(c->ping + c->ping_len, p, n);
+        c->ping_len += n;
+      } else if (wants_seq(c)) {
+        size_t take = n < 4u - c->seq_len ? n : 4u - c->seq_len;
+        memcpy(c->seq_bytes + c->seq_len, p, take);
+        c->seq_len += take;
       }
       p += n;
       if (!(c->skip -= n)) frame_done(c);
@@ -500,10 +582,15 @@ static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
     c->opcode = h[0] & 0x0f;
     c->fin = h[0] >> 7;
     c->skip = frame_payload_len(h);
+    if (c->opcode == 9 && c->skip > sizeof c->ping) {
+      drop(c);                            /* RFC 6455 5.5: control frames carry at most 125 bytes */
+      return;
+    }
     if (c->opcode < 8) {
       if (c->opcode) {                    /* a message's first frame */
         c->msg_opcode = c->opcode;
         c->msg_rsv1 = (h[0] & 0x40) != 0;
+        c->seq_len = 0;
       }
       c->msg_bytes += c->skip;
       if (c->first) {
@@ -521,7 +608,7 @@ static void parse(struct conn *c, const uint8_t *p, const uint8_t *end) {
  * TCP socket discards them without copying, so a 1 MiB reply costs the
  * generator no copy and the large-message scenario measures the server. */
 static int discard_payload(struct conn *c) {
-  if (c->state != OPEN || !c->skip || c->capturing) return 0;
+  if (c->state != OPEN || !c->skip || c->capturing || c->opcode == 9 || wants_seq(c)) return 0;
   size_t want = c->skip < (1u << 30) ? (size_t)c->skip : (1u << 30);
   ssize_t n = recv(c->fd, NULL, want, MSG_TRUNC | MSG_DONTWAIT);
   if (n <= 0) {
@@ -564,10 +651,66 @@ static void on_readable(struct conn *c) {
   if (c->unsent && !c->want_out) flush(c);
 }
 
+/* scale: one command from the harness (see the top of this file) */
+static void command(const char *cmd) {
+  unsigned k;
+  if (sscanf(cmd, "watch %u", &k) == 1 && k > 0) {
+    target = k;
+    reached = 0;
+    first_at = 0;
+    for (int i = 0; i < nconns; i++) {
+      reached += conns[i].role == SUB && conns[i].state == OPEN && conns[i].seq >= k;
+    }
+    if (reached) first_at = now();
+    printf("{\"watching\":%u}\n", k);
+    if (reached == subscribers) print_reached();
+    fflush(stdout);
+  } else if (sscanf(cmd, "publish %u", &k) == 1 && k > 0) {
+    static const uint8_t mask[4] = {0x5c, 0x21, 0xe3, 0x07};
+    uint8_t f[6 + 125];
+    if (!publisher || publisher->state != OPEN) die("publish: no open publisher here (-P)");
+    f[0] = 0x82;
+    f[1] = 0x80 | opt.size;
+    memcpy(f + 2, mask, 4);
+    for (int i = 0; i < opt.size; i++) {
+      uint8_t b = i < 4 ? (uint8_t)(k >> (24 - 8 * i)) : (uint8_t)('a' + i % 26);
+      f[6 + i] = b ^ mask[i % 4];
+    }
+    double t = now();
+    if (write(publisher->fd, f, 6 + opt.size) != 6 + opt.size) die("publish: the write failed");
+    printf("{\"published\":%u,\"t\":%.6f}\n", k, t);
+    fflush(stdout);
+  } else if (!strcmp(cmd, "status")) {
+    print_reached();
+  } else {
+    die("unknown command: %.40s", cmd);
+  }
+}
+
+/* stdin: commands, one a line, in scale mode; its end means the harness is done */
+static void on_stdin(void) {
+  static char line[256];
+  static size_t len;
+  ssize_t n = read(0, line + len, sizeof line - 1 - len);
+  if (n <= 0) {
+    stdin_closed = 1;
+    return;
+  }
+  len += n;
+  char *start = line, *eol;
+  while ((eol = memchr(start, '\n', line + len - start))) {
+    *eol = 0;
+    if (opt.mode == SCALE) command(start);
+    start = eol + 1;
+  }
+  len = line + len - start;
+  memmove(line, start, len);
+  if (len == sizeof line - 1) len = 0;   /* no command is that long */
+}
+
 static void on_event(struct conn *c, uint32_t events) {
-  if (!c) {                              /* stdin: the harness is done */
-    char b[64];
-    if (read(0, b, sizeof b) <= 0) stdin_closed = 1;
+  if (!c) {
+    on_stdin();
     return;
   }
   if (c->state == CONNECTING) send_handshake(c);
@@ -600,7 +743,7 @@ static void open_all(int n, int role, int role_of_last) {
   nconns = n;
   conns = calloc(n, sizeof *conns);
   for (int i = 0; i < n; i++) conns[i].role = i == n - 1 ? role_of_last : role;
-  if (!run_until(now() + 60, all_settled)) die("timed out with %d of %d open", opened, n);
+  if (!run_until(now() + 60 + n / 1000, all_settled)) die("timed out with %d of %d open", opened, n);
   if (failed) die("%d of %d connections failed to open", failed, n);
 }
 
@@ -728,14 +871,32 @@ static void fanout(void) {
   end_result(lost + stray);
 }
 
+static void scale(void) {
+  if (opt.size < 4 || opt.size > 125) die("scale: -s must be 4 to 125 bytes");
+  subscribers = opt.conns;
+  double t0 = now(), cpu0 = cpu_seconds();
+  open_all(opt.conns + opt.publisher, SUB, opt.publisher ? PUB : SUB);
+  double t1 = now();
+  if (opt.publisher) publisher = &conns[nconns - 1];
+  /* t0 and t1 let the harness time the opening of several generators at once */
+  printf("{\"mode\":\"scale\",\"conns\":%d,\"open_s\":%.3f,\"conn_per_s\":%.0f,\"t0\":%.6f,"
+         "\"t1\":%.6f,\"cpu\":%.3f",
+         opened, t1 - t0, opened / (t1 - t0), t0, t1, (cpu_seconds() - cpu0) / (t1 - t0));
+  end_result(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0) die("scale mode takes commands on stdin: a pipe");
+  run_until(INFINITY, harness_done);
+  printf("{\"still_open\":%d}\n", opened - lost);
+}
+
 int main(int argc, char **argv) {
   int o;
-  static const char *modes[] = {"throughput", "latency", "connect", "fanout"};
+  static const char *modes[] = {"throughput", "latency", "connect", "fanout", "scale"};
   opt.mode = -1;
-  while ((o = getopt(argc, argv, "m:p:c:f:s:d:w:n:k:jz")) != -1) {
+  while ((o = getopt(argc, argv, "m:p:c:f:s:d:w:n:k:b:jzP")) != -1) {
     switch (o) {
       case 'm':
-        for (int i = 0; i < 4; i++) if (!strcmp(optarg, modes[i])) opt.mode = i;
+        for (int i = 0; i < 5; i++) if (!strcmp(optarg, modes[i])) opt.mode = i;
         break;
       case 'p': opt.port = atoi(optarg); break;
       case 'c': opt.conns = atoi(optarg); break;
@@ -745,15 +906,18 @@ int main(int argc, char **argv) {
       case 'w': opt.warmup = atof(optarg); break;
       case 'n': opt.samples = atoi(optarg); break;
       case 'k': opt.pending_max = atoi(optarg); break;
+      case 'b': opt.source = atoi(optarg); break;
+      case 'P': opt.publisher = 1; break;
       case 'j': opt.json = 1; break;
       case 'z': opt.deflate = 1; break;
       default:
-        fprintf(stderr, "usage: loadgen -m throughput|latency|connect|fanout -p PORT "
-                        "[-c N] [-f N] [-s BYTES] [-d S] [-w S] [-n N] [-k N] [-j] [-z]\n");
+        fprintf(stderr, "usage: loadgen -m throughput|latency|connect|fanout|scale -p PORT "
+                        "[-c N] [-f N] [-s BYTES] [-d S] [-w S] [-n N] [-k N] [-b N] [-j] [-z] [-P]\n");
         return 2;
     }
   }
   if (opt.mode < 0 || !opt.port || opt.conns < 1 || opt.inflight < 1 || opt.size < 0 ||
+      opt.source < 0 || opt.source + (opt.conns + opt.publisher) / PER_SOURCE > 254 ||
       opt.samples < 10 || ((opt.json || opt.deflate) && (opt.mode != THROUGHPUT || opt.size < 64)))
     die("bad arguments");
   signal(SIGPIPE, SIG_IGN);   /* a peer that went away shows up as EPIPE */
@@ -763,6 +927,7 @@ int main(int argc, char **argv) {
     case LATENCY: latency(); break;
     case CONNECT: connect_idle(); break;
     case FANOUT: fanout(); break;
+    case SCALE: scale(); break;
   }
   close_all();
   return 0;

@@ -1,4 +1,5 @@
-// Child-process bookkeeping shared by the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs).
+// Child-process bookkeeping shared by the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs,
+// scale.mjs), and what /proc tells about a process: its CPU time and memory.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -55,26 +56,67 @@ export function portsFrom(start) {
   };
 }
 
-// CPU accounting from /proc, in seconds of CPU time. The machine's total, minus the processes a
-// benchmark measures, is what other work took from the cores meanwhile.
-const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+/** Clock ticks per second, the unit of CPU times in /proc. */
+export const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
 
-/** CPU time all processes of the machine used so far. */
+/**
+ * The process of group `pgid` that owns a socket listening on `port`: the real server,
+ * whatever launcher or wrapper sits above it. Found through the listening sockets' inodes in
+ * /proc, which needs no connection to the server; with SO_REUSEPORT several processes listen on
+ * one port, each in its own group, and each is found in its own.
+ * @param {number} pgid
+ * @param {number} port
+ * @returns {number | null} its pid, or null when none listens (yet)
+ */
+export function listenerPid(pgid, port) {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of fs.readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(hexPort) && f[3] === "0A") inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  if (!inodes.size) return null;
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (inodes.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+      }
+    } catch { /* the process ended while we looked */ }
+  }
+  return null;
+}
+
+/**
+ * CPU seconds the whole machine spent: user, nice, system, irq and softirq (a process's own
+ * time includes the softirq work of loopback TCP done inside its system calls). What the
+ * measured processes did not use of it was other work on the machine.
+ * @returns {number}
+ */
 export function machineCpuS() {
   const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
-  // user, nice, system, irq, softirq: a process's own time includes the
-  // softirq work (loopback TCP) done inside its system calls
   return [1, 2, 3, 6, 7].reduce((sum, i) => sum + Number(f[i]), 0) / HZ;
 }
 
-/** CPU time (user and system) process `pid` used so far. */
+/**
+ * A process's CPU seconds so far, user and system, all its threads.
+ * @param {number} pid
+ * @returns {number}
+ */
 export function processCpuS(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / HZ; // utime, stime
 }
 
-/** The resident memory of process `pid`, in KiB. */
+/**
+ * A process's resident memory (`VmRSS`), in KiB.
+ * @param {number} pid
+ * @returns {number}
+ */
 export function rssKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]);

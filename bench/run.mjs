@@ -9,7 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { killOnExit, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
+import { killOnExit, listenerPid, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -229,31 +229,6 @@ function saveLive() {
 
 // Away from bench/attack.mjs's ports (23000 on) and fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(21000);
-
-// The process listening on 127.0.0.1:port inside process group pgid: the real
-// server, whatever launcher or wrapper sits above it.  Found through the
-// listening socket's inode in /proc, which needs no connection to the server.
-function listenerPid(pgid, port) {
-  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  let inode;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    for (const line of fs.readFileSync(file, "utf8").split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[1]?.endsWith(hexPort) && f[3] === "0A") inode = f[9];
-    }
-  }
-  if (!inode) return null;
-  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
-      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return Number(pid);
-      }
-    } catch { /* the process ended while we looked */ }
-  }
-  return null;
-}
 
 const serverEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 

@@ -3,10 +3,12 @@
 // to it with server.publish, so every subscriber gets it, here and (with a Redis URL) in every
 // other process on that Redis (MODE: classic, the default, or streams), or on that relay for
 // relay:PORT:TOKEN (as a --workers worker on its supervisor's relay, bench/servers/wisp_relay.ts).
+// With relay:PORT:TOKEN:WORKER it is worker WORKER of such a supervisor, and shares its port with
+// the other workers as --workers does (reusePort; on Deno that needs --unstable-net).
 // GET /stats answers this process's subscriber count and the backplane's counters as JSON, so the
 // driver can tell drops and errors from slowness.
-// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN]
-//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN]
+// Usage: deno run -A bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN[:WORKER]]
+//        bun run bench/servers/wisp_backplane.ts PORT [REDIS_URL [MODE] | relay:PORT:TOKEN[:WORKER]]
 import process from "node:process";
 import { redisBackplane, serve, type Server } from "../../mod.ts";
 import { workerRelayBackplane } from "../../src/pubsub/worker_relay.ts";
@@ -18,9 +20,10 @@ const mode = process.argv[4] === "streams" ? "streams" : "classic";
 // during a run is exactly what the benchmark should surface.
 const onEvent = (event: { type: string; message: string }) =>
   console.log(`${new Date().toISOString()} backplane ${event.type}: ${event.message}`);
-const relay = /^relay:(\d+):(\w+)$/.exec(target ?? "");
+const relay = /^relay:(\d+):(\w+)(?::(\d+))?$/.exec(target ?? "");
+const worker = relay?.[3] === undefined ? undefined : Number(relay[3]);
 const backplane = relay
-  ? workerRelayBackplane({ port: Number(relay[1]), token: relay[2], onEvent })
+  ? workerRelayBackplane({ port: Number(relay[1]), token: relay[2], worker, onEvent })
   : target
   ? redisBackplane({ url: target, mode, onEvent })
   : undefined;
@@ -28,6 +31,7 @@ const backplane = relay
 const server: Server = serve<{ path: string }>({
   port,
   hostname: "127.0.0.1",
+  reusePort: worker !== undefined,
   backplane,
   upgrade(request) {
     return { data: { path: new URL(request.url).pathname } };
