@@ -9,7 +9,7 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { killOnExit, portsFrom } from "./processes.mjs";
+import { killOnExit, listenerPid, portsFrom, rssKiB } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
@@ -57,26 +57,6 @@ const live = killOnExit();
 // Away from bench/run.mjs's ports (21000 on) and fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(23000);
 
-// The process of group `pgid` that owns the socket listening on `port`: the
-// server itself, found through the socket's inode without connecting to it.
-function listenerPid(pgid, port) {
-  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  const line = fs.readFileSync("/proc/net/tcp", "utf8").split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .find((f) => f[1]?.endsWith(hexPort) && f[3] === "0A");
-  if (!line) return null;
-  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
-      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${line[9]}]`) return Number(pid);
-      }
-    } catch { /* the process ended while we looked */ }
-  }
-  return null;
-}
-
 async function startServer(server, port, logFile) {
   const log = fs.openSync(logFile, "w");
   const [command, ...args] = server.argv(String(port));
@@ -108,9 +88,9 @@ async function stopServer(srv) {
   live.delete(srv.pgid);
 }
 
-function rssKiB(pid) {
+function rssOrNull(pid) {
   try {
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+    return rssKiB(pid);
   } catch {
     return null; // the server is gone
   }
@@ -118,9 +98,9 @@ function rssKiB(pid) {
 
 // Peak RSS from here on, sampled until stop().
 function rssSampler(pid) {
-  const s = { before: rssKiB(pid), peak: 0 };
+  const s = { before: rssOrNull(pid), peak: 0 };
   s.peak = s.before;
-  const timer = setInterval(() => s.peak = Math.max(s.peak, rssKiB(pid) ?? 0), SAMPLE_MS);
+  const timer = setInterval(() => s.peak = Math.max(s.peak, rssOrNull(pid) ?? 0), SAMPLE_MS);
   s.stop = () => clearInterval(timer);
   return s;
 }

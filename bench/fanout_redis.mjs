@@ -16,7 +16,7 @@ import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io as socketIo } from "socket.io-client";
-import { killOnExit, portsFrom } from "./processes.mjs";
+import { HZ, killOnExit, machineCpuS, portsFrom } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -130,7 +130,6 @@ const logTail = (proc) => logText(proc).trim().split("\n").slice(-3).join(" | ")
 const freePort = portsFrom(25000);
 
 // CPU seconds (user + system, all threads) of every process in these process groups.
-const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
 function groupCpuS(pgids) {
   const by = cpuByGroup(pgids);
   return pgids.reduce((sum, g) => sum + by.get(g), 0);
@@ -147,14 +146,6 @@ function cpuByGroup(pgids) {
     } catch { /* it ended while we looked */ }
   }
   return ticks;
-}
-
-// CPU seconds the whole machine spent (user, nice, system, irq, softirq: a process's own time
-// includes the softirq work of loopback TCP done in its system calls). What the servers and the
-// generator did not use of it was other work on the box, which makes a run suspect.
-function machineCpuS() {
-  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
-  return [1, 2, 3, 6, 7].reduce((sum, i) => sum + Number(f[i]), 0) / HZ;
 }
 
 function getJson(port, pathname = "/stats") {
