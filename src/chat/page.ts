@@ -2,10 +2,15 @@
  * The chat demo's page: one self-contained HTML document (inline CSS and script, no external
  * assets). Everything users typed is put on the page with `textContent`, never parsed as HTML.
  *
+ * After an abnormal close the page reconnects with backoff and jitter and joins again with the
+ * position of the last message it showed, so that the messages sent meanwhile appear once each,
+ * in order; when the server no longer has them all, a `gap` notice says so.
+ *
  * Elements tests may rely on: `#name`, `#join`, `#text`, `#send`, `#messages` (one `li` per
- * entry, with `data-kind` = `message`, `join`, `leave`, `welcome`, `error` or `info`), `#online`
- * (`data-count`, the number of joined users; hidden until this page has joined), and `#status` (`data-state` = `connecting`, `open` or `closed`, and
- * `data-protocol`, the subprotocol the page's WebSocket agreed on).
+ * entry, with `data-kind` = `message`, `join`, `leave`, `welcome`, `gap`, `error` or `info`),
+ * `#online` (`data-count`, the number of joined users; hidden until this page has joined), and
+ * `#status` (`data-state` = `connecting`, `open` or `closed`; `data-protocol`, the subprotocol the
+ * page's WebSocket agreed on; while closed, `data-retry`, the milliseconds until it tries again).
  * @module
  */
 
@@ -94,6 +99,9 @@ export const PAGE_SCRIPT = `
   let socket = null;
   let name = ""; // the name the server accepted; re-sent after a reconnection
   let joined = false;
+  // The history position ({ epoch, offset }) of the last message shown, or of the welcome if later:
+  // re-sent as "since" after a reconnection.
+  let position = null;
   let delay = MIN_DELAY;
   let retryTimer = 0;
 
@@ -144,7 +152,7 @@ export const PAGE_SCRIPT = `
 
   function chatMessage(message) {
     add("message", (item) => {
-      if (joined && message.name === name) item.dataset.mine = "";
+      if (name !== "" && message.name === name) item.dataset.mine = "";
       const meta = document.createElement("div");
       meta.className = "meta";
       const sender = document.createElement("span");
@@ -162,7 +170,18 @@ export const PAGE_SCRIPT = `
     });
   }
 
+  /** Whether a published message was shown already (a safety net: the server sends each once). */
+  function shown(message) {
+    return position !== null && message.epoch === position.epoch &&
+      Number(message.offset) <= Number(position.offset);
+  }
+
   function receive(message) {
+    // Published messages (and the welcome) carry their position; errors do not.
+    if (typeof message.epoch === "string" && typeof message.offset === "string") {
+      if (message.type !== "welcome" && shown(message)) return;
+      position = { epoch: message.epoch, offset: message.offset };
+    }
     switch (message.type) {
       case "welcome": {
         const again = name !== "";
@@ -170,6 +189,9 @@ export const PAGE_SCRIPT = `
         joined = true;
         setOnline(message.online);
         notice("welcome", (again ? "Reconnected as " : "You joined as ") + name, message.time);
+        if (again && message.recovered === false) {
+          notice("gap", "Some messages sent while you were away may be missing.");
+        }
         updateControls();
         textInput.focus();
         break;
@@ -193,6 +215,7 @@ export const PAGE_SCRIPT = `
 
   function connect() {
     clearTimeout(retryTimer);
+    delete status.dataset.retry;
     setStatus("connecting", "Connecting…");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(scheme + "://" + location.host + "/chat", "chat");
@@ -201,7 +224,10 @@ export const PAGE_SCRIPT = `
       delay = MIN_DELAY;
       status.dataset.protocol = ws.protocol;
       setStatus("open", "Connected");
-      if (name !== "") ws.send(JSON.stringify({ type: "join", name }));
+      if (name !== "") {
+        const join = position === null ? { type: "join", name } : { type: "join", name, since: position };
+        ws.send(JSON.stringify(join));
+      }
       updateControls();
     };
     ws.onmessage = (event) => {
@@ -217,9 +243,11 @@ export const PAGE_SCRIPT = `
       if (socket !== ws) return;
       socket = null;
       joined = false;
-      const wait = delay;
+      // Between half the delay and the delay, so that a restart does not bring every page back at once.
+      const wait = Math.round(delay / 2 + Math.random() * (delay / 2));
       delay = Math.min(delay * 2, MAX_DELAY);
-      setStatus("closed", "Offline, reconnecting in " + (wait / 1000) + " s");
+      status.dataset.retry = String(wait);
+      setStatus("closed", "Offline, reconnecting in " + (wait / 1000).toFixed(1) + " s");
       setOnline(null);
       updateControls();
       retryTimer = setTimeout(connect, wait);
