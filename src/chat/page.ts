@@ -102,6 +102,10 @@ export const PAGE_SCRIPT = `
   // The history position ({ epoch, offset }) of the last message shown, or of the welcome if later:
   // re-sent as "since" after a reconnection.
   let position = null;
+  // The positions ("epoch offset") of the messages on the page: one that comes again is ignored, a
+  // safety net (the server sends each once). Not an order: messages of several processes may
+  // come out of their offsets' order.
+  const shown = new Set();
   let delay = MIN_DELAY;
   let retryTimer = 0;
 
@@ -130,27 +134,34 @@ export const PAGE_SCRIPT = `
     return isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  /** Appends an entry; every piece of text goes in with textContent. */
-  function add(kind, build) {
+  /** Appends an entry (of a message at position \`at\`, if any); text goes in with textContent. */
+  function add(kind, build, at) {
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
     const item = document.createElement("li");
     item.dataset.kind = kind;
+    if (at) {
+      item.dataset.at = at;
+      shown.add(at);
+    }
     build(item);
     messages.append(item);
-    while (messages.childElementCount > MAX_ENTRIES) messages.firstElementChild.remove();
+    while (messages.childElementCount > MAX_ENTRIES) {
+      shown.delete(messages.firstElementChild.dataset.at);
+      messages.firstElementChild.remove();
+    }
     if (atBottom) messages.scrollTop = messages.scrollHeight;
     return item;
   }
 
-  function notice(kind, text, iso) {
+  function notice(kind, text, iso, at) {
     add(kind, (item) => {
       item.className = "notice";
       item.textContent = text;
       if (iso) item.title = new Date(iso).toLocaleString();
-    });
+    }, at);
   }
 
-  function chatMessage(message) {
+  function chatMessage(message, at) {
     add("message", (item) => {
       if (name !== "" && message.name === name) item.dataset.mine = "";
       const meta = document.createElement("div");
@@ -167,19 +178,15 @@ export const PAGE_SCRIPT = `
       body.className = "body";
       body.textContent = message.text;
       item.append(meta, body);
-    });
-  }
-
-  /** Whether a published message was shown already (a safety net: the server sends each once). */
-  function shown(message) {
-    return position !== null && message.epoch === position.epoch &&
-      Number(message.offset) <= Number(position.offset);
+    }, at);
   }
 
   function receive(message) {
     // Published messages (and the welcome) carry their position; errors do not.
+    let at = "";
     if (typeof message.epoch === "string" && typeof message.offset === "string") {
-      if (message.type !== "welcome" && shown(message)) return;
+      at = message.epoch + " " + message.offset;
+      if (message.type !== "welcome" && shown.has(at)) return;
       position = { epoch: message.epoch, offset: message.offset };
     }
     switch (message.type) {
@@ -198,14 +205,14 @@ export const PAGE_SCRIPT = `
       }
       case "join":
         setOnline(message.online);
-        notice("join", message.name + " joined", message.time);
+        notice("join", message.name + " joined", message.time, at);
         break;
       case "leave":
         setOnline(message.online);
-        notice("leave", message.name + " left", message.time);
+        notice("leave", message.name + " left", message.time, at);
         break;
       case "message":
-        chatMessage(message);
+        chatMessage(message, at);
         break;
       case "error":
         notice("error", message.message);

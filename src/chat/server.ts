@@ -15,7 +15,7 @@
  * - `{"type":"welcome","name","online","time","recovered","missed","epoch","offset"}`: to the
  *   joiner, after what it missed: `missed` messages were sent again, and `recovered` is false
  *   (with a `reason`: `epoch`, `future` or `too old`) when some could not be, as the server no
- *   longer has them; the position is that of the joiner's own join notice.
+ *   longer has them; its position is the latest, the joiner's own join notice included.
  * - `{"type":"join","name","online","time","epoch","offset"}`: to everyone else who joined.
  * - `{"type":"leave","name","online","time","epoch","offset"}`: to everyone left, when a joined
  *   socket closes.
@@ -216,8 +216,8 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
 
   /**
    * Subscribes `ws` after sending it what it missed since `since`, tells the others, then welcomes
-   * it with the position of its join notice: the page's position covers everything up to its
-   * own join.
+   * it with the latest position, its join notice included: the page's position covers everything
+   * up to its own join.
    */
   async function join(ws: ServerWebSocket<ChatMember>, name: string, since: TopicPosition | null) {
     ws.data.name = name; // from now on a second join is refused
@@ -225,24 +225,16 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     if (recovery.reason === "malformed") {
       ws.unsubscribe(CHAT_TOPIC);
       ws.data.name = null;
-      return void send(ws, { type: "error", message: 'a join\'s "since" offset must be a decimal string' });
+      return void send(ws, { type: "error", message: 'a join\'s "since" has a malformed offset' });
     }
     if (ws.readyState !== ReadyState.OPEN) return; // gone meanwhile: no one is told it came
     ws.data.joined = true;
     const time = new Date().toISOString();
     const online = server.subscriberCount(CHAT_TOPIC);
     ws.publish(CHAT_TOPIC, JSON.stringify({ type: "join", name, online, time } satisfies ServerMessage));
+    const { epoch, offset } = await server.position(CHAT_TOPIC); // (after the join notice)
     const { recovered, replayed: missed, reason } = recovery; // (JSON leaves out a reason undefined)
-    send(ws, {
-      type: "welcome",
-      name,
-      online,
-      time,
-      recovered,
-      missed,
-      ...server.position(CHAT_TOPIC),
-      reason,
-    });
+    send(ws, { type: "welcome", name, online, time, recovered, missed, epoch, offset, reason });
   }
 
   return server;
