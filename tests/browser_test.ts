@@ -1,13 +1,23 @@
 /**
  * The chat page and the echo server in a real browser: headless Chromium (playwright-core)
  * against servers started as a user starts them, `deno run -A mod.ts` or `bun run mod.ts`.
- * Skipped, with the reason, where Chromium is not installed.
+ * Skipped, with the reason, where Chromium is not installed (and the tests that cut a page's
+ * connection where `ss -K` cannot, as it needs root).
  */
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { browserSkipReason, launchBrowser, Lazy, type TestBrowser, withTimeout } from "./helpers/browser.ts";
+import {
+  browserSkipReason,
+  clientPorts,
+  cutConnections,
+  cutSkipReason,
+  launchBrowser,
+  Lazy,
+  type TestBrowser,
+  withTimeout,
+} from "./helpers/browser.ts";
 import { type CliServer, startCli } from "./helpers/cli.ts";
 import { testCertificate, tlsSkipReason } from "./helpers/tls.ts";
 import { RedisServer, redisSkipReason } from "./helpers/redis.ts";
@@ -22,6 +32,8 @@ declare const document: {
 
 const skip = browserSkipReason;
 if (skip) console.warn(`browser tests skipped: ${skip}`);
+const cutSkip = skip || await cutSkipReason();
+if (cutSkip && !skip) console.warn(`browser tests that cut a connection skipped: ${cutSkip}`);
 
 /** Longest a browser test may take, setup included (`withTimeout`, for both runtimes). */
 const TEST_MS = 25_000;
@@ -37,6 +49,17 @@ const group = { skip: "Bun" in globalThis ? false : skip };
 const newBrowser = (ignoreHTTPSErrors = false) =>
   new Lazy(() => launchBrowser({ ignoreHTTPSErrors }), (browser) => browser.close());
 const newServer = (args: string[]) => new Lazy(() => startCli(args), (server) => server.stop());
+/**
+ * A browser whose pages log their WebSockets (see `logSockets`) and whose timers follow a clock
+ * the tests hold (`context.clock`), so that a page's retry comes when a test lets it.
+ */
+const newClockedBrowser = () =>
+  new Lazy(async () => {
+    const browser = await launchBrowser();
+    await logSockets(browser);
+    await browser.context.clock.install();
+    return browser;
+  }, (browser) => browser.close());
 
 /** Opens the chat page and waits until its WebSocket is open. */
 async function openChat(browser: TestBrowser, server: CliServer): Promise<Page> {
@@ -58,6 +81,8 @@ async function joinChat(browser: TestBrowser, server: CliServer, name: string): 
 
 /** Types `text` into the message box and sends it. */
 async function say(page: Page, text: string): Promise<void> {
+  // A click in a page behind another waits about 2 s for animation frames that do not come.
+  await page.bringToFront();
   await page.fill("#text", text);
   await page.click("#send");
 }
@@ -99,6 +124,51 @@ async function waitForNotice(page: Page, kind: string, text: string): Promise<vo
       ),
     [kind, text],
   );
+}
+
+/** Every entry on a page, in order: its kind and text (a message's as `Sender: text`). */
+function entries(page: Page): Promise<string[]> {
+  return page.$$eval("#messages li", (items) =>
+    items.map((item) => {
+      const kind = item.getAttribute("data-kind");
+      if (kind !== "message") return `${kind}: ${item.textContent}`;
+      const sender = item.querySelector(".sender")?.textContent;
+      return `message: ${sender}: ${item.querySelector(".body")?.textContent}`;
+    }));
+}
+
+/** What a page's WebSockets did, as `logSockets` counts it. */
+interface SocketLog {
+  /** Connections the page opened. */
+  attempts: number;
+  /** The close codes its WebSockets saw, in order. */
+  closes: number[];
+}
+
+/** Has every page of `browser` count its WebSocket attempts and the close codes they end with. */
+async function logSockets(browser: TestBrowser): Promise<void> {
+  await browser.context.addInitScript(() => {
+    const Native = WebSocket;
+    const log: SocketLog = { attempts: 0, closes: [] };
+    (window as unknown as { __sockets: SocketLog }).__sockets = log;
+    (window as unknown as { WebSocket: unknown }).WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        log.attempts++;
+        this.addEventListener("close", (event) => log.closes.push(event.code));
+      }
+    };
+  });
+}
+
+function socketLog(page: Page): Promise<SocketLog> {
+  return page.evaluate(() => (window as unknown as { __sockets: SocketLog }).__sockets);
+}
+
+/** Waits until the page is offline and returns the milliseconds until it tries again. */
+async function nextRetry(page: Page): Promise<number> {
+  const status = await page.waitForSelector('#status[data-state="closed"][data-retry]');
+  return Number(await status.getAttribute("data-retry"));
 }
 
 async function closeAll(pages: Page[]): Promise<void> {
@@ -229,51 +299,53 @@ describe("chat page in Chromium", group, () => {
 });
 
 describe("chat page reconnection in Chromium", group, () => {
-  const browserOnce = newBrowser();
+  const browserOnce = newClockedBrowser();
   let chat: CliServer | undefined;
   after(() => Promise.all([browserOnce.dispose(), chat?.stop()]));
 
   it(
-    "reconnects with backoff after the server restarts, rejoins and can send again",
+    "reconnects with backoff and jitter after the server restarts, rejoins, says what may be missing",
     options,
     () =>
       withTimeout(TEST_MS, async () => {
         let browser: TestBrowser;
         [browser, chat] = await Promise.all([browserOnce.get(), startCli(["--port", "0"])]);
-        // Count the page's connection attempts.
-        await browser.context.addInitScript(() => {
-          const Native = WebSocket;
-          const counter = window as unknown as { __attempts: number };
-          counter.__attempts = 0;
-          (window as unknown as { WebSocket: unknown }).WebSocket = class extends Native {
-            constructor(url: string | URL, protocols?: string | string[]) {
-              super(url, protocols);
-              counter.__attempts++;
-            }
-          };
-        });
+        const clock = browser.context.clock;
         const phoenix = await joinChat(browser, chat!, "Phoenix");
         const witness = await joinChat(browser, chat!, "Witness");
         try {
           await waitForOnline(phoenix, 2);
+          await clock.pauseAt(Date.now() + 1_000); // held from now on: each retry comes when let
+          // The page's random draws, known: the jitter's least, middle and (nearly) greatest.
+          await phoenix.evaluate(() => {
+            const draws = [0, 0.5, 0.999];
+            Math.random = () => draws.shift() ?? 0;
+          });
           const port = chat!.port;
           await chat!.stop();
-          await phoenix.waitForSelector('#status[data-state="closed"]:has-text("reconnecting in 0.5 s")');
-          assert.equal(await phoenix.isDisabled("#send"), true, "sending is off while offline");
-          const before = await phoenix.evaluate(() =>
-            (window as unknown as { __attempts: number }).__attempts
-          );
-          await phoenix.waitForTimeout(2_500);
-          const during = await phoenix.evaluate(() =>
-            (window as unknown as { __attempts: number }).__attempts
-          );
-          // Retries after 0.5 s and 1.5 s (then 3.5 s): a few, not a tight loop.
-          assert.ok(during - before >= 1 && during - before <= 4, `${during - before} attempts in 2.5 s`);
+          // Each retry waits between half the delay and the delay, which doubles from 0.5 s.
+          for (const [delay, expected] of [[500, 250], [1_000, 750], [2_000, 1_999]]) {
+            const wait = await nextRetry(phoenix);
+            assert.equal(wait, expected, `the retry for a delay of ${delay} ms`);
+            assert.equal(
+              await phoenix.textContent("#status"),
+              `Offline, reconnecting in ${(wait / 1000).toFixed(1)} s`,
+            );
+            assert.equal(await phoenix.isDisabled("#send"), true, "sending is off while offline");
+            const { attempts } = await socketLog(phoenix);
+            await clock.runFor(wait - 1);
+            assert.equal((await socketLog(phoenix)).attempts, attempts, "no attempt before its time");
+            await clock.runFor(1);
+            assert.equal((await socketLog(phoenix)).attempts, attempts + 1, "an attempt at its time");
+          }
 
           chat = await startCli(["--port", String(port)]);
+          await clock.runFor(10_000); // the longest delay: every page's retry is due
           for (const page of [phoenix, witness]) {
-            await page.waitForSelector('#status[data-state="open"]', { timeout: 15_000 });
+            await page.waitForSelector('#status[data-state="open"]');
             await page.waitForSelector('#messages li[data-kind="welcome"]:has-text("Reconnected as")');
+            // The restarted server has a new history: what was said meanwhile cannot come back.
+            await waitForNotice(page, "gap", "Some messages sent while you were away may be missing.");
           }
           await waitForOnline(phoenix, 2);
           await say(phoenix, "back again");
@@ -281,13 +353,99 @@ describe("chat page reconnection in Chromium", group, () => {
 
           // The successful reconnection reset the backoff: the next outage starts again at 0.5 s.
           await chat!.stop();
-          await phoenix.waitForSelector('#status[data-state="closed"]:has-text("reconnecting in 0.5 s")', {
-            timeout: 3_000,
-          });
+          assert.equal(await nextRetry(phoenix), 250); // (a draw of 0)
         } finally {
           await closeAll([phoenix, witness]);
         }
       }),
+  );
+});
+
+/** Starts the chat server(s) a resumption test runs against; pages join the first and the last. */
+type StartChats = () => Promise<CliServer[]>;
+
+describe("chat page resuming after its connection is cut, in Chromium", group, () => {
+  const browserOnce = newClockedBrowser();
+  const redisOnce = new Lazy(() => RedisServer.start(), (redis) => redis.stop());
+  let chats: CliServer[] = [];
+  after(async () => {
+    await Promise.all([browserOnce.dispose(), ...chats.map((chat) => chat.stop())]);
+    await redisOnce.dispose();
+  });
+
+  /**
+   * Ada's page (on the first server) loses its TCP connection while Bob (on the last) sends: her
+   * page sees 1006, comes back after its retry delay and shows what Bob sent meanwhile, once
+   * each and in order, then what he sends later.
+   */
+  const resumes = (start: StartChats) => () =>
+    withTimeout(TEST_MS, async () => {
+      const browser = await browserOnce.get();
+      chats = await start();
+      const [home, other] = [chats[0], chats.at(-1)!];
+      const clock = browser.context.clock;
+      await clock.resume(); // (held by the test before)
+      const bob = await joinChat(browser, other, "Bob");
+      // Ada's connections (her page's and its WebSocket's) are those that came with her page.
+      const before = new Set(clientPorts(home.port));
+      const ada = await joinChat(browser, home, "Ada");
+      const adas = clientPorts(home.port).filter((port) => !before.has(port));
+      try {
+        await waitForNotice(bob, "join", "Ada joined");
+        await say(bob, "before the cut");
+        await waitForMessage(ada, "before the cut");
+
+        // Held from now on, so that Ada stays away while Bob sends.
+        await clock.pauseAt(Date.now() + 1_000);
+        assert.equal(cutConnections(home.port, adas), adas.length);
+        const wait = await nextRetry(ada);
+        assert.ok(wait >= 250 && wait <= 500, `a first retry after ${wait} ms`);
+        assert.deepEqual((await socketLog(ada)).closes, [1006]);
+        await waitForNotice(bob, "leave", "Ada left");
+        const missed = ["one", "two", "three", "four", "five"].map((n) => `while Ada is away: ${n}`);
+        for (const text of missed) {
+          await say(bob, text);
+          await waitForMessage(bob, text); // published
+        }
+        await clock.runFor(wait - 1);
+        assert.equal(await ada.getAttribute("#status", "data-state"), "closed", "Ada is still away");
+        await clock.runFor(1);
+        await ada.waitForSelector('#messages li[data-kind="welcome"]:has-text("Reconnected as Ada")');
+        await say(bob, "after Ada is back");
+        await waitForMessage(ada, "after Ada is back");
+
+        const seen = await entries(ada);
+        assert.deepEqual(seen.slice(seen.indexOf("message: Bob: before the cut")), [
+          "message: Bob: before the cut",
+          "leave: Ada left",
+          ...missed.map((text) => `message: Bob: ${text}`),
+          "welcome: Reconnected as Ada",
+          "message: Bob: after Ada is back",
+        ]);
+        // Bob's connection was not cut: one WebSocket all along, one welcome.
+        assert.deepEqual(await socketLog(bob), { attempts: 1, closes: [] });
+        assert.deepEqual((await entries(bob)).filter((entry) => entry.startsWith("welcome")), [
+          "welcome: You joined as Bob",
+        ]);
+      } finally {
+        await closeAll([ada, bob]);
+      }
+    });
+
+  it(
+    "shows the messages sent while the page was cut off once each, in order (one process)",
+    { ...options, skip: cutSkip },
+    resumes(async () => [await startCli(["--port", "0"])]),
+  );
+
+  it(
+    "shows them once each, in order, when the sender is on another process (Redis in streams mode)",
+    { ...options, skip: cutSkip || redisSkipReason },
+    resumes(async () => {
+      const redis = await redisOnce.get();
+      const flags = ["--port", "0", "--redis", redis.url, "--redis-mode", "streams"];
+      return await Promise.all([startCli(flags), startCli(flags)]);
+    }),
   );
 });
 

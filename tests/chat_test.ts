@@ -56,10 +56,10 @@ class ChatClient {
     });
   }
 
-  /** Opens a client and joins as `name`, returning it with its welcome. */
-  static async join(server: Server, name: string): Promise<[ChatClient, Message]> {
+  /** Opens a client and joins as `name` (since `since`), returning it with its welcome. */
+  static async join(server: Server, name: string, since?: Message): Promise<[ChatClient, Message]> {
     const client = await ChatClient.open(server);
-    client.send({ type: "join", name });
+    client.send({ type: "join", name, since });
     const welcome = await client.next();
     assert.equal(welcome.type, "welcome", `expected a welcome, got ${JSON.stringify(welcome)}`);
     return [client, welcome];
@@ -338,11 +338,211 @@ describe("chat server", () => {
   });
 });
 
+/** A message's position in the chat topic's history, as a client hands it back in `since`. */
+const positionOf = (message: Message) => ({ epoch: message.epoch, offset: message.offset });
+
+describe("chat recovery after a dropped connection", () => {
+  let server: Server;
+  const clients: ChatClient[] = [];
+  const track = (value: [ChatClient, Message]): [ChatClient, Message] => {
+    clients.push(value[0]);
+    return value;
+  };
+
+  before(() => {
+    server = startChatServer({ port: 0 });
+  });
+  after(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await server.close();
+  });
+
+  it("numbers every publish in the topic's history, and welcomes with the joiner's own position", async () => {
+    const [alice, aliceWelcome] = track(await ChatClient.join(server, "alice"));
+    assert.deepEqual([aliceWelcome.recovered, aliceWelcome.missed], [true, 0]);
+    assert.equal("reason" in aliceWelcome, false);
+    assert.match(aliceWelcome.epoch, /^[0-9a-f]{16}$/);
+    // The position of the joiner's own join notice, which the others get.
+    assert.deepEqual(positionOf(aliceWelcome), await server.position("chat"));
+    const [bob, bobWelcome] = track(await ChatClient.join(server, "bob"));
+    const bobJoined = await alice.next();
+    assert.deepEqual(positionOf(bobJoined), positionOf(bobWelcome));
+    assert.equal(Number(bobJoined.offset), Number(aliceWelcome.offset) + 1);
+    bob.send({ type: "message", text: "numbered" });
+    for (const client of [alice, bob]) {
+      const message = await client.next();
+      assert.deepEqual([message.type, message.text], ["message", "numbered"]);
+      assert.deepEqual(positionOf(message), {
+        epoch: aliceWelcome.epoch,
+        offset: String(Number(bobJoined.offset) + 1),
+      });
+    }
+    await Promise.all([alice.close(), bob.close()]);
+  });
+
+  it("sends a join with since exactly what was missed, once each and in order, before its welcome", async () => {
+    const [alice] = track(await ChatClient.join(server, "alice"));
+    const [bob] = track(await ChatClient.join(server, "bob"));
+    const lastSeen = await alice.next(); // bob's join notice: the last message alice got
+    assert.equal(lastSeen.name, "bob");
+    await alice.close();
+    const missed = [await bob.next()]; // alice's leave notice
+    assert.deepEqual([missed[0].type, missed[0].name], ["leave", "alice"]);
+    for (const text of ["one", "two", "three"]) bob.send({ type: "message", text });
+    for (let i = 0; i < 3; i++) missed.push(await bob.next());
+
+    const back = await ChatClient.open(server);
+    clients.push(back);
+    back.send({ type: "join", name: "alice", since: positionOf(lastSeen) });
+    // The very messages bob got, as he got them (positions included), then the welcome.
+    for (const message of missed) assert.deepEqual(await back.next(), message);
+    const welcome = await back.next();
+    assert.deepEqual(
+      [welcome.type, welcome.recovered, welcome.missed, welcome.epoch],
+      ["welcome", true, missed.length, lastSeen.epoch],
+    );
+    assert.equal(Number(welcome.offset), Number(missed.at(-1)!.offset) + 1);
+    const notice = await bob.next();
+    assert.deepEqual([notice.type, notice.name, notice.offset], ["join", "alice", welcome.offset]);
+    // Nothing is sent twice: the next message after the welcome is the next one published.
+    bob.send({ type: "message", text: "four" });
+    const four = await back.next();
+    assert.deepEqual([four.text, four.offset], ["four", String(Number(welcome.offset) + 1)]);
+    assert.deepEqual(await bob.next(), four);
+    await Promise.all([back.close(), bob.close()]);
+  });
+
+  it("welcomes with recovered false for a position of another epoch or beyond the latest", async () => {
+    const cases: [(latest: Message) => Message, string][] = [
+      [
+        ({ epoch }) => ({
+          epoch: epoch === "0123456789abcdef" ? "fedcba9876543210" : "0123456789abcdef",
+          offset: "1",
+        }),
+        "epoch",
+      ],
+      [({ epoch, offset }) => ({ epoch, offset: String(Number(offset) + 1) }), "future"],
+    ];
+    for (const [since, reason] of cases) {
+      // ChatClient.join checks that the welcome comes first: nothing is replayed.
+      const [client, welcome] = track(
+        await ChatClient.join(server, "lost", since(await server.position("chat"))),
+      );
+      assert.deepEqual([welcome.recovered, welcome.missed, welcome.reason], [false, 0, reason]);
+      // Subscribed all the same, at the current position.
+      assert.deepEqual(positionOf(welcome), await server.position("chat"));
+      await client.close();
+    }
+  });
+
+  it("recovers from just before the oldest message kept, and not from one older", async () => {
+    const own = startChatServer({ port: 0 });
+    const mine: ChatClient[] = [];
+    try {
+      const [witness] = await ChatClient.join(own, "witness");
+      mine.push(witness);
+      const senders: [ChatClient, Message][] = [];
+      for (const name of ["s1", "s2", "s3"]) {
+        senders.push(await ChatClient.join(own, name));
+        mine.push(senders.at(-1)![0]);
+      }
+      // 102 messages (34 each, within the burst the rate allows) and 3 join notices: more than is kept.
+      for (const [sender, { name }] of senders) {
+        for (let i = 0; i < 34; i++) sender.send({ type: "message", text: `${name} #${i}` });
+      }
+      for (let i = 0; i < 3 + 102; i++) await witness.next();
+      /** The latest position, how many messages are kept, and the offset of the oldest. */
+      const history = async () => {
+        const latest = await own.position("chat");
+        const kept = own.stats().history!.messages;
+        assert.ok(kept > 0 && kept < Number(latest.offset), `${kept} of ${latest.offset} kept`);
+        return {
+          epoch: latest.epoch,
+          latest: Number(latest.offset),
+          kept,
+          oldest: Number(latest.offset) - kept + 1,
+        };
+      };
+
+      const before = await history();
+      const back = await ChatClient.open(own);
+      mine.push(back);
+      back.send({
+        type: "join",
+        name: "back",
+        since: { epoch: before.epoch, offset: String(before.oldest - 1) },
+      });
+      for (let offset = before.oldest; offset <= before.latest; offset++) {
+        assert.deepEqual(positionOf(await back.next()), { epoch: before.epoch, offset: String(offset) });
+      }
+      const welcome = await back.next();
+      assert.deepEqual([welcome.type, welcome.recovered, welcome.missed], ["welcome", true, before.kept]);
+
+      const now = await history(); // its join notice made the oldest one go
+      const [tooOld, refused] = await ChatClient.join(own, "late", {
+        epoch: now.epoch,
+        offset: String(now.oldest - 2),
+      });
+      mine.push(tooOld);
+      assert.deepEqual([refused.recovered, refused.missed, refused.reason], [false, 0, "too old"]);
+    } finally {
+      await Promise.all(mine.map((client) => client.close()));
+      await own.close();
+    }
+  });
+
+  it("refuses a malformed since with an error, and leaves the client able to join", async () => {
+    const [witness, witnessWelcome] = track(await ChatClient.join(server, "witness"));
+    const client = await ChatClient.open(server);
+    clients.push(client);
+    const join = (since: unknown) => ({ type: "join", name: "late", since });
+    const shape = /"since" must be \{"epoch":"…","offset":"…"\}, both strings/;
+    const offset = /"since" has a malformed offset/;
+    const epoch = witnessWelcome.epoch;
+    await client.expectError(join(12), shape);
+    await client.expectError(join("7"), shape);
+    await client.expectError(join([epoch, "1"]), shape);
+    await client.expectError(join({ epoch }), shape);
+    await client.expectError(join({ epoch: 1, offset: "1" }), shape);
+    await client.expectError(join({ epoch, offset: 1 }), shape);
+    for (const bad of ["", "-1", "01", "1.5", "1e3", " 1", "9".repeat(16)]) {
+      await client.expectError(join({ epoch, offset: bad }), offset);
+    }
+    // Not subscribed by the refused joins: a message sent now is not replayed to it...
+    witness.send({ type: "message", text: "between" });
+    assert.equal((await witness.next()).text, "between");
+    // ...and no one was told of them: the next notice the witness gets is the valid join's.
+    client.send({ type: "join", name: "late" });
+    const welcome = await client.next();
+    assert.deepEqual([welcome.type, welcome.name, welcome.recovered, welcome.missed], [
+      "welcome",
+      "late",
+      true,
+      0,
+    ]);
+    const notice = await witness.next();
+    assert.deepEqual([notice.type, notice.name, notice.offset], ["join", "late", welcome.offset]);
+    await Promise.all([client.close(), witness.close()]);
+  });
+});
+
 describe("chat message validation", () => {
   it("trims and accepts valid messages", () => {
     assert.deepEqual(parseClientMessage('{"type":"join","name":" Ada "}', false), {
       type: "join",
       name: "Ada",
+      since: null,
+    });
+    assert.deepEqual(parseClientMessage('{"type":"join","name":"Ada","since":null}', false), {
+      type: "join",
+      name: "Ada",
+      since: null,
+    });
+    const since = { epoch: "0123456789abcdef", offset: "12" };
+    assert.deepEqual(parseClientMessage(JSON.stringify({ type: "join", name: "Ada", since }), false), {
+      type: "join",
+      name: "Ada",
+      since,
     });
     assert.deepEqual(parseClientMessage('{"type":"message","text":"hi "}', true), {
       type: "message",
@@ -355,6 +555,7 @@ describe("chat message validation", () => {
     assert.deepEqual(parseClientMessage(JSON.stringify({ type: "join", name }), false), {
       type: "join",
       name,
+      since: null,
     });
     assert.ok("error" in parseClientMessage(JSON.stringify({ type: "join", name: name + "x" }), false));
   });
@@ -366,6 +567,9 @@ describe("chat message validation", () => {
       ['{"type":"join","name":"a"}', true],
       ['{"type":"message","text":"a"}', false],
       ['{"type":"message","text":["a"]}', true],
+      ['{"type":"join","name":"a","since":"1"}', false],
+      ['{"type":"join","name":"a","since":{"epoch":"e"}}', false],
+      ['{"type":"join","name":"a","since":{"epoch":"e","offset":1}}', false],
       [new Uint8Array(0), true],
     ];
     for (const [data, joined] of refused) {

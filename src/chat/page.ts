@@ -2,10 +2,15 @@
  * The chat demo's page: one self-contained HTML document (inline CSS and script, no external
  * assets). Everything users typed is put on the page with `textContent`, never parsed as HTML.
  *
+ * After an abnormal close the page reconnects with backoff and jitter and joins again with the
+ * position of the last message it showed, so that the messages sent meanwhile appear once each,
+ * in order; when the server no longer has them all, a `gap` notice says so.
+ *
  * Elements tests may rely on: `#name`, `#join`, `#text`, `#send`, `#messages` (one `li` per
- * entry, with `data-kind` = `message`, `join`, `leave`, `welcome`, `error` or `info`), `#online`
- * (`data-count`, the number of joined users; hidden until this page has joined), and `#status` (`data-state` = `connecting`, `open` or `closed`, and
- * `data-protocol`, the subprotocol the page's WebSocket agreed on).
+ * entry, with `data-kind` = `message`, `join`, `leave`, `welcome`, `gap`, `error` or `info`),
+ * `#online` (`data-count`, the number of joined users; hidden until this page has joined), and
+ * `#status` (`data-state` = `connecting`, `open` or `closed`; `data-protocol`, the subprotocol the
+ * page's WebSocket agreed on; while closed, `data-retry`, the milliseconds until it tries again).
  * @module
  */
 
@@ -94,6 +99,13 @@ export const PAGE_SCRIPT = `
   let socket = null;
   let name = ""; // the name the server accepted; re-sent after a reconnection
   let joined = false;
+  // The history position ({ epoch, offset }) of the last message shown, or of the welcome if later:
+  // re-sent as "since" after a reconnection.
+  let position = null;
+  // The positions ("epoch offset") of the messages on the page: one that comes again is ignored, a
+  // safety net (the server sends each once). Not an order: messages of several processes may
+  // come out of their offsets' order.
+  const shown = new Set();
   let delay = MIN_DELAY;
   let retryTimer = 0;
 
@@ -122,29 +134,36 @@ export const PAGE_SCRIPT = `
     return isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  /** Appends an entry; every piece of text goes in with textContent. */
-  function add(kind, build) {
+  /** Appends an entry (of a message at position \`at\`, if any); text goes in with textContent. */
+  function add(kind, build, at) {
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
     const item = document.createElement("li");
     item.dataset.kind = kind;
+    if (at) {
+      item.dataset.at = at;
+      shown.add(at);
+    }
     build(item);
     messages.append(item);
-    while (messages.childElementCount > MAX_ENTRIES) messages.firstElementChild.remove();
+    while (messages.childElementCount > MAX_ENTRIES) {
+      shown.delete(messages.firstElementChild.dataset.at);
+      messages.firstElementChild.remove();
+    }
     if (atBottom) messages.scrollTop = messages.scrollHeight;
     return item;
   }
 
-  function notice(kind, text, iso) {
+  function notice(kind, text, iso, at) {
     add(kind, (item) => {
       item.className = "notice";
       item.textContent = text;
       if (iso) item.title = new Date(iso).toLocaleString();
-    });
+    }, at);
   }
 
-  function chatMessage(message) {
+  function chatMessage(message, at) {
     add("message", (item) => {
-      if (joined && message.name === name) item.dataset.mine = "";
+      if (name !== "" && message.name === name) item.dataset.mine = "";
       const meta = document.createElement("div");
       meta.className = "meta";
       const sender = document.createElement("span");
@@ -159,10 +178,17 @@ export const PAGE_SCRIPT = `
       body.className = "body";
       body.textContent = message.text;
       item.append(meta, body);
-    });
+    }, at);
   }
 
   function receive(message) {
+    // Published messages (and the welcome) carry their position; errors do not.
+    let at = "";
+    if (typeof message.epoch === "string" && typeof message.offset === "string") {
+      at = message.epoch + " " + message.offset;
+      if (message.type !== "welcome" && shown.has(at)) return;
+      position = { epoch: message.epoch, offset: message.offset };
+    }
     switch (message.type) {
       case "welcome": {
         const again = name !== "";
@@ -170,20 +196,23 @@ export const PAGE_SCRIPT = `
         joined = true;
         setOnline(message.online);
         notice("welcome", (again ? "Reconnected as " : "You joined as ") + name, message.time);
+        if (again && message.recovered === false) {
+          notice("gap", "Some messages sent while you were away may be missing.");
+        }
         updateControls();
         textInput.focus();
         break;
       }
       case "join":
         setOnline(message.online);
-        notice("join", message.name + " joined", message.time);
+        notice("join", message.name + " joined", message.time, at);
         break;
       case "leave":
         setOnline(message.online);
-        notice("leave", message.name + " left", message.time);
+        notice("leave", message.name + " left", message.time, at);
         break;
       case "message":
-        chatMessage(message);
+        chatMessage(message, at);
         break;
       case "error":
         notice("error", message.message);
@@ -193,6 +222,7 @@ export const PAGE_SCRIPT = `
 
   function connect() {
     clearTimeout(retryTimer);
+    delete status.dataset.retry;
     setStatus("connecting", "Connecting…");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(scheme + "://" + location.host + "/chat", "chat");
@@ -201,7 +231,10 @@ export const PAGE_SCRIPT = `
       delay = MIN_DELAY;
       status.dataset.protocol = ws.protocol;
       setStatus("open", "Connected");
-      if (name !== "") ws.send(JSON.stringify({ type: "join", name }));
+      if (name !== "") {
+        const join = position === null ? { type: "join", name } : { type: "join", name, since: position };
+        ws.send(JSON.stringify(join));
+      }
       updateControls();
     };
     ws.onmessage = (event) => {
@@ -217,9 +250,11 @@ export const PAGE_SCRIPT = `
       if (socket !== ws) return;
       socket = null;
       joined = false;
-      const wait = delay;
+      // Between half the delay and the delay, so that a restart does not bring every page back at once.
+      const wait = Math.round(delay / 2 + Math.random() * (delay / 2));
       delay = Math.min(delay * 2, MAX_DELAY);
-      setStatus("closed", "Offline, reconnecting in " + (wait / 1000) + " s");
+      status.dataset.retry = String(wait);
+      setStatus("closed", "Offline, reconnecting in " + (wait / 1000).toFixed(1) + " s");
       setOnline(null);
       updateControls();
       retryTimer = setTimeout(connect, wait);

@@ -1,22 +1,33 @@
 /**
  * The chat demo: `GET /` serves the page, `/chat` (subprotocol `chat`) carries JSON messages,
- * relayed to everyone who joined through one publish/subscribe topic.
+ * relayed to everyone who joined through one publish/subscribe topic whose history the server
+ * keeps, so that a client whose connection dropped gets what it missed when it joins again.
  *
  * Client → server:
  * - `{"type":"join","name":"Ada"}`: joins the chat (name trimmed, 1–32 characters), once.
+ *   Joining again after a dropped connection, a client adds the position of the last message it
+ *   got (or of its welcome), `"since":{"epoch":"…","offset":"12"}`, and gets the messages sent
+ *   after it first, in order and once each, then its welcome.
  * - `{"type":"message","text":"hi"}`: says something (trimmed, 1–2000 characters), after joining.
  *
- * Server → client (`time` is the server's clock as an ISO 8601 string; `online` counts joined users):
- * - `{"type":"welcome","name","online","time"}`: to the joiner.
- * - `{"type":"join","name","online","time"}`: to everyone else who joined.
- * - `{"type":"leave","name","online","time"}`: to everyone left, when a joined socket closes.
- * - `{"type":"message","name","text","time"}`: to everyone who joined, the sender included.
+ * Server → client (`time` is the server's clock as an ISO 8601 string; `online` counts joined users;
+ * `epoch` and `offset` are a message's position in the topic's history, what `since` hands back):
+ * - `{"type":"welcome","name","online","time","recovered","missed","epoch","offset"}`: to the
+ *   joiner, after what it missed: `missed` messages were sent again, and `recovered` is false
+ *   (with a `reason`: `epoch`, `future` or `too old`) when some could not be, as the server no
+ *   longer has them; its position is the latest, the joiner's own join notice included.
+ * - `{"type":"join","name","online","time","epoch","offset"}`: to everyone else who joined.
+ * - `{"type":"leave","name","online","time","epoch","offset"}`: to everyone left, when a joined
+ *   socket closes.
+ * - `{"type":"message","name","text","time","epoch","offset"}`: to everyone who joined, the sender
+ *   included.
  * - `{"type":"error","message"}`: to the one client whose message was refused.
  *
  * A client sending more than 20 messages a second (beyond a burst of 40) is closed with 1008.
  * @module
  */
 
+import { type GapReason, type MessageData, ReadyState, type TopicPosition } from "../api.ts";
 import type { ServeOptions } from "../options.ts";
 import { serve, type Server } from "../server.ts";
 import type { ServerWebSocket } from "../server_websocket.ts";
@@ -47,19 +58,37 @@ export type ChatServerOptions =
     upgradeHeaders?: Record<string, string>;
   };
 
-/** A message from a client, once validated. */
-export type ClientMessage = { type: "join"; name: string } | { type: "message"; text: string };
+/** A message from a client, once validated (`since` null when the join gave none). */
+export type ClientMessage =
+  | { type: "join"; name: string; since: TopicPosition | null }
+  | { type: "message"; text: string };
 
-/** A message from the server. */
+/**
+ * A message from the server. Those it publishes (`join`, `leave`, `message`) reach their
+ * subscribers with their position in the topic's history added (`epoch`, `offset`).
+ */
 export type ServerMessage =
-  | { type: "welcome" | "join" | "leave"; name: string; online: number; time: string }
+  | {
+    type: "welcome";
+    name: string;
+    online: number;
+    time: string;
+    recovered: boolean;
+    missed: number;
+    epoch: string;
+    offset: string;
+    reason?: GapReason;
+  }
+  | { type: "join" | "leave"; name: string; online: number; time: string }
   | { type: "message"; name: string; text: string; time: string }
   | { type: "error"; message: string };
 
-/** Per-socket state: the name, once joined. */
+/** Per-socket state: the name, once it asked to join, and whether the others were told. */
 export interface ChatMember {
   /** The name the socket joined with, or null before it joins. */
   name: string | null;
+  /** Whether its join notice went out (so that its leave notice goes out too). */
+  joined: boolean;
 }
 
 /**
@@ -91,7 +120,11 @@ export function parseClientMessage(
       return { error: `the name is too long (at most ${MAX_NAME_LENGTH} characters)` };
     }
     if (/\p{Cc}/u.test(trimmed)) return { error: "the name contains control characters" };
-    return { type: "join", name: trimmed };
+    const since = message.since ?? null;
+    if (since !== null && !isPositionShaped(since)) {
+      return { error: 'a join\'s "since" must be {"epoch":"…","offset":"…"}, both strings' };
+    }
+    return { type: "join", name: trimmed, since };
   }
   if (message.type === "message") {
     if (!joined) return { error: 'join first: send {"type":"join","name":"..."}' };
@@ -106,6 +139,23 @@ export function parseClientMessage(
   }
   const shown = typeof message.type === "string" ? `"${message.type.slice(0, 40)}"` : "missing";
   return { error: `unknown message type (${shown}); send "join" or "message"` };
+}
+
+/** Whether `value` is an object with string `epoch` and `offset` (whose value the history judges). */
+function isPositionShaped(value: unknown): value is TopicPosition {
+  if (typeof value !== "object" || value === null) return false;
+  const { epoch, offset } = value as Record<string, unknown>;
+  return typeof epoch === "string" && typeof offset === "string";
+}
+
+/**
+ * What subscribers receive of a chat publish at `position`: its JSON object with the position's
+ * `epoch` and `offset` first. Every chat publish is a JSON object with a `type`; anything else (a
+ * stranger's publish on a shared backplane) goes as it came.
+ */
+function withPosition(data: string | Uint8Array, { epoch, offset }: TopicPosition): MessageData {
+  if (typeof data !== "string" || !data.startsWith("{")) return data;
+  return `{"epoch":${JSON.stringify(epoch)},"offset":${JSON.stringify(offset)},${data.slice(1)}`;
 }
 
 /**
@@ -135,43 +185,58 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND,
     maxMessageBurst: MAX_MESSAGE_BURST,
     perMessageDeflate: true,
+    history: { envelope: withPosition },
     upgrade(_request, info) {
       if (!info.protocols.includes(CHAT_PROTOCOL)) {
         return textResponse(400, `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol; offer it`);
       }
-      return { data: { name: null }, headers: options.upgradeHeaders };
+      return { data: { name: null, joined: false }, headers: options.upgradeHeaders };
     },
     fetch: servePage,
     websocket: {
-      message(ws, data) {
+      async message(ws, data) {
         const message = parseClientMessage(data, ws.data.name !== null);
         if ("error" in message) return void send(ws, { type: "error", message: message.error });
+        if (message.type === "join") return await join(ws, message.name, message.since);
         const time = new Date().toISOString();
-        if (message.type === "join") {
-          const name = message.name;
-          ws.data.name = name;
-          ws.subscribe(CHAT_TOPIC);
-          const online = server.subscriberCount(CHAT_TOPIC);
-          send(ws, { type: "welcome", name, online, time });
-          ws.publish(
-            CHAT_TOPIC,
-            JSON.stringify({ type: "join", name, online, time } satisfies ServerMessage),
-          );
-        } else {
-          const notice: ServerMessage = { type: "message", name: ws.data.name!, text: message.text, time };
-          server.publish(CHAT_TOPIC, JSON.stringify(notice));
-        }
+        const notice: ServerMessage = { type: "message", name: ws.data.name!, text: message.text, time };
+        server.publish(CHAT_TOPIC, JSON.stringify(notice));
       },
       close(ws) {
         const name = ws.data.name;
-        if (name === null) return;
+        if (name === null || !ws.data.joined) return;
         ws.data.name = null;
+        ws.data.joined = false;
         const online = server.subscriberCount(CHAT_TOPIC);
         const notice: ServerMessage = { type: "leave", name, online, time: new Date().toISOString() };
         server.publish(CHAT_TOPIC, JSON.stringify(notice));
       },
     },
   });
+
+  /**
+   * Subscribes `ws` after sending it what it missed since `since`, tells the others, then welcomes
+   * it with the latest position, its join notice included: the page's position covers everything
+   * up to its own join.
+   */
+  async function join(ws: ServerWebSocket<ChatMember>, name: string, since: TopicPosition | null) {
+    ws.data.name = name; // from now on a second join is refused
+    const recovery = await ws.recover(CHAT_TOPIC, since);
+    if (recovery.reason === "malformed") {
+      ws.unsubscribe(CHAT_TOPIC);
+      ws.data.name = null;
+      return void send(ws, { type: "error", message: 'a join\'s "since" has a malformed offset' });
+    }
+    if (ws.readyState !== ReadyState.OPEN) return; // gone meanwhile: no one is told it came
+    ws.data.joined = true;
+    const time = new Date().toISOString();
+    const online = server.subscriberCount(CHAT_TOPIC);
+    ws.publish(CHAT_TOPIC, JSON.stringify({ type: "join", name, online, time } satisfies ServerMessage));
+    const { epoch, offset } = await server.position(CHAT_TOPIC); // (after the join notice)
+    const { recovered, replayed: missed, reason } = recovery; // (JSON leaves out a reason undefined)
+    send(ws, { type: "welcome", name, online, time, recovered, missed, epoch, offset, reason });
+  }
+
   return server;
 }
 

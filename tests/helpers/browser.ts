@@ -1,10 +1,14 @@
 /**
- * Real-browser testing: headless Chromium driven by playwright-core.
+ * Real-browser testing: headless Chromium driven by playwright-core, and cutting a page's TCP
+ * connections (as root, with `ss -K`) so that it sees its WebSocket end with 1006.
  */
 
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Where the browser tests expect Chromium (Debian's package). */
@@ -112,5 +116,77 @@ export class Lazy<T> {
       return; // creation failed: nothing to dispose of
     }
     await this.#dispose(created);
+  }
+}
+
+/**
+ * The local ports of the established loopback connections to `port` (the clients' ends), as
+ * `ss -tn` lists them.
+ */
+export function clientPorts(port: number): number[] {
+  const listed = execFileSync("ss", [
+    "-Htn",
+    "state",
+    "established",
+    "dst",
+    "127.0.0.1",
+    "dport",
+    "=",
+    `:${port}`,
+  ], {
+    encoding: "utf8",
+  });
+  // Each line: Recv-Q, Send-Q, local address:port, peer address:port.
+  return listed.split("\n").filter((line) => line.trim() !== "").map((line) =>
+    Number(line.trim().split(/\s+/)[2].split(":").at(-1))
+  );
+}
+
+/**
+ * Aborts the client ends of the loopback connections to `port` from the local ports `from` (with
+ * `ss -K`, as root: the client sees them reset, the server sees them reset too); returns how many
+ * it aborted.
+ */
+export function cutConnections(port: number, from: readonly number[]): number {
+  if (from.length === 0) return 0;
+  const sources = from.flatMap((local, i) => [...(i === 0 ? [] : ["or"]), "sport", "=", `:${local}`]);
+  const filter = ["dst", "127.0.0.1", "dport", "=", `:${port}`, "and", "(", ...sources, ")"];
+  const killed = execFileSync("ss", ["-K", "-Htn", "state", "established", ...filter], { encoding: "utf8" });
+  // ss lists the sockets it aborted, and only those.
+  return killed.split("\n").filter((line) => line.trim() !== "").length;
+}
+
+/**
+ * Why connections cannot be cut here, or `false` when they can: not root, no `ss`, or a kernel
+ * whose `ss -K` aborts nothing (no SOCK_DESTROY). Tried on a loopback connection of its own.
+ */
+export async function cutSkipReason(): Promise<string | false> {
+  if (process.getuid?.() !== 0) return "cutting a TCP connection with ss -K needs root";
+  const server = createServer();
+  const accepted: Socket[] = [];
+  server.on("connection", (socket) => accepted.push(socket.on("error", () => {})));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port));
+    });
+    const client = new Socket().on("error", () => {});
+    await new Promise<void>((resolve, reject) => {
+      client.once("connect", resolve).once("error", reject);
+      client.connect(port, "127.0.0.1");
+    });
+    try {
+      const cut = cutConnections(port, [client.localPort!]);
+      return cut === 1
+        ? false
+        : `ss -K aborted ${cut} connections instead of 1 (a kernel without SOCK_DESTROY?)`;
+    } finally {
+      client.destroy();
+    }
+  } catch (error) {
+    return `ss -K does not work here: ${error instanceof Error ? error.message : error}`;
+  } finally {
+    for (const socket of accepted) socket.destroy();
+    server.close();
   }
 }
