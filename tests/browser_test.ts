@@ -233,7 +233,7 @@ describe("chat page in Chromium", group, () => {
   );
 
   it(
-    "uses the chat subprotocol and negotiates permessage-deflate",
+    "uses the chat subprotocol and negotiates permessage-deflate, the server keeping its context",
     options,
     () =>
       withTimeout(TEST_MS, async () => {
@@ -253,7 +253,7 @@ describe("chat page in Chromium", group, () => {
           );
           assert.deepEqual(agreed, {
             protocol: "chat",
-            extensions: "permessage-deflate; server_no_context_takeover",
+            extensions: "permessage-deflate",
           });
         } finally {
           await closeAll([page]);

@@ -184,7 +184,9 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     maxPayloadLength: MAX_PAYLOAD,
     maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND,
     maxMessageBurst: MAX_MESSAGE_BURST,
-    perMessageDeflate: true,
+    // Chat messages repeat their keys and names: with the server's context kept, each is a few
+    // bytes on the wire (and every message is compressed, however short).
+    perMessageDeflate: { serverContextTakeover: true },
     history: { envelope: withPosition },
     upgrade(_request, info) {
       if (!info.protocols.includes(CHAT_PROTOCOL)) {
