@@ -367,7 +367,7 @@ type StartChats = () => Promise<CliServer[]>;
 describe("chat page resuming after its connection is cut, in Chromium", group, () => {
   const browserOnce = newClockedBrowser();
   const redisOnce = new Lazy(() => RedisServer.start(), (redis) => redis.stop());
-  let chats: CliServer[] = [];
+  const chats: CliServer[] = [];
   after(async () => {
     await Promise.all([browserOnce.dispose(), ...chats.map((chat) => chat.stop())]);
     await redisOnce.dispose();
@@ -381,8 +381,9 @@ describe("chat page resuming after its connection is cut, in Chromium", group, (
   const resumes = (start: StartChats) => () =>
     withTimeout(TEST_MS, async () => {
       const browser = await browserOnce.get();
-      chats = await start();
-      const [home, other] = [chats[0], chats.at(-1)!];
+      const started = await start();
+      chats.push(...started); // each stopped after the tests
+      const [home, other] = [started[0], started.at(-1)!];
       const clock = browser.context.clock;
       await clock.resume(); // (held by the test before)
       const bob = await joinChat(browser, other, "Bob");
