@@ -28,7 +28,8 @@ const USAGE =
   `usage: bash bench/run.sh [--rounds N] [--quick] [--servers ids] [--scenarios ids] [--baseline REV]
   --rounds N       rounds to take medians over (default 3; --quick: 1)
   --quick          1 round with shorter runs, for a smoke test
-  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,wisp-node,ws
+  --servers ids    comma-separated subset of: raw,wisp-deno,deno,wisp-bun,bun,bun-floor,wisp-node,ws,
+                   and wisp-bun-transient (run only when named)
   --scenarios ids  comma-separated subset of: a,b,c,d,e,f,g
   --baseline REV   also run each Wisp server as of git revision REV, interleaved with the
                    work tree's, and add a table of work tree ÷ REV (before and after a change)`;
@@ -92,6 +93,14 @@ const SERVERS = [
     echo: wispEcho([BUN, "run"]),
     deflate: wispEcho([BUN, "run"]),
     fanout: script([BUN, "run"], "wisp_fanout.ts"),
+  },
+  {
+    // The echo with transientMessages: true, whose 1 MiB echo issue #23 compares with Bun native.
+    id: "wisp-bun-transient",
+    label: "Wisp/Bun transient",
+    wisp: true,
+    optIn: true,
+    echo: script([BUN, "run"], "wisp_transient.ts"),
   },
   {
     id: "bun",
@@ -179,7 +188,10 @@ const LOWER = new Set([
 const NO_RATIO = new Set(["on_off", "server_ratio"]);
 
 const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
-const chosen = SERVERS.filter((s) => (!opts.servers || opts.servers.includes(s.id)) && (haveWisp || !s.wisp));
+// A server marked `optIn` runs only when --servers names it.
+const chosen = SERVERS.filter((s) =>
+  (opts.servers ? opts.servers.includes(s.id) : !s.optIn) && (haveWisp || !s.wisp)
+);
 
 const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
 
@@ -495,7 +507,10 @@ function report(results, meta) {
       ]),
     );
   const ratioRows = rows.filter(({ key }) => !NO_RATIO.has(key));
-  const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"], ["wisp-node", "ws"]]
+  const pairs = [["wisp-deno", "deno"], ["wisp-bun", "bun"], ["wisp-bun-transient", "bun"], [
+    "wisp-node",
+    "ws",
+  ]]
     .map(([w, n]) => [servers.find((s) => s.id === w), servers.find((s) => s.id === n)])
     .filter(([w, n]) => w && n);
   const ratios = pairs.length
