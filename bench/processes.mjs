@@ -1,5 +1,9 @@
-// Child-process bookkeeping shared by the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs).
+// What the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs, http.mjs) share: child processes,
+// their ports and CPU time, and Wisp as of another git revision.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 
 /**
  * Makes every process group put in the returned set die with this process, however it ends: at
@@ -51,4 +55,83 @@ export function portsFrom(start) {
     }
     throw new Error(`no free port in ${next - 1000}–${next - 1}`);
   };
+}
+
+/**
+ * The process listening on 127.0.0.1:`port` inside process group `pgid`: the real server, whatever
+ * launcher or wrapper sits above it. Found through the listening socket's inode in /proc, which
+ * needs no connection to the server.
+ * @param {number} pgid
+ * @param {number} port
+ * @returns {number | null} its pid, or null while nothing of the group listens there
+ */
+export function listenerPid(pgid, port) {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let inode;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of fs.readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(hexPort) && f[3] === "0A") inode = f[9];
+    }
+  }
+  if (!inode) return null;
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return Number(pid);
+      }
+    } catch { /* the process ended while we looked */ }
+  }
+  return null;
+}
+
+/** Clock ticks per second, the unit of the CPU times in /proc. */
+export const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+
+/**
+ * CPU seconds process `pid` has used so far (utime + stime, all its threads).
+ * @param {number} pid
+ */
+export function processCpuS(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / HZ;
+}
+
+/**
+ * CPU seconds the whole machine has spent (user, nice, system, irq, softirq: a process's own time
+ * includes the softirq work of loopback TCP done in its system calls). What the measured
+ * processes did not use of it was other work on the machine, which makes a run suspect.
+ */
+export function machineCpuS() {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  return [1, 2, 3, 6, 7].reduce((sum, i) => sum + Number(f[i]), 0) / HZ;
+}
+
+/**
+ * The tracked files of git revision `rev` of the tree at `root`, exported once into
+ * `root/bench/.build/baseline/<commit>/` (sharing the tree's `node_modules`): Wisp as of then,
+ * to run next to the work tree's (the drivers' `--baseline`).
+ * @param {string} root the work tree
+ * @param {string} rev any git revision
+ * @returns {{ commit: string, dir: string }} the short commit and the directory
+ */
+export function exportRevision(root, rev) {
+  const git = (...args) => execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
+  const commit = git("rev-parse", "--short", `${rev}^{commit}`);
+  const dir = path.join(root, "bench/.build/baseline", commit);
+  if (!fs.existsSync(dir)) {
+    // Unpacked beside it and renamed when complete, so that a failed export is never taken for one.
+    const part = `${dir}.part`;
+    fs.rmSync(part, { recursive: true, force: true });
+    fs.mkdirSync(part, { recursive: true });
+    execFileSync("git", ["-C", root, "archive", "-o", `${part}.tar`, commit]);
+    execFileSync("tar", ["-x", "-f", `${part}.tar`, "-C", part]);
+    fs.rmSync(`${part}.tar`);
+    fs.symlinkSync(path.join(root, "node_modules"), path.join(part, "node_modules"));
+    fs.renameSync(part, dir);
+  }
+  return { commit, dir };
 }
