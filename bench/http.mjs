@@ -1,10 +1,11 @@
 // Plain-HTTP benchmark (issue #21): Wisp's `fetch` path on Deno, Bun and Node against Deno.serve,
-// Bun.serve and node:http running the same handlers (bench/servers/http_*), loaded by wrk over
-// keep-alive connections. Each round runs every handler on every server, each time on a freshly
+// Bun.serve and node:http running the same handlers (bench/servers/http_*), and the floor under
+// Wisp on each (its transport adapter answering with fixed bytes), loaded by wrk over keep-alive
+// connections. Each round runs every handler on every server, each time on a freshly
 // started server pinned to core 0, with wrk pinned to core 1; then it prints and saves the median
 // tables to bench/results/http-<date>-<time>.md. See bench/README.md ("Plain HTTP").
 // Usage: node bench/http.mjs [--rounds N] [--quick] [--servers ids] [--handlers ids]
-//          [--seconds S] [--warmup S] [--connections N] [--baseline REV|DIR]...
+//          [--seconds S] [--warmup S] [--connections N] [--retries N] [--baseline REV|DIR]...
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -34,15 +35,27 @@ const GEN_CORE = "1";
 
 // --- options -----------------------------------------------------------------------------------
 
-const SERVER_IDS = ["wisp-deno", "deno", "wisp-bun", "bun", "wisp-node", "node"];
+const SERVER_IDS = [
+  "wisp-deno",
+  "deno",
+  "floor-deno",
+  "wisp-bun",
+  "bun",
+  "floor-bun",
+  "wisp-node",
+  "node",
+  "floor-node",
+];
 const USAGE = `usage: node bench/http.mjs [--rounds N] [--quick] [--servers ids] [--handlers ids]
-         [--seconds S] [--warmup S] [--connections N] [--baseline REV|DIR]...
+         [--seconds S] [--warmup S] [--connections N] [--retries N] [--baseline REV|DIR]...
   --rounds N        interleaved rounds to take medians over (default 3; --quick: 1)
   --quick           1 round of 2 s after 1 s of warm-up, a smoke test
   --servers ids     comma-separated subset of: ${SERVER_IDS.join(",")}
   --handlers ids    comma-separated subset of: hello,json
   --seconds S       counted whole seconds per run (default 5), after --warmup S (default 2)
   --connections N   keep-alive connections of wrk's one thread (default 64)
+  --retries N       runs again (up to N times) a run during which other processes took more than
+                    15% of a core, keeping the quietest try (default 1; --quick: 0)
   --baseline X      also run each Wisp server from git revision X (exported into bench/.build) or
                     from directory X (a Wisp tree: its mod.ts), with this tree's handlers,
                     interleaved with the work tree's; repeatable`;
@@ -56,6 +69,7 @@ function parseArgs(argv) {
     seconds: undefined,
     warmup: undefined,
     connections: 64,
+    retries: undefined,
     baselines: [],
   };
   const number = (i) => {
@@ -79,6 +93,7 @@ function parseArgs(argv) {
     else if (a === "--seconds") o.seconds = Math.ceil(number(++i));
     else if (a === "--warmup") o.warmup = Math.ceil(number(++i));
     else if (a === "--connections") o.connections = Math.round(number(++i));
+    else if (a === "--retries") o.retries = Math.max(0, Math.round(Number(argv[++i]) || 0));
     else if (a === "--baseline") {
       if (!argv[i + 1]) throw new Error(`--baseline needs a git revision or a directory\n${USAGE}`);
       o.baselines.push(argv[++i]);
@@ -87,6 +102,7 @@ function parseArgs(argv) {
   o.rounds ??= o.quick ? 1 : 3;
   o.seconds ??= o.quick ? 2 : 5;
   o.warmup ??= o.quick ? 1 : 2;
+  o.retries ??= o.quick ? 0 : 1;
   return o;
 }
 
@@ -133,22 +149,26 @@ const RUNTIMES = {
   node: [process.execPath, "--import", NODE_TS],
 };
 
-// Each runtime's pair: Wisp (and its baselines) next to the runtime's own server.
+// Each runtime's group: Wisp (and its baselines) next to the runtime's own server, and the floor
+// under Wisp there: its transport adapter answering with fixed bytes (servers/http_floor.ts).
 const PAIRS = [
   {
     runtime: "Deno",
     wisp: { id: "wisp-deno", label: "Wisp/Deno", runtime: RUNTIMES.deno },
     native: { id: "deno", label: "Deno.serve", argv: script(RUNTIMES.deno, "http_deno.ts") },
+    floor: { id: "floor-deno", label: "floor/Deno", argv: script(RUNTIMES.deno, "http_floor.ts") },
   },
   {
     runtime: "Bun",
     wisp: { id: "wisp-bun", label: "Wisp/Bun", runtime: RUNTIMES.bun },
     native: { id: "bun", label: "Bun.serve", argv: script(RUNTIMES.bun, "http_bun.ts") },
+    floor: { id: "floor-bun", label: "floor/Bun", argv: script(RUNTIMES.bun, "http_floor.ts") },
   },
   {
     runtime: "Node",
     wisp: { id: "wisp-node", label: "Wisp/Node", runtime: RUNTIMES.node },
     native: { id: "node", label: "node:http", argv: script([process.execPath], "http_node.mjs") },
+    floor: { id: "floor-node", label: "floor/Node", argv: script(RUNTIMES.node, "http_floor.ts") },
   },
 ];
 
@@ -164,7 +184,7 @@ const baselines = opts.baselines.map((x) => {
 const chosen = (id) => !opts.servers || opts.servers.includes(id);
 // Servers that run back to back in every round: a runtime's Wisp servers and its own server.
 const groups = PAIRS.map((pair) => {
-  const { wisp, native } = pair;
+  const { wisp, native, floor } = pair;
   const wisps = !chosen(wisp.id) ? [] : [
     { ...wisp, wisp: true, argv: wispArgv(wisp.runtime, ROOT) },
     ...baselines.map((b) => ({
@@ -176,7 +196,7 @@ const groups = PAIRS.map((pair) => {
       argv: wispArgv(wisp.runtime, b.dir),
     })),
   ];
-  return { pair, servers: [...wisps, ...(chosen(native.id) ? [native] : [])] };
+  return { pair, servers: [...wisps, ...[native, floor].filter((s) => chosen(s.id))] };
 }).filter((g) => g.servers.length > 0);
 const servers = groups.flatMap((g) => g.servers);
 const handlers = HANDLERS.filter((h) => !opts.handlers || opts.handlers.includes(h.id));
@@ -320,6 +340,17 @@ async function measure(server, handler, logFile) {
   }
 }
 
+// A run, and again up to --retries times while other processes took more than BUSY of a core
+// during it: the least disturbed try counts (a failed one only when every try failed).
+async function quietest(run) {
+  let best = await run();
+  for (let i = 0; i < opts.retries && (best.error || best.others > BUSY); i++) {
+    const again = await run();
+    if (best.error || (!again.error && again.others < best.others)) best = again;
+  }
+  return best;
+}
+
 // --- report ------------------------------------------------------------------------------------
 
 const METRICS = [
@@ -380,10 +411,10 @@ function report(results, meta) {
       ...servers.map((s) => cell(results[row.h.id][s.id], row.m.key)),
     ]),
   );
-  // Every Wisp server (baselines too) ÷ its runtime's own server.
+  // Every Wisp server (baselines too) and the floor ÷ its runtime's own server.
   const nativePairs = groups.flatMap(({ pair, servers: group }) => {
     const native = group.find((s) => s.id === pair.native.id);
-    return native ? group.filter((s) => s.wisp).map((s) => [s, native]) : [];
+    return native ? group.filter((s) => s.wisp || s.id === pair.floor.id).map((s) => [s, native]) : [];
   });
   const ratioTable = (title, pairs) =>
     table(
@@ -409,10 +440,11 @@ function report(results, meta) {
       ratioTable("metric (work tree ÷ baseline)", baselinePairs)
     }\n`
     : "";
-  const goals = nativePairs.length
+  const wispPairs = nativePairs.filter(([w]) => w.wisp);
+  const goals = wispPairs.length
     ? table(
       ["server", "handler", "req/s ÷ native", "goal", "p99 ÷ native", "met"],
-      nativePairs.flatMap(([w, n]) => {
+      wispPairs.flatMap(([w, n]) => {
         const goal = GOALS[groups.find((g) => g.servers.includes(w)).pair.runtime];
         return handlers.map((h) => {
           const rate = ratio(
@@ -504,7 +536,9 @@ at least one round, so that number is suspect. ${noise}
 
 ## Wisp relative to its runtime's own server (ratio of medians)
 
-Above 1× means Wisp's number is bigger: good for req/s, bad for latency and CPU per request.
+Above 1× means Wisp's number is bigger: good for req/s, bad for latency and CPU per request. The floor
+(Wisp's transport adapter answering with fixed bytes, no HTTP layer) bounds what any HTTP layer on that
+transport can reach.
 
 ${ratios}
 ${goals ? `\n## Goals of issue #21\n\n${goals}\n` : ""}${versus}
@@ -569,7 +603,7 @@ async function main() {
       .flatMap((g) => (round % 2 === 0 ? [...g.servers].reverse() : g.servers));
     for (const h of handlers) {
       for (const s of order) {
-        const r = await measure(s, h, path.join(logDir, `${round}-${h.id}-${s.id}.log`));
+        const r = await quietest(() => measure(s, h, path.join(logDir, `${round}-${h.id}-${s.id}.log`)));
         results[h.id][s.id].push(r);
         console.error(
           `[round ${round}/${opts.rounds}] ${h.short} ${s.label}: ${
