@@ -285,7 +285,9 @@ function wrk(port, handler, seconds) {
     ...(handler.body === null ? [] : [handler.body]),
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"] });
+    // A group of its own, killed with the servers if this script ends first.
+    const child = spawn("taskset", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    live.add(child.pid);
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => out += d);
@@ -293,6 +295,7 @@ function wrk(port, handler, seconds) {
     const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
     child.on("exit", (code) => {
       clearTimeout(timer);
+      live.delete(child.pid);
       const line = out.split("\n").find((l) => l.startsWith("{"));
       if (code !== 0 || !line) return reject(new Error(`wrk failed (${code}): ${(err || out).trim()}`));
       const result = JSON.parse(line);
