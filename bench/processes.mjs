@@ -1,8 +1,10 @@
-// Child-process bookkeeping shared by the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs,
-// scale.mjs), and what /proc tells about a process: its CPU time and memory.
+// What the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs, scale.mjs, http.mjs) share: child
+// processes and their ports, what /proc tells about a process (CPU time, memory), and Wisp as of
+// another git revision.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 
 /**
  * Makes every process group put in the returned set die with this process, however it ends: at
@@ -120,4 +122,30 @@ export function processCpuS(pid) {
 export function rssKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]);
+}
+
+/**
+ * The tracked files of git revision `rev` of the tree at `root`, exported once into
+ * `root/bench/.build/baseline/<commit>/` (sharing the tree's `node_modules`): Wisp as of then,
+ * to run next to the work tree's (the drivers' `--baseline`).
+ * @param {string} root the work tree
+ * @param {string} rev any git revision
+ * @returns {{ commit: string, dir: string }} the short commit and the directory
+ */
+export function exportRevision(root, rev) {
+  const git = (...args) => execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
+  const commit = git("rev-parse", "--short", `${rev}^{commit}`);
+  const dir = path.join(root, "bench/.build/baseline", commit);
+  if (!fs.existsSync(dir)) {
+    // Unpacked beside it and renamed when complete, so that a failed export is never taken for one.
+    const part = `${dir}.part`;
+    fs.rmSync(part, { recursive: true, force: true });
+    fs.mkdirSync(part, { recursive: true });
+    execFileSync("git", ["-C", root, "archive", "-o", `${part}.tar`, commit]);
+    execFileSync("tar", ["-x", "-f", `${part}.tar`, "-C", part]);
+    fs.rmSync(`${part}.tar`);
+    fs.symlinkSync(path.join(root, "node_modules"), path.join(part, "node_modules"));
+    fs.renameSync(part, dir);
+  }
+  return { commit, dir };
 }

@@ -9,7 +9,15 @@ import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { killOnExit, listenerPid, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
+import {
+  exportRevision,
+  killOnExit,
+  listenerPid,
+  machineCpuS,
+  portsFrom,
+  processCpuS,
+  rssKiB,
+} from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -195,25 +203,9 @@ const chosen = SERVERS.filter((s) =>
 
 const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
 
-// --baseline: the tracked files of that revision, exported once into bench/.build (sharing this
-// tree's node_modules), and each Wisp server again, run from there next to the work tree's.
-function exportRevision(rev) {
-  const commit = git("rev-parse", "--short", `${rev}^{commit}`);
-  const dir = path.join(BUILD, "baseline", commit);
-  if (!fs.existsSync(dir)) {
-    // Unpacked beside it and renamed when complete, so that a failed export is never taken for one.
-    const part = `${dir}.part`;
-    fs.rmSync(part, { recursive: true, force: true });
-    fs.mkdirSync(part, { recursive: true });
-    execFileSync("git", ["-C", ROOT, "archive", "-o", `${part}.tar`, commit]);
-    execFileSync("tar", ["-x", "-f", `${part}.tar`, "-C", part]);
-    fs.rmSync(`${part}.tar`);
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(part, "node_modules"));
-    fs.renameSync(part, dir);
-  }
-  return { commit, dir };
-}
-const baseline = opts.baseline === null ? null : exportRevision(opts.baseline);
+// --baseline: the tracked files of that revision (exported once into bench/.build), and each Wisp
+// server again, run from there next to the work tree's.
+const baseline = opts.baseline === null ? null : exportRevision(ROOT, opts.baseline);
 // Servers that run back to back in every round: a Wisp server and its baseline stay together.
 const groups = chosen.map((s) =>
   baseline && s.wisp
