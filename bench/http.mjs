@@ -6,7 +6,7 @@
 // tables to bench/results/http-<date>-<time>.md. See bench/README.md ("Plain HTTP").
 // Usage: node bench/http.mjs [--rounds N] [--quick] [--servers ids] [--handlers ids]
 //          [--seconds S] [--warmup S] [--connections N] [--retries N] [--baseline REV|DIR]...
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -21,6 +21,7 @@ import {
   machineCpuS,
   portsFrom,
   processCpuS,
+  treeState,
 } from "./processes.mjs";
 import { reply, REQUEST_BODY } from "./servers/http_handlers.mjs";
 
@@ -573,24 +574,12 @@ function ensureWrk() {
   throw new Error("bench: wrk is required (Debian/Ubuntu: apt-get install -y wrk)");
 }
 
-function treeState() {
-  const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
-  try {
-    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
-    return `the work tree at ${git("rev-parse", "--short", "HEAD")}${
-      dirty ? " with uncommitted changes" : ""
-    }`;
-  } catch {
-    return "not in a git checkout";
-  }
-}
-
 async function main() {
   if (os.availableParallelism() < 2) throw new Error("needs 2 cores: one for the servers, one for wrk");
   if (spawnSync("taskset", ["-V"]).error) throw new Error("bench: taskset is required (util-linux)");
   ensureWrk();
   const start = new Date();
-  const tree = treeState();
+  const tree = treeState(ROOT);
   const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
   const stamp = started.replace(" ", "-").replaceAll(":", "");
   const logDir = path.join(BUILD, "http-logs", stamp);

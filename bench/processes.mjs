@@ -149,3 +149,20 @@ export function exportRevision(root, rev) {
   }
   return { commit, dir };
 }
+
+/**
+ * Which Wisp the work tree's servers ran: its commit, and whether it had changes of its own.
+ * @param {string} root the work tree
+ * @returns {string}
+ */
+export function treeState(root) {
+  const git = (...args) => execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
+  try {
+    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
+    return `the work tree at ${git("rev-parse", "--short", "HEAD")}${
+      dirty ? " with uncommitted changes" : ""
+    }`;
+  } catch {
+    return "not in a git checkout";
+  }
+}

@@ -17,6 +17,7 @@ import {
   portsFrom,
   processCpuS,
   rssKiB,
+  treeState,
 } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -200,8 +201,6 @@ const haveWisp = fs.existsSync(path.join(ROOT, "mod.ts"));
 const chosen = SERVERS.filter((s) =>
   (opts.servers ? opts.servers.includes(s.id) : !s.optIn) && (haveWisp || !s.wisp)
 );
-
-const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
 
 // --baseline: the tracked files of that revision (exported once into bench/.build), and each Wisp
 // server again, run from there next to the work tree's.
@@ -631,18 +630,6 @@ function firstLine(cmd, args) {
   }
 }
 
-// The commit the work tree's Wisp servers ran from, and whether it had changes of its own.
-function treeState() {
-  try {
-    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
-    return `the work tree at ${git("rev-parse", "--short", "HEAD")}${
-      dirty ? " with uncommitted changes" : ""
-    }`;
-  } catch {
-    return "not in a git checkout";
-  }
-}
-
 function machineInfo() {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   const ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8")).version;
@@ -663,7 +650,7 @@ async function main() {
     throw new Error("needs 2 cores: one for the servers, one for the generator");
   }
   const start = new Date();
-  const tree = treeState();
+  const tree = treeState(ROOT);
   const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
   const stamp = started.replace(" ", "-").replaceAll(":", "");
   const logDir = path.join(BUILD, "logs", stamp);

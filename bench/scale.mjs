@@ -15,7 +15,15 @@ import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { scaleChart } from "./chart.mjs";
-import { killOnExit, listenerPid, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
+import {
+  killOnExit,
+  listenerPid,
+  machineCpuS,
+  portsFrom,
+  processCpuS,
+  rssKiB,
+  treeState,
+} from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -650,18 +658,6 @@ function firstLine(cmd, args) {
   }
 }
 
-function treeState() {
-  const git = (...args) => execFileSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).trim();
-  try {
-    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
-    return `the work tree at ${git("rev-parse", "--short", "HEAD")}${
-      dirty ? " with uncommitted changes" : ""
-    }`;
-  } catch {
-    return "not in a git checkout";
-  }
-}
-
 function machineInfo() {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   let ws = "?";
@@ -719,7 +715,7 @@ async function main() {
   const stamp = started.replace(" ", "-").replaceAll(":", "");
   logDir = path.join(BUILD, "scale-logs", stamp);
   fs.mkdirSync(logDir, { recursive: true });
-  const tree = treeState();
+  const tree = treeState(ROOT);
   const servers = SERVERS.filter((s) => opts.servers.includes(s.id));
   const single = [], workers = [];
   for (let round = 1; round <= opts.rounds; round++) {
