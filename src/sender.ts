@@ -21,7 +21,7 @@ import { SendQueue } from "./send_queue.ts";
  * What {@linkcode Sender.compressionBits} answers for a socket that compresses with a context of
  * its own (server context takeover): its messages are compressed for it alone ({@linkcode Sender.sendOwn}).
  */
-export const OWN_CONTEXT = -1;
+export const OWN_CONTEXT: number = -1;
 
 /** The settings the send path reads: the server's resolved options, by reference. */
 export type SenderSettings = Readonly<
