@@ -23,6 +23,7 @@ import {
   targetPath,
   webRequest,
 } from "./request.ts";
+import { lazyRequest } from "./lazy_request.ts";
 import { CONTINUE, type HttpError, responseCloses, type ResponseSink, writeResponse } from "./response.ts";
 import type { StallClock } from "./stall.ts";
 
@@ -143,9 +144,11 @@ export class Exchange<T> implements BodySource {
         content = body.stream();
       }
     }
-    let request: Request;
+    let request = content === null && (head.method === "GET" || head.method === "HEAD")
+      ? lazyRequest(head, href)
+      : null;
     try {
-      request = webRequest(head, href, content);
+      request ??= webRequest(head, href, content);
     } catch {
       return host.refuse(INVALID_TARGET);
     }
