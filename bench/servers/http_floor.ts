@@ -40,7 +40,7 @@ runtimeListen()({ hostname: "127.0.0.1", port: Number(port) }, (transport) => {
       return false;
     },
     drain() {},
-    close() {},
+    closed() {},
   };
 });
 console.log(`listening on http://127.0.0.1:${port}/ (${name}, transport floor)`);
