@@ -5,7 +5,7 @@
 
 import { type ChatServerOptions, startChatServer } from "./chat/server.ts";
 import { printEvent } from "./events.ts";
-import { coreCount, readTextFile, spawnSelf } from "./process.ts";
+import { coreCount, readTextFile, spawnSelf, whenParentGone } from "./process.ts";
 import type { Backplane } from "./pubsub/backplane.ts";
 import { redisBackplane } from "./pubsub/redis.ts";
 import { type RelayHub, startRelayHub } from "./pubsub/relay_hub.ts";
@@ -214,11 +214,20 @@ export async function main(): Promise<void> {
   const url = options.echo ? server.url.replace("http", "ws") : server.url;
   const who = WORKER > 0 ? `worker ${WORKER} (pid ${process.pid}): ` : "";
   console.log(`${who}Wisp ${kind} server listening on ${url}`);
-  onShutdown(() => server.close());
+  const shutdown = onShutdown(() => server.close());
+  if (WORKER > 0) {
+    whenParentGone().then(() => {
+      console.error(`wisp: ${who}the supervisor is gone; closing`);
+      shutdown();
+    });
+  }
 }
 
-/** On the first SIGINT or SIGTERM, runs `stop`, then exits with 0; later signals are ignored. */
-function onShutdown(stop: () => Promise<void>): void {
+/**
+ * On the first SIGINT or SIGTERM, runs `stop`, then exits with 0; later signals are ignored.
+ * Returns the same shutdown, for other reasons to stop.
+ */
+function onShutdown(stop: () => Promise<void>): () => void {
   let stopping = false;
   const shutdown = () => {
     if (stopping) return;
@@ -227,6 +236,7 @@ function onShutdown(stop: () => Promise<void>): void {
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
+  return shutdown;
 }
 
 /**

@@ -32,13 +32,15 @@ export interface ChildProcess {
 /**
  * Starts the running program again with `args` and extra `env`, on the same runtime, sharing
  * this process's standard output and error. On Deno it runs with `-A --unstable-net` (workers
- * listen with `reusePort`, which Deno keeps behind that flag).
+ * listen with `reusePort`, which Deno keeps behind that flag). Its standard input is a pipe this
+ * process holds and never writes to: the kernel closes it when this process ends, however it
+ * ends (SIGKILL included), which is how the child learns of it ({@linkcode whenParentGone}).
  */
 export function spawnSelf(args: string[], env: Record<string, string>): ChildProcess {
   if (runtime.Bun !== undefined) {
     const child = runtime.Bun.spawn([runtime.process.execPath, runtime.Bun.main, ...args], {
       env: { ...runtime.process.env, ...env },
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["pipe", "inherit", "inherit"],
     });
     return {
       pid: child.pid,
@@ -52,7 +54,7 @@ export function spawnSelf(args: string[], env: Record<string, string>): ChildPro
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--unstable-net", main, ...args],
       env,
-      stdin: "null",
+      stdin: "piped",
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
@@ -71,4 +73,16 @@ export function spawnSelf(args: string[], env: Record<string, string>): ChildPro
     };
   }
   throw new Error("--workers needs Deno or Bun to start worker processes");
+}
+
+/**
+ * Resolves once standard input ends: for a process {@linkcode spawnSelf} started, when the process
+ * that started it has gone (so that a worker does not outlive a supervisor that was killed).
+ */
+export function whenParentGone(): Promise<void> {
+  return new Promise((resolve) => {
+    const stdin = runtime.process.stdin;
+    for (const event of ["end", "close", "error"]) stdin.once(event, () => resolve());
+    stdin.resume(); // reads (and drops) whatever comes, so that the end is seen
+  });
 }

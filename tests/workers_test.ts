@@ -8,6 +8,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { frame, RawClient, TEXT, upgradeRequest } from "./helpers/raw_client.ts";
 import { type CliServer, startCli } from "./helpers/cli.ts";
@@ -22,6 +23,20 @@ function pidOf(output: string, who: string): number {
   const pattern = new RegExp(`${who} \\(pid (\\d+)\\)`, "g");
   const pids = [...output.matchAll(pattern)].map((match) => Number(match[1]));
   return pids.at(-1) ?? 0;
+}
+
+/** Whether process `pid` has exited (a zombie not yet reaped counts as exited). */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** How many times `pattern` occurs in `text`. */
@@ -153,6 +168,27 @@ describe("--workers", { skip: onNode ? "workers need SO_REUSEPORT, which node:ne
         for (const client of clients) assert.equal((await client.readClose(10_000)).code, 1001);
       } finally {
         for (const client of clients) client.destroy();
+        await server.stop();
+      }
+    },
+  );
+
+  it(
+    "closes the workers when their supervisor is killed with SIGKILL (no orphans on the port)",
+    TIMEOUT,
+    async () => {
+      const server = await startCli(["--echo", "--port", "0", "--workers", "2"], 30_000);
+      let workers: number[] = [];
+      try {
+        await bothUp(server, false);
+        workers = [pidOf(server.output(), "worker 1"), pidOf(server.output(), "worker 2")];
+        const client = (await workerOf(server.port)).client;
+        process.kill(pidOf(server.output(), "supervisor"), "SIGKILL");
+        assert.equal((await client.readClose(10_000)).code, 1001, "its client is closed as on SIGTERM");
+        await until(() => workers.every(gone), "both workers to exit", 20_000);
+        assert.equal(count(server.output(), /the supervisor is gone; closing/), 2);
+      } finally {
+        for (const pid of workers) if (!gone(pid)) process.kill(pid, "SIGKILL");
         await server.stop();
       }
     },
