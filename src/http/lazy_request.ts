@@ -19,9 +19,17 @@ import { webRequest } from "./request.ts";
  * and an invalid target must still be refused when the request is made).
  */
 export function lazyRequest(head: RequestHead, href: string): Request | null {
+  lazyRequestsWork ??= forwardToRequest();
   if (!lazyRequestsWork || !isCanonicalHref(href)) return null;
   return new LazyRequest(head, href) as unknown as Request;
 }
+
+/**
+ * Whether lazy requests stand in for real ones here; decided on the first request, not on import
+ * (touching `Request` on Node loads undici: 40 ms and 3 MB of heap for a server that may serve no
+ * plain HTTP at all).
+ */
+let lazyRequestsWork: boolean | undefined;
 
 /** The real `Request` behind a lazy one, built on first use. */
 let realRequest: (lazy: LazyRequest) => Request;
@@ -54,38 +62,39 @@ class LazyRequest {
   }
 }
 
-// Every other member of Request (and of the Body it mixes in), answered by the real one.
-for (let proto = Request.prototype; proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
-  for (const key of Reflect.ownKeys(proto)) {
-    if (key === "constructor" || key === Symbol.toStringTag || Object.hasOwn(LazyRequest.prototype, key)) {
-      continue;
-    }
-    const { get, set, value } = Object.getOwnPropertyDescriptor(proto, key)!;
-    const forward: PropertyDescriptor = { configurable: true, enumerable: false };
-    if (typeof value === "function") {
-      forward.value = function (this: LazyRequest, ...args: unknown[]) {
-        return value.apply(realRequest(this), args);
-      };
-      forward.writable = true;
-    } else {
-      if (get) {
-        forward.get = function (this: LazyRequest) {
-          return get.call(realRequest(this));
-        };
+/**
+ * Makes every other member of Request (and of the Body it mixes in) answered by the real one, and
+ * tells whether this runtime's `Request` then takes a lazy one as its input, as it takes a real one.
+ */
+function forwardToRequest(): boolean {
+  for (let proto = Request.prototype; proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const key of Reflect.ownKeys(proto)) {
+      if (key === "constructor" || key === Symbol.toStringTag || Object.hasOwn(LazyRequest.prototype, key)) {
+        continue;
       }
-      if (set) {
-        forward.set = function (this: LazyRequest, to: unknown) {
-          set.call(realRequest(this), to);
+      const { get, set, value } = Object.getOwnPropertyDescriptor(proto, key)!;
+      const forward: PropertyDescriptor = { configurable: true, enumerable: false };
+      if (typeof value === "function") {
+        forward.value = function (this: LazyRequest, ...args: unknown[]) {
+          return value.apply(realRequest(this), args);
         };
+        forward.writable = true;
+      } else {
+        if (get) {
+          forward.get = function (this: LazyRequest) {
+            return get.call(realRequest(this));
+          };
+        }
+        if (set) {
+          forward.set = function (this: LazyRequest, to: unknown) {
+            set.call(realRequest(this), to);
+          };
+        }
       }
+      Object.defineProperty(LazyRequest.prototype, key, forward);
     }
-    Object.defineProperty(LazyRequest.prototype, key, forward);
   }
-}
-Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
-
-/** Whether this runtime's `Request` takes a lazy one as its input, as it takes a real one. */
-const lazyRequestsWork = (() => {
+  Object.setPrototypeOf(LazyRequest.prototype, Request.prototype);
   const head: RequestHead = {
     method: "GET",
     target: "/",
@@ -98,7 +107,7 @@ const lazyRequestsWork = (() => {
   } catch {
     return false;
   }
-})();
+}
 
 /**
  * Whether the URL parser leaves `href` (a scheme, "://", a `Host` and an origin-form target) as it
