@@ -16,7 +16,7 @@ import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io as socketIo } from "socket.io-client";
-import { HZ, killOnExit, machineCpuS, portsFrom } from "./processes.mjs";
+import { firstLine, HZ, killOnExit, machineCpuS, packageVersion, portsFrom } from "./processes.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = path.join(ROOT, "bench/.build");
@@ -1002,15 +1002,7 @@ function workersReport(runs) {
   ], rows);
 }
 
-function firstLine(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0].trim();
-  } catch {
-    return `${path.basename(cmd)}: not found`;
-  }
-}
-const version = (pkg) =>
-  JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+const version = (pkg) => packageVersion(ROOT, pkg);
 
 // The machine may be shared: a run that other processes disturbed is done again, a bounded
 // number of times, and the try they disturbed least is kept (its row still says ‡ if over BUSY).

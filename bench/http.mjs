@@ -15,10 +15,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   exportRevision,
+  firstLine,
   HZ,
   killOnExit,
   listenerPid,
   machineCpuS,
+  machineLine,
   portsFrom,
   processCpuS,
   treeState,
@@ -554,11 +556,6 @@ ${failures.length ? `\n## Failures\n\n${failures.join("\n")}\n` : ""}`;
 
 // --- main --------------------------------------------------------------------------------------
 
-function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  return r.error ? `${path.basename(cmd)}: not found` : `${r.stdout}${r.stderr}`.split("\n")[0].trim();
-}
-
 // wrk from Debian, installed with apt-get when missing and this runs as root.
 function ensureWrk() {
   if (!spawnSync("wrk", ["-v"]).error) return;
@@ -611,14 +608,12 @@ async function main() {
       }
     }
   }
-  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   const text = report(results, {
     started,
     command: `node bench/http.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`,
     took: `${((Date.now() - start) / 60_000).toFixed(1)} min`,
     tree,
-    machine: `${os.availableParallelism()} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-      `Linux ${os.release()}`,
+    machine: machineLine(),
     versions: [
       firstLine(DENO, ["--version"]),
       `bun ${firstLine(BUN, ["--version"])}`,

@@ -1,9 +1,10 @@
 // What the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs, scale.mjs, http.mjs) share: child
 // processes and their ports, what /proc tells about a process (CPU time, memory), and Wisp as of
 // another git revision.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 
 /**
@@ -164,5 +165,28 @@ export function treeState(root) {
     }`;
   } catch {
     return "not in a git checkout";
+  }
+}
+
+/** The first line `cmd` prints (on stdout, else stderr) when run with `args`, or "<cmd>: not found". */
+export function firstLine(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  return r.error ? `${path.basename(cmd)}: not found` : `${r.stdout}${r.stderr}`.split("\n")[0].trim();
+}
+
+/** The machine as every report names it: "N cores (CPU model), M GiB, Linux release". */
+export function machineLine() {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
+  return `${os.availableParallelism()} cores (${cpu}), ${
+    (os.totalmem() / 2 ** 30).toFixed(0)
+  } GiB, Linux ${os.release()}`;
+}
+
+/** The version of npm package `name` installed under `root`, or "?" when it is not. */
+export function packageVersion(root, name) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")).version;
+  } catch {
+    return "?";
   }
 }

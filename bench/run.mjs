@@ -2,7 +2,7 @@
 // the descriptor limit first).  Each round runs every scenario against every
 // server, each on a fresh server process pinned to core 0, with the load
 // generator pinned to core 1; then it prints and saves the median tables.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,9 +11,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import {
   exportRevision,
+  firstLine,
   killOnExit,
   listenerPid,
   machineCpuS,
+  machineLine,
+  packageVersion,
   portsFrom,
   processCpuS,
   rssKiB,
@@ -622,24 +625,13 @@ function progress(sc, r) {
   return `${run("off", r.off, () => "")}; ${run("on", r.on, (x) => `, ratio ${x.server_ratio.toFixed(2)}`)}`;
 }
 
-function firstLine(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0].trim();
-  } catch {
-    return `${path.basename(cmd)}: not found`;
-  }
-}
-
 function machineInfo() {
-  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
-  const ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8")).version;
   return {
-    machine: `${os.availableParallelism()} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-      `Linux ${os.release()}, fd limit ${firstLine("sh", ["-c", "ulimit -n"])}`,
+    machine: `${machineLine()}, fd limit ${firstLine("sh", ["-c", "ulimit -n"])}`,
     versions: [
       firstLine(DENO, ["--version"]),
       `bun ${firstLine(BUN, ["--version"])}`,
-      `node ${process.version} (ws ${ws})`,
+      `node ${process.version} (ws ${packageVersion(ROOT, "ws")})`,
       firstLine("cc", ["--version"]),
     ].join("; "),
   };

@@ -16,9 +16,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { scaleChart } from "./chart.mjs";
 import {
+  firstLine,
   killOnExit,
   listenerPid,
   machineCpuS,
+  machineLine,
+  packageVersion,
   portsFrom,
   processCpuS,
   rssKiB,
@@ -650,27 +653,13 @@ function goalLines(data, runsOf) {
 
 // --- main ----------------------------------------------------------------------------------------
 
-function firstLine(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0].trim();
-  } catch {
-    return `${path.basename(cmd)}: not found`;
-  }
-}
-
 function machineInfo() {
-  const cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
-  let ws = "?";
-  try {
-    ws = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/ws/package.json"), "utf8")).version;
-  } catch { /* reported as ? */ }
   return {
-    machine: `${os.availableParallelism()} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-      `Linux ${os.release()}, open-file limit ${FD_LIMIT}`,
+    machine: `${machineLine()}, open-file limit ${FD_LIMIT}`,
     versions: [
       firstLine(DENO, ["--version"]),
       `bun ${firstLine(BUN, ["--version"])}`,
-      `node ${process.version} (ws ${ws})`,
+      `node ${process.version} (ws ${packageVersion(ROOT, "ws")})`,
     ].join("; "),
   };
 }
