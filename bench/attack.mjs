@@ -8,12 +8,9 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { killOnExit, listenerPid, portsFrom, rssKiB } from "./processes.mjs";
+import { BUN, DENO, ROOT } from "./paths.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
 const HOST = "127.0.0.1";
 // Every attacker connects from HOST; a normal client also tries from here, so
 // that a server's per-address limits show apart from its global ones.

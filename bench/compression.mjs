@@ -23,17 +23,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { chatCorpus } from "./compression_corpus.mjs";
 import { killOnExit, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
+import { BUILD, BUN, DENO, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.join(ROOT, "bench/.build");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
-const NODE_TS = path.join(ROOT, "scripts/node_ts.mjs");
-const SERVER_CORE = "0";
 const CLIENT_CORE = "1";
 const BATCH = 100;
 const MEMORY_MESSAGES = 300;

@@ -14,17 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { io as socketIo } from "socket.io-client";
 import { firstLine, HZ, killOnExit, machineCpuS, packageVersion, portsFrom } from "./processes.mjs";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.join(ROOT, "bench/.build");
-const LOADGEN = path.join(BUILD, "loadgen");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
-const SERVER_CORE = "0";
-const GEN_CORE = "1";
+import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, ROOT, SERVER_CORE } from "./paths.mjs";
 
 // --- options -----------------------------------------------------------------------------------
 

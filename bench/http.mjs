@@ -12,7 +12,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import {
   exportRevision,
   firstLine,
@@ -26,15 +26,9 @@ import {
   treeState,
 } from "./processes.mjs";
 import { reply, REQUEST_BODY } from "./servers/http_handlers.mjs";
+import { BUILD, BUN, DENO, GEN_CORE, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.join(ROOT, "bench/.build");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
-const NODE_TS = path.join(ROOT, "scripts/node_ts.mjs");
 const WRK_SCRIPT = path.join(ROOT, "bench/http.lua");
-const SERVER_CORE = "0";
-const GEN_CORE = "1";
 
 // --- options -----------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import {
   exportRevision,
   firstLine,
@@ -22,16 +21,8 @@ import {
   rssKiB,
   treeState,
 } from "./processes.mjs";
+import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.join(ROOT, "bench/.build");
-const LOADGEN = path.join(BUILD, "loadgen");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
-// Node 20 runs Wisp's TypeScript through this loader (esbuild strips the types once, at startup).
-const NODE_TS = path.join(ROOT, "scripts/node_ts.mjs");
-const SERVER_CORE = "0";
-const GEN_CORE = "1";
 const IDLE_CONNS = 10_000;
 
 // --- options -----------------------------------------------------------------

@@ -13,7 +13,6 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { scaleChart } from "./chart.mjs";
 import {
   firstLine,
@@ -27,15 +26,8 @@ import {
   rssKiB,
   treeState,
 } from "./processes.mjs";
+import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.join(ROOT, "bench/.build");
-const LOADGEN = path.join(BUILD, "loadgen");
-const DENO = path.join(ROOT, "node_modules/.bin/deno");
-const BUN = path.join(ROOT, "node_modules/.bin/bun");
-const NODE_TS = path.join(ROOT, "scripts/node_ts.mjs");
-const SERVER_CORE = "0";
-const GEN_CORE = "1";
 // The generator connects from 127.0.0.N on: one address for every 10,000 connections (loadgen.c).
 const PER_SOURCE = 10_000;
 // Connections opened and closed first, per server process, so that one-time costs (JIT, pools)
