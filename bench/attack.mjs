@@ -3,12 +3,12 @@
 // prints one markdown table per attack (see bench/README.md, "Attack probe").
 // Usage: node bench/attack.mjs [--servers wisp-deno,wisp-bun,deno,bun,ws]
 //                              [--attacks idle,trickle,pings,bodies,smuggle]
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { killOnExit, listenerPid, portsFrom, rssKiB } from "./processes.mjs";
+import { killGroup, killOnExit, launchGroup, portsFrom, rssKiB, untilListening } from "./processes.mjs";
 import { BUN, DENO, ROOT } from "./paths.mjs";
 
 const HOST = "127.0.0.1";
@@ -54,36 +54,11 @@ const live = killOnExit();
 // Away from bench/run.mjs's ports (21000 on) and fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(23000);
 
-async function startServer(server, port, logFile) {
-  const log = fs.openSync(logFile, "w");
-  const [command, ...args] = server.argv(String(port));
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" },
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
-  fs.closeSync(log);
-  const srv = { child, pgid: child.pid, pid: null, exit: null };
-  live.add(srv.pgid);
-  child.on("exit", (code, signal) => srv.exit = signal ?? `code ${code}`);
-  const deadline = Date.now() + 30_000;
-  while (!(srv.pid = listenerPid(srv.pgid, port))) {
-    if (srv.exit) throw new Error(`server exited before listening (${srv.exit})`);
-    if (Date.now() > deadline) throw new Error("server did not listen within 30 s");
-    await sleep(50);
-  }
-  return srv;
+function startServer(server, port, logFile) {
+  return untilListening(launchGroup(live, server.argv(String(port)), { logFile, name: "server" }), port);
 }
 
-// Killed outright: nothing here needs a graceful shutdown, and a hung server must not stall the run.
-async function stopServer(srv) {
-  try {
-    process.kill(-srv.pgid, "SIGKILL");
-  } catch { /* the whole group is gone */ }
-  if (!srv.exit) await Promise.race([new Promise((resolve) => srv.child.once("exit", resolve)), sleep(3000)]);
-  live.delete(srv.pgid);
-}
+const stopServer = (srv) => killGroup(live, srv);
 
 function rssOrNull(pid) {
   try {

@@ -15,7 +15,17 @@ import path from "node:path";
 import readline from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { io as socketIo } from "socket.io-client";
-import { firstLine, HZ, killOnExit, machineCpuS, packageVersion, portsFrom } from "./processes.mjs";
+import {
+  firstLine,
+  HZ,
+  killGroup,
+  killOnExit,
+  launchGroup,
+  logTail,
+  machineCpuS,
+  packageVersion,
+  portsFrom,
+} from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, ROOT, SERVER_CORE } from "./paths.mjs";
 
 // --- options -----------------------------------------------------------------------------------
@@ -85,38 +95,15 @@ const live = killOnExit(() => {
   if (redisDir) fs.rmSync(redisDir, { recursive: true, force: true });
 });
 
-const childEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 let logDir;
 
 function launch(name, argv, cores) {
-  const logFile = path.join(logDir, `${name}.log`);
-  const fd = fs.openSync(logFile, "w");
-  const [command, ...args] = pinned(cores, argv);
-  const child = spawn(command, args, { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", fd, fd] });
-  fs.closeSync(fd);
-  const proc = { name, child, pgid: child.pid, logFile, exited: false };
-  live.add(proc.pgid);
-  child.on("exit", (code, signal) => {
-    proc.exited = true;
-    proc.exit = signal ?? code;
-  });
-  child.on("error", (error) => {
-    proc.exited = true;
-    proc.exit = error.message;
-  });
-  return proc;
+  return launchGroup(live, pinned(cores, argv), { logFile: path.join(logDir, `${name}.log`), name });
 }
 
-async function stop(proc) {
-  try {
-    process.kill(-proc.pgid, "SIGKILL");
-  } catch { /* gone */ }
-  if (!proc.exited) await Promise.race([new Promise((r) => proc.child.once("exit", r)), sleep(3000)]);
-  live.delete(proc.pgid);
-}
+const stop = (proc) => killGroup(live, proc);
 
 const logText = (proc) => (fs.existsSync(proc.logFile) ? fs.readFileSync(proc.logFile, "utf8") : "");
-const logTail = (proc) => logText(proc).trim().split("\n").slice(-3).join(" | ");
 
 // Away from bench/run.mjs's ports (21000 on) and bench/attack.mjs's (23000 on).
 const freePort = portsFrom(25000);

@@ -11,19 +11,20 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import {
   exportRevision,
   firstLine,
   HZ,
+  killGroup,
   killOnExit,
-  listenerPid,
+  launchGroup,
   machineCpuS,
   machineLine,
   portsFrom,
   processCpuS,
   treeState,
+  untilListening,
 } from "./processes.mjs";
 import { reply, REQUEST_BODY } from "./servers/http_handlers.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
@@ -203,37 +204,15 @@ const handlers = HANDLERS.filter((h) => !opts.handlers || opts.handlers.includes
 const live = killOnExit();
 // Away from run.mjs's ports (21000 on), attack.mjs's (23000 on) and fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(27000);
-const serverEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 
-async function startServer(argv, port, logFile) {
-  const log = fs.openSync(logFile, "w");
-  const child = spawn("taskset", ["-c", SERVER_CORE, ...argv], {
-    cwd: ROOT,
-    env: serverEnv,
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
-  fs.closeSync(log);
-  const server = { child, pgid: child.pid, pid: null, exited: false };
-  live.add(server.pgid);
-  child.on("exit", () => server.exited = true);
-  const deadline = Date.now() + 30_000;
-  while (!(server.pid = listenerPid(server.pgid, port))) {
-    if (server.exited) throw new Error("server exited before listening");
-    if (Date.now() > deadline) throw new Error("server did not listen within 30 s");
-    await sleep(50);
-  }
-  return server;
+function startServer(argv, port, logFile) {
+  return untilListening(
+    launchGroup(live, ["taskset", "-c", SERVER_CORE, ...argv], { logFile, name: "server" }),
+    port,
+  );
 }
 
-// Killed outright: nothing here needs a graceful shutdown, and a hung server must not stall the run.
-async function stopServer(server) {
-  try {
-    process.kill(-server.pgid, "SIGKILL");
-  } catch { /* the whole group is gone */ }
-  if (!server.exited) await Promise.race([new Promise((r) => server.child.once("exit", r)), sleep(3000)]);
-  live.delete(server.pgid);
-}
+const stopServer = (server) => killGroup(live, server);
 
 // One request on a connection of its own: the server must answer 200 with exactly the body the
 // handler makes, so that every server is seen to do the same work before it is measured.

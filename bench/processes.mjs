@@ -1,11 +1,14 @@
-// What the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs, scale.mjs, http.mjs) share: child
-// processes and their ports, what /proc tells about a process (CPU time, memory), and Wisp as of
-// another git revision.
-import { execFileSync, spawnSync } from "node:child_process";
+// What the bench drivers (run.mjs, attack.mjs, fanout_redis.mjs, scale.mjs, http.mjs) share: server
+// processes (started in groups of their own, waited for until they listen, killed as a group) and
+// their ports, what /proc tells about a process (CPU time, memory), the machine and versions a
+// report names, and Wisp as of another git revision.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ROOT } from "./paths.mjs";
 
 /**
  * Makes every process group put in the returned set die with this process, however it ends: at
@@ -33,6 +36,69 @@ export function killOnExit(afterKill) {
     });
   }
   return live;
+}
+
+/** The environment servers run with: no colours, update checks or telemetry in their logs. */
+export const SERVER_ENV = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
+
+/**
+ * Starts `argv` in a process group of its own, put in `live` (see {@linkcode killOnExit}), with its
+ * output in `logFile`. `exited` and `exit` (a signal's name, "code N" or the spawn error) say when
+ * and how its first process ended.
+ * @param {Set<number>} live
+ * @param {string[]} argv
+ * @param {{ logFile: string, cwd?: string, name?: string }} options
+ */
+export function launchGroup(live, argv, { logFile, cwd = ROOT, name = path.basename(argv[0]) }) {
+  const fd = fs.openSync(logFile, "w");
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd,
+    env: SERVER_ENV,
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
+  fs.closeSync(fd);
+  const proc = { name, child, pgid: child.pid, pid: null, logFile, exited: false, exit: null };
+  live.add(proc.pgid);
+  const ended = (how) => Object.assign(proc, { exited: true, exit: proc.exit ?? how });
+  child.on("exit", (code, signal) => ended(signal ?? `code ${code}`));
+  child.on("error", (error) => ended(error.message));
+  return proc;
+}
+
+/** The last three lines `proc` logged, on one line. */
+export function logTail(proc) {
+  return fs.existsSync(proc.logFile)
+    ? fs.readFileSync(proc.logFile, "utf8").trim().split("\n").slice(-3).join(" | ")
+    : "";
+}
+
+/**
+ * Waits (up to 30 s) until a process of `proc`'s group listens on `port`, and sets `proc.pid` to
+ * it; throws, with the end of its log, when the group's first process ends before.
+ */
+export async function untilListening(proc, port) {
+  const deadline = Date.now() + 30_000;
+  while (!(proc.pid = listenerPid(proc.pgid, port))) {
+    if (proc.exited) throw new Error(`${proc.name} exited (${proc.exit}) before listening: ${logTail(proc)}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name} did not listen on ${port} within 30 s`);
+    await sleep(50);
+  }
+  return proc;
+}
+
+/**
+ * Kills `proc`'s whole group outright (nothing here needs a graceful shutdown, and a hung server
+ * must not stall a run), waits up to 3 s for its first process, and takes it out of `live`.
+ */
+export async function killGroup(live, proc) {
+  try {
+    process.kill(-proc.pgid, "SIGKILL");
+  } catch { /* the whole group is gone */ }
+  if (!proc.exited) {
+    await Promise.race([new Promise((resolve) => proc.child.once("exit", resolve)), sleep(3000)]);
+  }
+  live.delete(proc.pgid);
 }
 
 /**

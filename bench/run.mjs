@@ -12,7 +12,7 @@ import {
   exportRevision,
   firstLine,
   killOnExit,
-  listenerPid,
+  launchGroup,
   machineCpuS,
   machineLine,
   packageVersion,
@@ -20,6 +20,7 @@ import {
   processCpuS,
   rssKiB,
   treeState,
+  untilListening,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
@@ -227,28 +228,10 @@ function saveLive() {
 // Away from bench/attack.mjs's ports (23000 on) and fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(21000);
 
-const serverEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
-
-async function startServer(argv, port, logFile, cwd) {
-  const log = fs.openSync(logFile, "w");
-  const child = spawn("taskset", ["-c", SERVER_CORE, ...argv], {
-    cwd,
-    env: serverEnv,
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
-  fs.closeSync(log);
-  const server = { child, pgid: child.pid, pid: null, exited: false, logFile };
-  live.add(server.pgid);
+function startServer(argv, port, logFile, cwd) {
+  const server = launchGroup(live, ["taskset", "-c", SERVER_CORE, ...argv], { logFile, cwd, name: "server" });
   saveLive();
-  child.on("exit", () => server.exited = true);
-  const deadline = Date.now() + 30_000;
-  while (!(server.pid = listenerPid(server.pgid, port))) {
-    if (server.exited) throw new Error("server exited before listening");
-    if (Date.now() > deadline) throw new Error("server did not listen within 30 s");
-    await sleep(50);
-  }
-  return server;
+  return untilListening(server, port);
 }
 
 async function stopServer(server) {

@@ -16,8 +16,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { scaleChart } from "./chart.mjs";
 import {
   firstLine,
+  killGroup,
   killOnExit,
-  listenerPid,
+  launchGroup,
   machineCpuS,
   machineLine,
   packageVersion,
@@ -25,6 +26,7 @@ import {
   processCpuS,
   rssKiB,
   treeState,
+  untilListening,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
@@ -127,42 +129,18 @@ const WORKER_RUNTIMES = [
 const live = killOnExit();
 // Away from bench/run.mjs's ports (21000 on), attack.mjs's (23000 on), fanout_redis.mjs's (25000 on).
 const freePort = portsFrom(27000);
-const childEnv = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 let logDir;
 
 const pinned = (core, argv) => (core === null ? argv : ["taskset", "-c", core, ...argv]);
 
 // Starts a server in its own process group and waits until it listens on `port`; its pid is the
 // process that owns the listening socket (found in /proc, whatever launcher sits above it).
-async function startServer(name, argv, port, core) {
+function startServer(name, argv, port, core) {
   const logFile = path.join(logDir, `${name}.log`);
-  const fd = fs.openSync(logFile, "w");
-  const [command, ...args] = pinned(core, argv);
-  const child = spawn(command, args, { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", fd, fd] });
-  fs.closeSync(fd);
-  const proc = { name, child, pgid: child.pid, pid: null, logFile, exited: false };
-  live.add(proc.pgid);
-  child.on("exit", (code, signal) => Object.assign(proc, { exited: true, exit: signal ?? code }));
-  const deadline = Date.now() + 30_000;
-  while (!(proc.pid = listenerPid(proc.pgid, port))) {
-    if (proc.exited) throw new Error(`${name} exited (${proc.exit}) before listening: ${logTail(proc)}`);
-    if (Date.now() > deadline) throw new Error(`${name} did not listen on ${port} within 30 s`);
-    await sleep(50);
-  }
-  return proc;
+  return untilListening(launchGroup(live, pinned(core, argv), { logFile, name }), port);
 }
 
-function stopServer(proc) {
-  try {
-    process.kill(-proc.pgid, "SIGKILL");
-  } catch { /* gone */ }
-  live.delete(proc.pgid);
-}
-
-const logTail = (proc) =>
-  fs.existsSync(proc.logFile)
-    ? fs.readFileSync(proc.logFile, "utf8").trim().split("\n").slice(-3).join(" | ")
-    : "";
+const stopServer = (proc) => killGroup(live, proc);
 
 // Open sockets of a process: its connections (and a few of its own, the listener among them).
 function socketCount(pid) {
