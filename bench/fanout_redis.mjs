@@ -25,6 +25,8 @@ import {
   machineCpuS,
   packageVersion,
   portsFrom,
+  rotated,
+  startRun,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, ROOT, SERVER_CORE } from "./paths.mjs";
 
@@ -1001,10 +1003,9 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const systems = SYSTEMS.filter((s) => !opts.systems || opts.systems.includes(s.id));
   if (!systems.length) throw new Error(`no such systems\n${USAGE}`);
-  const started = new Date().toLocaleString("sv-SE");
-  const stamp = started.replace(" ", "-").replaceAll(":", "");
-  logDir = path.join(BUILD, "fanout-logs", stamp);
-  fs.mkdirSync(logDir, { recursive: true });
+  const run = startRun("fanout-logs");
+  const { started, stamp } = run;
+  logDir = run.logDir;
   // The generator (this process, every thread) on core 1; servers and Redis go to core 0.
   if (haveTaskset) execFileSync("taskset", ["-a", "-pc", GEN_CORE, String(process.pid)], { stdio: "ignore" });
   const t0 = Date.now();
@@ -1017,8 +1018,7 @@ async function main() {
     : [];
   for (let round = 1; round <= opts.rounds; round++) {
     // Rotate the order each round so none always goes first (or right after a heavy one).
-    const shift = (round - 1) % systems.length;
-    for (const system of [...systems.slice(shift), ...systems.slice(0, shift)]) {
+    for (const system of rotated(systems, round)) {
       const r = await quietest(() => fanoutRun(system, round, opts, redis), opts.retries);
       runs.push(r);
       console.error(

@@ -23,11 +23,13 @@ import {
   machineLine,
   portsFrom,
   processCpuS,
+  rotated,
+  startRun,
   treeState,
   untilListening,
 } from "./processes.mjs";
 import { reply, REQUEST_BODY } from "./servers/http_handlers.mjs";
-import { BUILD, BUN, DENO, GEN_CORE, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
+import { BUN, DENO, GEN_CORE, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 
 const WRK_SCRIPT = path.join(ROOT, "bench/http.lua");
 
@@ -550,18 +552,14 @@ async function main() {
   ensureWrk();
   const start = new Date();
   const tree = treeState(ROOT);
-  const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
-  const stamp = started.replace(" ", "-").replaceAll(":", "");
-  const logDir = path.join(BUILD, "http-logs", stamp);
-  fs.mkdirSync(logDir, { recursive: true });
+  const { started, stamp, logDir } = startRun("http-logs");
   const results = Object.fromEntries(
     handlers.map((h) => [h.id, Object.fromEntries(servers.map((s) => [s.id, []]))]),
   );
   for (let round = 1; round <= opts.rounds; round++) {
     // Rotate the runtimes each round so none always runs first; within a runtime, its servers take
     // turns at going first.
-    const shift = (round - 1) % groups.length;
-    const order = [...groups.slice(shift), ...groups.slice(0, shift)]
+    const order = rotated(groups, round)
       .flatMap((g) => (round % 2 === 0 ? [...g.servers].reverse() : g.servers));
     for (const h of handlers) {
       for (const s of order) {

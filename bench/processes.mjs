@@ -8,7 +8,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ROOT } from "./paths.mjs";
+import { BUILD, ROOT } from "./paths.mjs";
 
 /**
  * Makes every process group put in the returned set die with this process, however it ends: at
@@ -99,6 +99,25 @@ export async function killGroup(live, proc) {
     await Promise.race([new Promise((resolve) => proc.child.once("exit", resolve)), sleep(3000)]);
   }
   live.delete(proc.pgid);
+}
+
+/**
+ * A run begun now: its local start time as the reports print it ("2025-01-31 12:34:56"), that
+ * time as a file-name stamp, and a new directory for its server logs, `bench/.build/LOGS/STAMP`.
+ * @param {string} logs
+ */
+export function startRun(logs) {
+  const started = new Date().toLocaleString("sv-SE");
+  const stamp = started.replace(" ", "-").replaceAll(":", "");
+  const logDir = path.join(BUILD, logs, stamp);
+  fs.mkdirSync(logDir, { recursive: true });
+  return { started, stamp, logDir };
+}
+
+/** `items` rotated by `round - 1` places, so that in interleaved rounds none always goes first. */
+export function rotated(items, round) {
+  const shift = (round - 1) % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
 }
 
 /**

@@ -18,7 +18,9 @@ import {
   packageVersion,
   portsFrom,
   processCpuS,
+  rotated,
   rssKiB,
+  startRun,
   treeState,
   untilListening,
 } from "./processes.mjs";
@@ -617,18 +619,14 @@ async function main() {
   }
   const start = new Date();
   const tree = treeState(ROOT);
-  const started = start.toLocaleString("sv-SE"); // 2025-01-31 12:34:56, local time
-  const stamp = started.replace(" ", "-").replaceAll(":", "");
-  const logDir = path.join(BUILD, "logs", stamp);
-  fs.mkdirSync(logDir, { recursive: true });
+  const { started, stamp, logDir } = startRun("logs");
   const results = Object.fromEntries(
     scenarios.map((sc) => [sc.id, Object.fromEntries(servers.map((s) => [s.id, []]))]),
   );
   for (let round = 1; round <= opts.rounds; round++) {
     // Rotate the order each round so none always runs first; a Wisp server and its baseline take
     // turns at going first.
-    const shift = (round - 1) % groups.length;
-    const order = [...groups.slice(shift), ...groups.slice(0, shift)]
+    const order = rotated(groups, round)
       .flatMap((group) => round % 2 === 0 ? [...group].reverse() : group);
     for (const sc of scenarios) {
       for (const server of order) {

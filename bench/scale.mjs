@@ -24,7 +24,9 @@ import {
   packageVersion,
   portsFrom,
   processCpuS,
+  rotated,
   rssKiB,
+  startRun,
   treeState,
   untilListening,
 } from "./processes.mjs";
@@ -670,17 +672,15 @@ async function main() {
   }
   buildGenerator();
   const start = new Date();
-  const started = start.toLocaleString("sv-SE");
-  const stamp = started.replace(" ", "-").replaceAll(":", "");
-  logDir = path.join(BUILD, "scale-logs", stamp);
-  fs.mkdirSync(logDir, { recursive: true });
+  const run = startRun("scale-logs");
+  const { started, stamp } = run;
+  logDir = run.logDir;
   const tree = treeState(ROOT);
   const servers = SERVERS.filter((s) => opts.servers.includes(s.id));
   const single = [], workers = [];
   for (let round = 1; round <= opts.rounds; round++) {
     // Rotate the order each round so that none always runs first.
-    const shift = (round - 1) % servers.length;
-    const order = [...servers.slice(shift), ...servers.slice(0, shift)];
+    const order = rotated(servers, round);
     for (const count of opts.counts) {
       for (const server of order) {
         const r = { server: server.id, count, round, ...await runSingle(server, count, round) };
