@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BUSY, median } from "./report.mjs";
 
 const PANELS = [
   { key: "rss_kib_per_conn", title: "RSS per connection, KiB", note: "lower is better" },
@@ -22,16 +23,9 @@ const STYLE = {
   ws: { color: "#2f8f3e", dash: "5 4" },
 };
 const PANEL_W = 300, PANEL_H = 230, PLOT = { left: 56, right: 14, top: 34, bottom: 40 };
-const BUSY = 0.15; // as bench/scale.mjs: other processes' share of a core that makes a run suspect
 
 const escape = (text) =>
   String(text).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]);
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 // Gridlines for values up to `max`: a step of 1, 2 or 5 times a power of ten, at most 5 of them.
 function ticks(max) {

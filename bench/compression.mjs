@@ -27,6 +27,7 @@ import WebSocket from "ws";
 import { chatCorpus } from "./compression_corpus.mjs";
 import { killOnExit, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
 import { BUILD, BUN, DENO, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
+import { median } from "./report.mjs";
 
 const CLIENT_CORE = "1";
 const BATCH = 100;
@@ -277,12 +278,6 @@ function sumBytes(corpus, start, count) {
   let total = 0;
   for (let i = 0; i < count; i++) total += Buffer.byteLength(corpus[(start + i) % corpus.length]);
   return total;
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The first line `command` prints. */

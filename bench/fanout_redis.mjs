@@ -29,6 +29,7 @@ import {
   startRun,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, ROOT, SERVER_CORE } from "./paths.mjs";
+import { BUSY, fmt, GEN_BOUND, median as medianOfAll, table } from "./report.mjs";
 
 // --- options -----------------------------------------------------------------------------------
 
@@ -807,29 +808,11 @@ async function workersRun(runtime, workers, round, opts) {
 
 // --- report ------------------------------------------------------------------------------------------
 
-function median(xs) {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-function fmt(x) {
-  if (!Number.isFinite(x)) return "–";
-  if (x >= 1000) return Math.round(x).toLocaleString("en-US");
-  if (x >= 100) return x.toFixed(0);
-  if (x >= 10) return x.toFixed(1);
-  return x.toFixed(2);
-}
+// Runs that failed to measure something leave it out of the median.
+const median = (xs) => medianOfAll(xs.filter((x) => Number.isFinite(x)));
 const pct = (x) => (Number.isFinite(x) ? `${Math.round(x * 100)}%` : "–");
-const GEN_BOUND = 0.8;
-const BUSY = 0.15; // share of a core taken by other processes that makes a run suspect
 const marks = (rs) =>
   (rs.some((r) => r.gen_cpu > GEN_BOUND) ? " †" : "") + (rs.some((r) => r.others_cpu > BUSY) ? " ‡" : "");
-function table(header, rows) {
-  const line = (cells) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
-}
-
 function fanoutReport(systems, runs) {
   const ok = (id) => runs.filter((r) => r.system === id && !r.error);
   const med = (id, key) => median(ok(id).map((r) => r[key]));

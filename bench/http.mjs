@@ -30,6 +30,7 @@ import {
 } from "./processes.mjs";
 import { reply, REQUEST_BODY } from "./servers/http_handlers.mjs";
 import { BUN, DENO, GEN_CORE, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
+import { BUSY, fmt, GEN_BOUND, median, table } from "./report.mjs";
 
 const WRK_SCRIPT = path.join(ROOT, "bench/http.lua");
 
@@ -340,30 +341,10 @@ const METRICS = [
   { key: "p99_ms", label: "p99 latency, ms", better: "lower" },
   { key: "server_us_per_req", label: "server CPU µs per request", better: "lower" },
 ];
-const GEN_BOUND = 0.8;
-const BUSY = 0.15; // share of a core used by other processes that makes a run suspect
 
 // The goals of issue #21: Wisp's req/s at least this share of its runtime's own server's, and on
 // Deno its p99 at most twice Deno.serve's.
 const GOALS = { Deno: { ratio: 0.6, p99: 2 }, Bun: { ratio: 0.8 }, Node: { ratio: 0.8 } };
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function fmt(x) {
-  if (x >= 1000) return Math.round(x).toLocaleString("en-US");
-  if (x >= 100) return x.toFixed(0);
-  if (x >= 10) return x.toFixed(1);
-  return x.toFixed(2);
-}
-
-function table(header, rows) {
-  const line = (cells) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
-}
 
 const ok = (runs) => runs.filter((r) => !r.error);
 const medianOf = (runs, key) => (ok(runs).length ? median(ok(runs).map((r) => r[key])) : null);

@@ -25,6 +25,7 @@ import {
   untilListening,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
+import { BUSY, fmt, GEN_BOUND, median, table } from "./report.mjs";
 
 const IDLE_CONNS = 10_000;
 
@@ -397,22 +398,6 @@ async function measure(make, server, scenario, logFile, extraGen = []) {
 
 // --- report ------------------------------------------------------------------------
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function fmt(x) {
-  if (x >= 1000) return Math.round(x).toLocaleString("en-US");
-  if (x >= 100) return x.toFixed(0);
-  if (x >= 10) return x.toFixed(1);
-  return x.toFixed(2);
-}
-
-const GEN_BOUND = 0.8;
-const BUSY = 0.15; // share of a core used by other processes that makes a run suspect
-
 // One round's value of one row.  A scenario (g) result holds rows of two runs,
 // so n/a, failure and the CPU figures can differ from row to row.
 function entry(r, key) {
@@ -436,11 +421,6 @@ function cell(runs, key) {
 function medianOf(runs, key) {
   const ok = runs.map((r) => entry(r, key)).filter((e) => !e.na && !e.failed);
   return ok.length ? median(ok.map((e) => e.value)) : null;
-}
-
-function table(header, rows) {
-  const line = (cells) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
 function report(results, meta) {

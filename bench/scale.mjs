@@ -31,6 +31,7 @@ import {
   untilListening,
 } from "./processes.mjs";
 import { BUILD, BUN, DENO, GEN_CORE, LOADGEN, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
+import { BUSY, fmt, GEN_BOUND, median, table } from "./report.mjs";
 
 // The generator connects from 127.0.0.N on: one address for every 10,000 connections (loadgen.c).
 const PER_SOURCE = 10_000;
@@ -260,12 +261,6 @@ async function warmUp(port, processes, core) {
 
 // --- one run -------------------------------------------------------------------------------------
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 // Publishes message k and waits until every generator has it at all of its subscribers. Returns
 // the time from the publisher's write until the last (and the first) subscriber had it, or, when
 // some did not within `ms`, how many lacked it.
@@ -417,17 +412,6 @@ async function runWorkers(rt, round) {
 
 // --- report --------------------------------------------------------------------------------------
 
-function fmt(x) {
-  if (x === null || x === undefined || Number.isNaN(x)) return "–";
-  if (x >= 1000) return Math.round(x).toLocaleString("en-US");
-  if (x >= 100) return x.toFixed(0);
-  if (x >= 10) return x.toFixed(1);
-  return x.toFixed(2);
-}
-
-const GEN_BOUND = 0.8;
-const BUSY = 0.15;
-
 const METRICS = [
   { key: "rss_kib_per_conn", label: "RSS per connection, KiB", better: "lower" },
   { key: "conn_per_s", label: "connections/s while opening", better: "higher" },
@@ -452,11 +436,6 @@ function cell(runs, key) {
 function medianOf(runs, key) {
   const ok = runs.filter((r) => !r.error);
   return ok.length ? median(ok.map((r) => r[key])) : null;
-}
-
-function table(header, rows) {
-  const line = (cells) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
 const n = (x) => x.toLocaleString("en-US");
