@@ -5,6 +5,8 @@
  * @module
  */
 
+import { execFileSync } from "node:child_process";
+import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -24,10 +26,24 @@ function getHead(target: string, headers: [string, string][]): RequestHead {
 const HEAD = getHead("/a/b?c=1&d", [["host", "localhost:3368"], ["accept", "text/html"], ["x-trace", "7"]]);
 const HREF = "http://localhost:3368/a/b?c=1&d";
 const onBun = "Bun" in globalThis;
+const onNode = !onBun && !("Deno" in globalThis);
 
 describe("lazy request", () => {
   it("is made on Bun only (Deno's and Node's Request refuse it as the input of new Request)", () => {
     assert.equal(lazyRequest(HEAD, HREF) !== null, onBun);
+  });
+
+  it("leaves Request alone until the first plain request (on Node, touching it loads undici)", {
+    skip: !onNode,
+  }, () => {
+    const loader = new URL("../scripts/node_ts.mjs", import.meta.url).href;
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    const script = `await import(${JSON.stringify(mod)});
+      console.log(process.moduleLoadList.filter((m) => m.includes("undici")).length);`;
+    const loaded = execFileSync(process.execPath, ["--import", loader, "--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    assert.equal(loaded.trim(), "0", "importing Wisp loaded undici");
   });
 
   it("answers every member of Request as the real one does", { skip: !onBun }, async () => {
