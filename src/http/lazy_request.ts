@@ -122,7 +122,7 @@ export function isCanonicalHref(href: string): boolean {
   if (port !== undefined && (Number(port) > 65_535 || port === (scheme === "http" ? "80" : "443"))) {
     return false;
   }
-  if (path.includes("/.") || /%2e/i.test(path)) return false;
+  if (path.includes("/.") || ESCAPED_DOT.test(path)) return false;
   const labels = host.split(".");
   if (labels.some((label) => label === "" || label.startsWith("xn--"))) return false;
   if (!NUMERIC_LABEL.test(labels[labels.length - 1])) return true;
@@ -132,6 +132,9 @@ export function isCanonicalHref(href: string): boolean {
 /** scheme, host (lower-case letters, digits, "-" and "."), port, path, then an optional query. */
 const CANONICAL =
   /^(https?):\/\/([a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9\-._~!$&()*+,;=:@%/]*)(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?]*)?$/;
+
+/** A percent-encoded "." (which the URL parser reads as one, in dot segments). */
+const ESCAPED_DOT = /%2e/i;
 
 /** A label the URL parser reads as a number, making the host an IPv4 address. */
 const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
