@@ -25,7 +25,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
 import { chatCorpus } from "./compression_corpus.mjs";
-import { killOnExit, machineCpuS, portsFrom, processCpuS, rssKiB } from "./processes.mjs";
+import { killOnExit, machineCpuS, portsFrom, processCpuS, rssKiB, SERVER_ENV } from "./processes.mjs";
 import { BUILD, BUN, DENO, NODE_TS, ROOT, SERVER_CORE } from "./paths.mjs";
 import { median } from "./report.mjs";
 
@@ -94,7 +94,6 @@ function serverCommand(id, port, corpus) {
 
 const live = killOnExit();
 const freePort = portsFrom(26000);
-const env = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1" };
 
 /** Starts a server pinned to the server core; resolves once it says it listens. */
 async function startServer(id, corpusFile, logFile) {
@@ -103,7 +102,7 @@ async function startServer(id, corpusFile, logFile) {
   // taskset execs the runtime itself, so the child's pid is the server's.
   const child = spawn("taskset", ["-c", SERVER_CORE, command, ...args.map(String)], {
     cwd: ROOT,
-    env,
+    env: SERVER_ENV,
     detached: true,
     stdio: ["ignore", "pipe", fs.openSync(logFile, "w")],
   });

@@ -156,7 +156,7 @@ export const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8"
  * @param {number} port
  * @returns {number | null} its pid, or null when none listens (yet)
  */
-export function listenerPid(pgid, port) {
+function listenerPid(pgid, port) {
   const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   const inodes = new Set();
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
